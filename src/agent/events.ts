@@ -1,0 +1,27 @@
+// Events of one agent run, as the reporter (plain text / NDJSON) and the ink UI consume them.
+// Documented in README ("--json events"); `v` is the schema version. Never carries raw data,
+// unmasked vectors, seeds or keys.
+import type { ProtocolEvent } from '../protocol/events.ts'
+import type { AbortInfo } from '../protocol/errors.ts'
+
+export const EVENT_SCHEMA_VERSION = 1
+
+export type RunEvent =
+  | (ProtocolEvent & { v: 1 })
+  | { v: 1; type: 'log'; level: 'info' | 'warn'; message: string }
+  | { v: 1; type: 'ready'; peerId: string; addrs: string[] }
+  | {
+      v: 1
+      type: 'proposal'
+      proposalId: string
+      buyer: string
+      dataset: string
+      title: string
+      columns: string[]
+      cells: number
+      providers: string[]
+      policy: { accept: boolean; reasons: string[] }
+    }
+  | { v: 1; type: 'result'; session: string; cells: number; out: string | null; top: Array<{ label: string; value: number }> }
+  | { v: 1; type: 'abort'; session: string | null; abort: AbortInfo; exitCode: number }
+  | { v: 1; type: 'error'; message: string; exitCode: number }
