@@ -1,0 +1,67 @@
+// An agent = home + identity + config, and (when running) a libp2p node admitting only configured peers.
+import { writeFileSync, renameSync, readFileSync, rmSync, mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { homePaths, loadIdentity, type HomePaths, type Identity } from './home.ts'
+import { loadConfig, type AgentConfig } from './config.ts'
+import { createAgentNode, type AgentNode } from '../net/node.ts'
+
+export interface Agent {
+  paths: HomePaths
+  identity: Identity
+  config: AgentConfig
+}
+
+export function openAgent(dir: string): Agent {
+  const paths = homePaths(dir)
+  const identity = loadIdentity(paths)
+  const config = loadConfig(paths.config)
+  return { paths, identity, config }
+}
+
+export async function startNode(agent: Agent, listen?: string[]): Promise<AgentNode> {
+  const node = await createAgentNode({
+    privateKey: agent.identity.privateKey,
+    listen: listen ?? agent.config.listen,
+    allow: new Set(agent.config.peers.map((p) => p.peerId))
+  })
+  await node.start()
+  return node
+}
+
+/** Where a running `serve` publishes the addresses it actually bound (tcp/0 → real port). */
+export function runtimeFile(paths: HomePaths): string {
+  return join(paths.dir, 'serve.json')
+}
+
+export interface RuntimeInfo {
+  pid: number
+  peerId: string
+  addrs: string[]
+}
+
+export function writeRuntime(paths: HomePaths, info: RuntimeInfo, extra?: string): void {
+  for (const file of [runtimeFile(paths), extra]) {
+    if (!file) continue
+    const tmp = `${file}.${process.pid}.tmp`
+    writeFileSync(tmp, JSON.stringify(info) + '\n')
+    renameSync(tmp, file)
+  }
+}
+
+export function readRuntime(paths: HomePaths): RuntimeInfo | null {
+  try {
+    const info = JSON.parse(readFileSync(runtimeFile(paths), 'utf8')) as RuntimeInfo
+    process.kill(info.pid, 0) // throws if the process is gone
+    return info
+  } catch {
+    return null
+  }
+}
+
+export function clearRuntime(paths: HomePaths): void {
+  rmSync(runtimeFile(paths), { force: true })
+}
+
+export function ensureDir(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 })
+}

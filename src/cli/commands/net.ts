@@ -1,0 +1,45 @@
+// serve, ping: run the agent; check a peer is reachable.
+import { openAgent, startNode, writeRuntime, clearRuntime } from '../../agent/agent.ts'
+import { findPeer } from '../../agent/config.ts'
+import { ConfigError } from '../../agent/errors.ts'
+import { PeerUnreachableError } from '../../net/node.ts'
+import { multiaddr } from '@multiformats/multiaddr'
+import { startServices } from '../../agent/serve.ts'
+import type { Output } from '../output.ts'
+
+export async function serveCommand(home: string, o: { readyFile?: string }, out: Output, signal: AbortSignal): Promise<void> {
+  const agent = openAgent(home)
+  const node = await startNode(agent)
+  const services = await startServices(agent, node, (e) => out.event(e), (line) => out.log(line))
+  const addrs = node.getMultiaddrs().map((a) => a.toString())
+  writeRuntime(agent.paths, { pid: process.pid, peerId: agent.identity.peerId, addrs }, o.readyFile)
+  out.event({ v: 1, type: 'ready', peerId: agent.identity.peerId, addrs })
+  process.stderr.write(`mpc-agent serve: ready ${agent.config.name} ${addrs.join(' ')}\n`)
+  await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }))
+  out.log('mpc-agent serve: shutting down')
+  await services.stop()
+  await node.stop()
+  clearRuntime(agent.paths)
+}
+
+export async function pingCommand(home: string, name: string, o: { count: number }, out: Output): Promise<void> {
+  const agent = openAgent(home)
+  const peer = findPeer(agent.config, name)
+  if (!peer) throw new ConfigError(`no peer named "${name}": see \`mpc-agent peers list\``)
+  const node = await startNode(agent, [])
+  try {
+    const rtts: number[] = []
+    for (let i = 0; i < o.count; i++) {
+      try {
+        rtts.push(await node.services.ping.ping(multiaddr(peer.addr), { signal: AbortSignal.timeout(10_000) }))
+      } catch (err) {
+        throw new PeerUnreachableError(peer.name, (err as Error).message)
+      }
+      out.log(`ping ${peer.name}: rtt=${rtts.at(-1)} ms`)
+    }
+    if (out.opts.json) out.data({ peer: peer.name, peerId: peer.peerId, rttMs: rtts })
+    else out.result(`${peer.name} reachable: ${rtts.length} pings, min/avg/max ${Math.min(...rtts)}/${(rtts.reduce((a, b) => a + b, 0) / rtts.length).toFixed(1)}/${Math.max(...rtts)} ms`)
+  } finally {
+    await node.stop()
+  }
+}

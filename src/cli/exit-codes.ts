@@ -1,0 +1,43 @@
+// Exit codes: a contract for cron users (README "Exit codes", `mpc-agent --help`).
+import { ConfigError, BusyError } from '../agent/errors.ts'
+import { PolicyRejected, ProtocolAbort } from '../protocol/errors.ts'
+import { PeerUnreachableError } from '../net/node.ts'
+
+export const EXIT = {
+  ok: 0,
+  internal: 1,
+  usage: 2,
+  rejected: 3,
+  aborted: 4,
+  timeout: 5,
+  badData: 6,
+  busy: 7,
+  sigint: 130,
+  sigterm: 143
+} as const
+
+export const EXIT_TABLE = `Exit codes:
+  0    success
+  1    internal error (a bug: please report it with --verbose output)
+  2    usage or configuration error (flags, config.yaml, policy.yaml, key file)
+  3    query rejected by a provider's policy (each provider and reason named)
+  4    run aborted because a peer deviated from the protocol (the peer is named)
+  5    timeout, or a peer was unreachable
+  6    bad local data (missing file or column, wrong type, NULLs, out-of-domain values)
+  7    busy: another run holds the lock on the same output
+  130  interrupted by SIGINT; 143 terminated by SIGTERM`
+
+/** Map a thrown error to its exit code; anything unrecognised is a bug (1). */
+export function exitCodeOf(err: unknown): number {
+  if (err instanceof ConfigError) return EXIT.usage
+  if (err instanceof PolicyRejected) return EXIT.rejected
+  if (err instanceof ProtocolAbort) {
+    const r = err.reason
+    return r === 'timeout' || r === 'unreachable' ? EXIT.timeout : r === 'local_error' ? EXIT.badData : EXIT.aborted
+  }
+  if (err instanceof PeerUnreachableError) return EXIT.timeout
+  if (err instanceof BusyError) return EXIT.busy
+  if (err instanceof Error && (err.name === 'DataError' || err.name === 'QueryDataError')) return EXIT.badData
+  if (err instanceof Error && (err.name === 'QueryError' || err.name === 'PolicyError' || err.name === 'CommanderError')) return EXIT.usage
+  return EXIT.internal
+}

@@ -1,0 +1,42 @@
+// One place that writes output. Results → stdout; logs and progress → stderr. With --json every
+// line on stdout is one RunEvent (src/agent/events.ts) as NDJSON; the last is result, abort or error.
+import type { RunEvent } from '../agent/events.ts'
+
+export interface OutputOptions {
+  json: boolean
+  quiet: boolean
+  verbose: boolean
+}
+
+export class Output {
+  readonly opts: OutputOptions
+  constructor(opts: OutputOptions) {
+    this.opts = opts
+  }
+
+  /** A machine-readable event (NDJSON under --json; otherwise rendered by `log` when useful). */
+  event(e: RunEvent): void {
+    if (this.opts.json) process.stdout.write(JSON.stringify(e) + '\n')
+  }
+
+  /** Progress and diagnostics: stderr, suppressed by --quiet and --json. */
+  log(line: string): void {
+    if (!this.opts.quiet && !this.opts.json) process.stderr.write(line + '\n')
+  }
+
+  /** A human result on stdout (not under --json, which emits the result event instead). */
+  result(text: string): void {
+    if (!this.opts.json) process.stdout.write(text.endsWith('\n') ? text : text + '\n')
+  }
+
+  /** Structured data for `--json` commands that print one document rather than events. */
+  data(value: unknown): void {
+    process.stdout.write(JSON.stringify(value) + '\n')
+  }
+
+  error(message: string, exitCode: number, err?: unknown): void {
+    if (this.opts.json) this.event({ v: 1, type: 'error', message, exitCode })
+    process.stderr.write(`mpc-agent: ${message}\n`)
+    if (this.opts.verbose && err instanceof Error && err.stack) process.stderr.write(err.stack + '\n')
+  }
+}

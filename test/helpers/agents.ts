@@ -1,0 +1,86 @@
+// Multi-process harness: N agent homes in a temp dir, introduced to each other, each `serve`
+// a separate OS process on 127.0.0.1, readiness awaited, torn down by PID even when a test fails.
+import { mkdtempSync, readFileSync, existsSync, writeFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { ChildProcess } from 'node:child_process'
+import { stringify } from 'yaml'
+import { runCli, spawnCli, freePort, killAll, collect, type CliResult } from './cli.ts'
+
+export interface TestAgent {
+  name: string
+  role: 'provider' | 'buyer'
+  home: string
+  peerId: string
+  addr: string
+  proc?: ChildProcess
+  exited?: Promise<CliResult>
+}
+
+export interface Cluster {
+  dir: string
+  agents: TestAgent[]
+  byName(name: string): TestAgent
+  /** Run the CLI as agent `name`. */
+  cli(name: string, args: string[], opts?: { timeoutMs?: number; input?: string }): Promise<CliResult>
+  serve(name: string, extra?: string[]): Promise<TestAgent>
+  stop(name: string, signal?: NodeJS.Signals): Promise<CliResult | undefined>
+  teardown(): Promise<void>
+}
+
+export async function makeCluster(specs: Array<{ name: string; role: 'provider' | 'buyer' }>, opts: { dir?: string } = {}): Promise<Cluster> {
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'mpc-agent-test-'))
+  const agents: TestAgent[] = []
+  for (const s of specs) {
+    const home = join(dir, s.name)
+    const port = await freePort()
+    const r = await runCli(['--home', home, 'init', '--name', s.name, '--listen', `/ip4/127.0.0.1/tcp/${port}`, '--json'])
+    if (r.code !== 0) throw new Error(`init ${s.name} failed: ${r.stderr}`)
+    const { peerId } = JSON.parse(r.stdout) as { peerId: string }
+    agents.push({ ...s, home, peerId, addr: `/ip4/127.0.0.1/tcp/${port}/p2p/${peerId}` })
+  }
+  const directory = join(dir, 'peers.yaml')
+  writeFileSync(directory, stringify(agents.map((a) => ({ name: a.name, addr: a.addr, role: a.role }))))
+  await Promise.all(agents.map(async (a) => {
+    const r = await runCli(['--home', a.home, 'peers', 'import', directory])
+    if (r.code !== 0) throw new Error(`peers import ${a.name} failed: ${r.stderr}`)
+  }))
+  const byName = (n: string): TestAgent => {
+    const a = agents.find((x) => x.name === n)
+    if (!a) throw new Error(`no agent ${n}`)
+    return a
+  }
+  return {
+    dir,
+    agents,
+    byName,
+    cli: (n, args, o) => runCli(['--home', byName(n).home, ...args], o),
+    async serve(n, extra = []) {
+      const a = byName(n)
+      const ready = join(dir, `${n}.ready.json`)
+      rmSync(ready, { force: true })
+      a.proc = spawnCli(['--home', a.home, 'serve', '--ready-file', ready, ...extra])
+      a.exited = collect(a.proc, 10 * 60_000)
+      const deadline = Date.now() + 20_000
+      while (!existsSync(ready)) {
+        if (a.proc.exitCode != null) throw new Error(`serve ${n} exited early: ${(await a.exited).stderr}`)
+        if (Date.now() > deadline) throw new Error(`serve ${n} not ready after 20 s`)
+        await new Promise((r) => setTimeout(r, 50))
+      }
+      JSON.parse(readFileSync(ready, 'utf8'))
+      return a
+    },
+    async stop(n, signal = 'SIGTERM') {
+      const a = byName(n)
+      if (!a.proc || !a.exited) return undefined
+      a.proc.kill(signal)
+      const r = await a.exited
+      a.proc = undefined
+      return r
+    },
+    async teardown() {
+      await killAll()
+      if (!process.env.KEEP_TEST_DIRS) rmSync(dir, { recursive: true, force: true })
+    }
+  }
+}
