@@ -1,7 +1,7 @@
 // Exit codes: a contract for cron users (README "Exit codes", `mpc-agent --help`).
 import { ConfigError, BusyError } from '../agent/errors.ts'
 import { PolicyRejected, ProtocolAbort } from '../protocol/errors.ts'
-import { PeerUnreachableError } from '../net/node.ts'
+import { PeerUnreachableError } from '../net/errors.ts'
 
 export const EXIT = {
   ok: 0,

@@ -4,9 +4,10 @@ import { Command, CommanderError, Option } from 'commander'
 import { resolveHome } from '../agent/home.ts'
 import { Output } from './output.ts'
 import { EXIT, EXIT_TABLE, exitCodeOf } from './exit-codes.ts'
-import { initCommand, idCommand } from './commands/identity.ts'
-import { peersAdd, peersImport, peersList, peersRemove } from './commands/peers.ts'
-import { serveCommand, pingCommand } from './commands/net.ts'
+// Command modules are imported lazily: `init` or `peers list` must not pay for loading libp2p.
+const identity = () => import('./commands/identity.ts')
+const peersCmd = () => import('./commands/peers.ts')
+const netCmd = () => import('./commands/net.ts')
 
 interface Globals {
   home?: string
@@ -51,37 +52,37 @@ export async function main(argv: string[]): Promise<number> {
     .option('--force', 'replace an existing identity and config')
     .action(async (o: { name: string; listen?: string[]; force?: boolean }, cmd: Command) => {
       const { home, out } = ctx(cmd)
-      await initCommand(home, o, out)
+      await (await identity()).initCommand(home, o, out)
     })
 
   program.command('id')
     .description('print this agent\'s peer ID and the multiaddrs others should dial')
-    .action((_o: unknown, cmd: Command) => {
+    .action(async (_o: unknown, cmd: Command) => {
       const { home, out } = ctx(cmd)
-      idCommand(home, out)
+      ;(await identity()).idCommand(home, out)
     })
 
   const peers = program.command('peers').description('manage known peers (the allowlist)')
   peers.command('add <name> <multiaddr>')
     .description('add or update a peer; the multiaddr must end in /p2p/<peer-id>')
     .addOption(new Option('--role <role>', 'the peer\'s role').choices(['provider', 'buyer']).makeOptionMandatory())
-    .action((name: string, addr: string, o: { role: string }, cmd: Command) => {
+    .action(async (name: string, addr: string, o: { role: string }, cmd: Command) => {
       const { home, out } = ctx(cmd)
-      peersAdd(home, name, addr, o.role, out)
+      ;(await peersCmd()).peersAdd(home, name, addr, o.role, out)
     })
   peers.command('import <file>')
     .description('add many peers from a YAML/JSON list of {name, addr, role}')
-    .action((file: string, _o: unknown, cmd: Command) => {
+    .action(async (file: string, _o: unknown, cmd: Command) => {
       const { home, out } = ctx(cmd)
-      peersImport(home, file, out)
+      ;(await peersCmd()).peersImport(home, file, out)
     })
-  peers.command('list').description('list known peers').action((_o: unknown, cmd: Command) => {
+  peers.command('list').description('list known peers').action(async (_o: unknown, cmd: Command) => {
     const { home, out } = ctx(cmd)
-    peersList(home, out)
+    ;(await peersCmd()).peersList(home, out)
   })
-  peers.command('remove <name>').description('forget a peer').action((name: string, _o: unknown, cmd: Command) => {
+  peers.command('remove <name>').description('forget a peer').action(async (name: string, _o: unknown, cmd: Command) => {
     const { home, out } = ctx(cmd)
-    peersRemove(home, name, out)
+    ;(await peersCmd()).peersRemove(home, name, out)
   })
 
   program.command('serve')
@@ -89,7 +90,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--ready-file <path>', 'write {pid, peerId, addrs} as JSON here once listening')
     .action(async (o: { readyFile?: string }, cmd: Command) => {
       const { home, out } = ctx(cmd)
-      await serveCommand(home, o, out, interrupt.signal)
+      await (await netCmd()).serveCommand(home, o, out, interrupt.signal)
     })
 
   program.command('ping <name>')
@@ -97,7 +98,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--count <n>', 'number of pings', (v) => Number.parseInt(v, 10), 3)
     .action(async (name: string, o: { count: number }, cmd: Command) => {
       const { home, out } = ctx(cmd)
-      await pingCommand(home, name, o, out)
+      await (await netCmd()).pingCommand(home, name, o, out)
     })
 
   try {

@@ -10,8 +10,10 @@ import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import type { PeerId, PrivateKey, Stream, Connection } from '@libp2p/interface'
 import { channelFromStream, type StreamChannelOptions } from './framing.ts'
 import type { Channel } from '../protocol/transport.ts'
+import { PeerUnreachableError } from './errors.ts'
 import { DIAL_TIMEOUT_MS, MAX_INBOUND_STREAMS } from './constants.ts'
 
+export { PeerUnreachableError }
 export type AgentNode = Libp2p<{ identify: Identify; ping: Ping }>
 
 export interface NodeOptions {
@@ -21,14 +23,6 @@ export interface NodeOptions {
   allow: Set<string>
 }
 
-export class PeerUnreachableError extends Error {
-  override name = 'PeerUnreachableError'
-  readonly peer: string
-  constructor(peer: string, detail: string) {
-    super(`peer ${peer} is unreachable: ${detail}`)
-    this.peer = peer
-  }
-}
 
 export async function createAgentNode(opts: NodeOptions): Promise<AgentNode> {
   const denied = (p: PeerId): boolean => !opts.allow.has(p.toString())

@@ -2,7 +2,7 @@
 import { openAgent, startNode, writeRuntime, clearRuntime } from '../../agent/agent.ts'
 import { findPeer } from '../../agent/config.ts'
 import { ConfigError } from '../../agent/errors.ts'
-import { PeerUnreachableError } from '../../net/node.ts'
+import { PeerUnreachableError } from '../../net/errors.ts'
 import { multiaddr } from '@multiformats/multiaddr'
 import { startServices } from '../../agent/serve.ts'
 import type { Output } from '../output.ts'
