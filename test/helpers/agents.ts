@@ -7,9 +7,14 @@ import type { ChildProcess } from 'node:child_process'
 import { stringify } from 'yaml'
 import { runCli, spawnCli, freePort, killAll, collect, type CliResult } from './cli.ts'
 
-export interface TestAgent {
+export interface AgentSpec {
   name: string
   role: 'provider' | 'buyer'
+  /** Run this agent inside a network namespace, listening on `ip` (multi-host tests). */
+  netns?: { ns: string; ip: string }
+}
+
+export interface TestAgent extends AgentSpec {
   home: string
   peerId: string
   addr: string
@@ -28,16 +33,18 @@ export interface Cluster {
   teardown(): Promise<void>
 }
 
-export async function makeCluster(specs: Array<{ name: string; role: 'provider' | 'buyer' }>, opts: { dir?: string } = {}): Promise<Cluster> {
+export async function makeCluster(specs: AgentSpec[], opts: { dir?: string } = {}): Promise<Cluster> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'mpc-agent-test-'))
   const agents: TestAgent[] = []
   for (const s of specs) {
     const home = join(dir, s.name)
-    const port = await freePort()
-    const r = await runCli(['--home', home, 'init', '--name', s.name, '--listen', `/ip4/127.0.0.1/tcp/${port}`, '--json'])
+    // a fresh namespace has every port free; on the host, ask the kernel for one
+    const port = s.netns ? 4001 : await freePort()
+    const host = s.netns?.ip ?? '127.0.0.1'
+    const r = await runCli(['--home', home, 'init', '--name', s.name, '--listen', `/ip4/${host}/tcp/${port}`, '--json'])
     if (r.code !== 0) throw new Error(`init ${s.name} failed: ${r.stderr}`)
     const { peerId } = JSON.parse(r.stdout) as { peerId: string }
-    agents.push({ ...s, home, peerId, addr: `/ip4/127.0.0.1/tcp/${port}/p2p/${peerId}` })
+    agents.push({ ...s, home, peerId, addr: `/ip4/${host}/tcp/${port}/p2p/${peerId}` })
   }
   const directory = join(dir, 'peers.yaml')
   writeFileSync(directory, stringify(agents.map((a) => ({ name: a.name, addr: a.addr, role: a.role }))))
@@ -54,12 +61,12 @@ export async function makeCluster(specs: Array<{ name: string; role: 'provider' 
     dir,
     agents,
     byName,
-    cli: (n, args, o) => runCli(['--home', byName(n).home, ...args], o),
+    cli: (n, args, o) => runCli(['--home', byName(n).home, ...args], { ...o, netns: byName(n).netns?.ns }),
     async serve(n, extra = []) {
       const a = byName(n)
       const ready = join(dir, `${n}.ready.json`)
       rmSync(ready, { force: true })
-      a.proc = spawnCli(['--home', a.home, 'serve', '--ready-file', ready, ...extra])
+      a.proc = spawnCli(['--home', a.home, 'serve', '--ready-file', ready, ...extra], { netns: a.netns?.ns })
       a.exited = collect(a.proc, 10 * 60_000)
       const deadline = Date.now() + 20_000
       while (!existsSync(ready)) {

@@ -15,8 +15,10 @@ export interface CliResult {
 const live = new Set<ChildProcess>()
 
 /** Spawn `mpc-agent ...args`; tracked so killAll() can tear it down even when a test fails. */
-export function spawnCli(args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string } = {}): ChildProcess {
-  const child = spawn(process.execPath, [BIN, ...args], {
+export function spawnCli(args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string; netns?: string } = {}): ChildProcess {
+  const argv = [process.execPath, BIN, ...args]
+  if (opts.netns) argv.unshift('ip', 'netns', 'exec', opts.netns)
+  const child = spawn(argv[0] as string, argv.slice(1), {
     env: { ...process.env, ...opts.env },
     stdio: ['pipe', 'pipe', 'pipe']
   })
@@ -45,7 +47,7 @@ export function collect(child: ChildProcess, timeoutMs = 60_000): Promise<CliRes
   })
 }
 
-export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {}): Promise<CliResult> {
+export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number; netns?: string } = {}): Promise<CliResult> {
   return collect(spawnCli(args, opts), opts.timeoutMs)
 }
 
