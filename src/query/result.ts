@@ -1,0 +1,81 @@
+// Turning the agreed total vector back into the buyer's table (pure). Counts stay integers;
+// sums are divided by their fixed-point scale; a mean is sum / count (null where count is 0).
+import { domainLabels, layoutOf } from './layout.ts'
+import type { Query } from './types.ts'
+
+export interface ResultCell {
+  /** One label per group_by dimension, in query order. */
+  key: string[]
+  /** One value per aggregate name. */
+  values: Record<string, number | null>
+}
+
+export interface ResultTable {
+  dims: string[]
+  aggregates: string[]
+  cells: ResultCell[]
+}
+
+function num(v: bigint): number {
+  // exact up to 2^53; the plausibility bound keeps honest totals far below 2^63
+  return Number(v)
+}
+
+export function decodeResult(q: Query, values: readonly bigint[]): ResultTable {
+  const layout = layoutOf(q)
+  if (values.length !== layout.length) {
+    throw new RangeError(`expected ${layout.length} values for this query, got ${values.length}`)
+  }
+  const labels = q.group_by.map((g) => domainLabels(g.domain))
+  const per = layout.slots.length
+  const cells: ResultCell[] = []
+  const idx = new Array<number>(labels.length).fill(0)
+  for (let c = 0; c < layout.cells; c++) {
+    const out: Record<string, number | null> = {}
+    let s = 0
+    for (const a of q.aggregates) {
+      const v = values[c * per + s] as bigint
+      if (a.kind === 'count' || a.kind === 'count_distinct') {
+        out[a.name] = num(v)
+        s += 1
+      } else if (a.kind === 'sum') {
+        out[a.name] = num(v) / a.scale
+        s += 1
+      } else {
+        const n = values[c * per + s + 1] as bigint
+        out[a.name] = n === 0n ? null : num(v) / a.scale / num(n)
+        s += 2
+      }
+    }
+    cells.push({ key: idx.map((i, d) => labels[d]?.[i] ?? ''), values: out })
+    // row-major increment: last dimension fastest
+    for (let d = idx.length - 1; d >= 0; d--) {
+      idx[d] = (idx[d] as number) + 1
+      if ((idx[d] as number) < (labels[d]?.length ?? 0)) break
+      idx[d] = 0
+    }
+  }
+  return { dims: q.group_by.map((g) => g.name), aggregates: q.aggregates.map((a) => a.name), cells }
+}
+
+function csvField(v: string | number | null): string {
+  if (v == null) return ''
+  const s = String(v)
+  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s
+}
+
+export function resultToCsv(t: ResultTable): string {
+  const lines = [[...t.dims, ...t.aggregates].map(csvField).join(',')]
+  for (const c of t.cells) lines.push([...c.key, ...t.aggregates.map((a) => c.values[a] ?? null)].map(csvField).join(','))
+  return lines.join('\n') + '\n'
+}
+
+/** The `n` cells with the largest value of the first aggregate (for summaries and the UI). */
+export function topCells(t: ResultTable, n = 5): Array<{ label: string; value: number }> {
+  const a = t.aggregates[0]
+  if (!a) return []
+  return t.cells
+    .map((c) => ({ label: c.key.join(' × ') || '(total)', value: c.values[a] ?? 0 }))
+    .sort((x, y) => y.value - x.value)
+    .slice(0, n)
+}
