@@ -64,5 +64,8 @@ export function compareBytes(a: Uint8Array, b: Uint8Array): number {
 }
 
 export function wipe(...arrays: Array<Uint8Array | BigUint64Array | undefined>): void {
-  for (const a of arrays) a?.fill(0 as never)
+  for (const a of arrays) {
+    if (a instanceof BigUint64Array) a.fill(0n)
+    else a?.fill(0)
+  }
 }

@@ -1,0 +1,81 @@
+// Key schedule of the masked sum (protocols/masked-sum.md §3). Pure; @noble primitives only.
+//   pair:    X25519(eph_i, eph_j) → HKDF-SHA-256(salt = session, info = pair info) → 64 bytes
+//            = PRG key (32) ‖ key-confirmation MAC key (32)
+//   self:    HKDF-SHA-256(ikm = s_i, salt = session, info = lp(SELF_LABEL)) → PRG key (32)
+//   confirm: HMAC-SHA-256(confirm key, lp(CONFIRM_LABEL) ‖ lp(session) ‖ lp(mh_from) ‖ lp(mh_to))
+import { x25519 } from '@noble/curves/ed25519.js'
+import { hkdf } from '@noble/hashes/hkdf.js'
+import { hmac } from '@noble/hashes/hmac.js'
+import { sha256 } from '@noble/hashes/sha2.js'
+import { concat, lp, utf8, wipe } from './bytes.ts'
+import { comparePeers, parsePeer } from './peer.ts'
+
+export const PAIR_LABEL = 'mpc-agent/masked-sum/v1/pair'
+export const SELF_LABEL = 'mpc-agent/masked-sum/v1/self'
+export const CONFIRM_LABEL = 'mpc-agent/masked-sum/v1/confirm'
+
+export class KeyAgreementError extends Error {
+  override name = 'KeyAgreementError'
+}
+
+export interface EphemeralKeyPair {
+  publicKey: Uint8Array
+  privateKey: Uint8Array
+}
+
+/** A fresh X25519 key pair for one run (its private half is wiped after the run). */
+export function ephemeralKeyPair(): EphemeralKeyPair {
+  const { secretKey, publicKey } = x25519.keygen()
+  return { publicKey, privateKey: secretKey }
+}
+
+export interface PairKeys {
+  /** Keys the pairwise-mask PRG (masked-sum.md §3.2). */
+  prgKey: Uint8Array
+  /** Keys the key-confirmation MAC (check 5). */
+  confirmKey: Uint8Array
+}
+
+export interface PairParty {
+  peerId: string
+  ephemeralPublic: Uint8Array
+}
+
+/**
+ * Both ends of a pair derive the same keys: info binds both peer IDs and both ephemeral keys in
+ * canonical order (multihash byte order), so the derivation does not depend on who computes it.
+ */
+export function pairKeys(session: Uint8Array, selfPrivate: Uint8Array, self: PairParty, other: PairParty): PairKeys {
+  if (self.peerId === other.peerId) throw new KeyAgreementError('a peer cannot share a pair key with itself')
+  let shared: Uint8Array
+  try {
+    shared = x25519.getSharedSecret(selfPrivate, other.ephemeralPublic)
+  } catch (e) {
+    throw new KeyAgreementError(`X25519 with ${other.peerId} failed: ${(e as Error).message}`)
+  }
+  // RFC 7748 §6.1: an all-zero shared secret means a low-order public key
+  if (shared.every((b) => b === 0)) throw new KeyAgreementError(`X25519 with ${other.peerId} gave the all-zero secret (low-order key)`)
+  const [a, b] = comparePeers(self.peerId, other.peerId) < 0 ? [self, other] : [other, self]
+  const info = concat(
+    lp(utf8(PAIR_LABEL)),
+    lp(parsePeer(a.peerId).multihash), lp(parsePeer(b.peerId).multihash),
+    lp(a.ephemeralPublic), lp(b.ephemeralPublic)
+  )
+  const okm = hkdf(sha256, shared, session, info, 64)
+  wipe(shared)
+  const out = { prgKey: okm.slice(0, 32), confirmKey: okm.slice(32, 64) }
+  wipe(okm)
+  return out
+}
+
+export function selfMaskKey(seed: Uint8Array, session: Uint8Array): Uint8Array {
+  if (seed.length !== 32) throw new KeyAgreementError(`self-mask seed must be 32 bytes, got ${seed.length}`)
+  return hkdf(sha256, seed, session, lp(utf8(SELF_LABEL)), 32)
+}
+
+/** Directional key-confirmation tag `from` → `to`; a reflected tag does not verify. */
+export function confirmTag(confirmKey: Uint8Array, session: Uint8Array, from: string, to: string): Uint8Array {
+  return hmac(sha256, confirmKey, concat(
+    lp(utf8(CONFIRM_LABEL)), lp(session), lp(parsePeer(from).multihash), lp(parsePeer(to).multihash)
+  ))
+}

@@ -1,0 +1,206 @@
+// Buyer side of /mpc-agent/masked-sum/1.0.0 (protocols/masked-sum.md §7): accumulate every
+// provider's masked chunks into one running sum as they arrive (never holding N vectors), check the
+// stream (check 4), send the signed inclusion list (check 7), remove the revealed self masks, check
+// the canaries and plausibility (check 6), and sign a receipt with a salted commitment.
+import { randomBytes } from 'node:crypto'
+import { sha256 } from '@noble/hashes/sha2.js'
+import { concat, equalBytes, fromHex, lp, toHex, utf8, wipe } from '../crypto/bytes.ts'
+import { parsePeer } from '../crypto/peer.ts'
+import { statementDigest, type Signer } from '../crypto/sign.ts'
+import { ProtocolAbort } from './errors.ts'
+import type { EventSink } from './events.ts'
+import type { SessionParams } from './session.ts'
+import type { Channel } from './transport.ts'
+import { CHUNK_ELEMS, accumulate, removeSelfMask } from './masks.ts'
+import { RunContext, asAbort } from './run-context.ts'
+import { resultCommitment } from './masked-sum-provider.ts'
+import {
+  CANARIES, LABEL, MSG, decodeChunk, decodeJson, encodeChunk, encodeJson, shapes, signBody, verifyBody,
+  type DoneBody, type DoneMsg, type InclusionBody, type InclusionEntry, type ReceiptBody, type RevealBody, type RevealMsg
+} from './masked-sum-messages.ts'
+
+/** Test-only deviations of a buyer (test/helpers/deviant.ts). */
+export interface BuyerHooks {
+  inclusion?(body: InclusionBody, provider: string): InclusionBody
+  stallAt?: 'inclusion' | 'receipt'
+}
+
+export interface BuyerRunOptions {
+  signer: Signer
+  params: SessionParams
+  /** One channel per provider, opened on the masked-sum protocol. */
+  channels: ReadonlyMap<string, Channel>
+  events?: EventSink
+  signal?: AbortSignal
+  hooks?: BuyerHooks
+  /** Observe the running sum (tests: an aborted run must leave it self-masked). */
+  onState?(state: BuyerState): void
+}
+
+export interface BuyerState {
+  phase: 'streaming' | 'inclusion' | 'revealed'
+  sum: BigUint64Array
+  revealed: number
+}
+
+export interface BuyerRunResult {
+  /** The data part of the total (params.length values). */
+  total: BigUint64Array
+  commitment: Uint8Array
+  r: Uint8Array
+  dones: DoneMsg[]
+  reveals: RevealMsg[]
+  inclusion: InclusionBody & { sig: string }
+  bytesIn: number
+}
+
+export async function runBuyer(o: BuyerRunOptions): Promise<BuyerRunResult> {
+  const { params, signer, hooks = {} } = o
+  const sessionHex = toHex(params.session)
+  const ctx = new RunContext(signer, params.session, o.signal)
+  const emit = o.events ?? (() => {})
+  const total = params.length + CANARIES
+  const t = params.timeouts
+  // the running sum: uniformly random until every self mask is removed (masked-sum.md §9.1)
+  const sum = new BigUint64Array(total)
+  const state: BuyerState = { phase: 'streaming', sum, revealed: 0 }
+  let bytesIn = 0
+  try {
+    for (const p of params.providers) {
+      const ch = o.channels.get(p)
+      if (!ch || ch.remote !== p) throw new ProtocolAbort({ reason: 'local_error', accused: null, detail: `no channel to provider ${p}` })
+      ctx.watch(ch)
+    }
+    await Promise.all(params.providers.map((p) => ctx.send(o.channels.get(p) as Channel, encodeJson(MSG.start, { v: 1, type: 'start', session: sessionHex }))))
+
+    // §7.2 streaming (check 4): every provider in parallel, chunks added on arrival
+    emit({ type: 'phase', phase: 'compute', state: 'start', at: Date.now() })
+    const computeUntil = Date.now() + (t.negotiate_s + t.compute_s) * 1000
+    const dones = await Promise.all(params.providers.map(async (p) => {
+      const ch = o.channels.get(p) as Channel
+      const h = sha256.create().update(concat(lp(utf8(LABEL.vector)), lp(params.session), lp(parsePeer(p).multihash), u64le(total)))
+      let off = 0
+      let index = 0
+      for (;;) {
+        const frame = await ctx.next(ch, computeUntil - Date.now(), off < total ? `CHUNK ${index}` : 'DONE')
+        if (frame[0] === MSG.chunk) {
+          const c = decodeChunk(frame, p)
+          if (c.index !== index) throw bad(p, `CHUNK ${c.index} arrived where ${index} was due (duplicate or out of order)`)
+          if (c.offset !== off) throw bad(p, `CHUNK ${index} starts at ${c.offset}, expected ${off}`)
+          if (c.values.length === 0 || c.values.length > CHUNK_ELEMS) throw bad(p, `CHUNK ${index} has ${c.values.length} values (1..${CHUNK_ELEMS} allowed)`)
+          if (off + c.values.length > total) throw bad(p, `vector longer than the agreed ${total} values`)
+          accumulate(sum, off, c.values)
+          h.update(new Uint8Array(c.values.buffer, c.values.byteOffset, c.values.byteLength))
+          off += c.values.length
+          index++
+          bytesIn += frame.length
+          emit({ type: 'progress', peer: p, cells: off, totalCells: total, bytes: frame.length })
+          continue
+        }
+        const d = decodeJson<DoneMsg>(frame, MSG.done, p, shapes.done)
+        if (off !== total) throw bad(p, `vector ended after ${off} of ${total} values`)
+        const { sig, ...body } = d
+        if (d.type !== 'done' || d.session !== sessionHex) throw new ProtocolAbort({ reason: 'wrong_session', accused: p, detail: 'DONE is bound to another session' })
+        if (d.provider !== p || d.length !== total || d.chunks !== index) throw bad(p, 'DONE does not describe the stream it ends')
+        if (!verifyBody(p, LABEL.done, body, sig)) throw new ProtocolAbort({ reason: 'bad_signature', accused: p, detail: 'DONE signature does not verify' })
+        if (!equalBytes(h.digest(), fromHex(d.hash, 32))) throw bad(p, 'DONE signs a hash of a different vector than the one streamed')
+        emit({ type: 'peer', peer: p, state: 'done' })
+        return d
+      }
+    }))
+    emit({ type: 'phase', phase: 'compute', state: 'done', at: Date.now() })
+
+    // §7.3 inclusion (check 7): the signed list of every vector summed, to every provider
+    emit({ type: 'phase', phase: 'confirm', state: 'start', at: Date.now() })
+    state.phase = 'inclusion'
+    o.onState?.(state)
+    const entries: InclusionEntry[] = dones.map((d) => ({ provider: d.provider, length: d.length, chunks: d.chunks, hash: d.hash, sig: d.sig }))
+    const body: InclusionBody = { v: 1, type: 'inclusion', session: sessionHex, entries }
+    const signed = signBody(signer, LABEL.inclusion, body)
+    const inclusionDigest = toHex(statementDigest(LABEL.inclusion, body))
+    if (hooks.stallAt === 'inclusion') await new Promise((_, rej) => ctx.signal.addEventListener('abort', () => rej(ctx.signal.reason as Error)))
+    await Promise.all(params.providers.map((p) => {
+      const b = hooks.inclusion ? hooks.inclusion(structuredClone(body), p) : null
+      return ctx.send(o.channels.get(p) as Channel, encodeJson(MSG.inclusion, b ? signBody(signer, LABEL.inclusion, b) : signed))
+    }))
+
+    // §7.4 reveals: each seed removes one self mask; all must arrive before anything is released
+    const reveals = await Promise.all(params.providers.map(async (p) => {
+      const m = decodeJson<RevealMsg>(await ctx.next(o.channels.get(p) as Channel, t.confirm_s * 1000, 'REVEAL'), MSG.reveal, p, shapes.reveal)
+      const { sig, ...rb } = m
+      if (m.type !== 'reveal' || m.session !== sessionHex || m.inclusion !== inclusionDigest) {
+        throw new ProtocolAbort({ reason: 'wrong_session', accused: p, detail: 'REVEAL is bound to another session or inclusion list' })
+      }
+      if (m.provider !== p || !verifyBody(p, LABEL.reveal, rb satisfies RevealBody, sig)) throw new ProtocolAbort({ reason: 'bad_signature', accused: p, detail: 'REVEAL signature does not verify' })
+      return m
+    }))
+    for (const m of reveals) {
+      const seed = fromHex(m.seed, 32)
+      removeSelfMask(sum, params.session, seed)
+      wipe(seed)
+      state.revealed++
+    }
+    state.phase = 'revealed'
+
+    // §7.5 check 6: canaries, then plausibility. Neither can name a culprit (§9.3).
+    for (let i = params.length; i < total; i++) {
+      if (sum[i] !== 0n) {
+        throw new ProtocolAbort({ reason: 'canary_nonzero', accused: null, detail: 'a canary cell is nonzero after unmasking: some provider\'s masks or seed were wrong; the result is withheld' })
+      }
+    }
+    checkPlausible(params, sum)
+    const data = sum.slice(0, params.length)
+
+    // §7.6 receipt with a salted commitment; r and the result only to output recipients
+    if (hooks.stallAt === 'receipt') await new Promise((_, rej) => ctx.signal.addEventListener('abort', () => rej(ctx.signal.reason as Error)))
+    const r = new Uint8Array(randomBytes(32))
+    const commitment = resultCommitment(r, data)
+    const rbody: ReceiptBody = { v: 1, type: 'receipt', session: sessionHex, commitment: toHex(commitment), cells: params.length }
+    const receipt = signBody(signer, LABEL.receipt, rbody)
+    await Promise.all(params.providers.map(async (p) => {
+      const ch = o.channels.get(p) as Channel
+      const out = params.outputProviders.includes(p)
+      await ctx.send(ch, encodeJson(MSG.receipt, out ? { ...receipt, r: toHex(r) } : receipt))
+      if (out) for (let off = 0, i = 0; off < data.length; off += CHUNK_ELEMS, i++) await ctx.send(ch, encodeChunk(i, off, data.subarray(off, off + CHUNK_ELEMS)))
+    }))
+    emit({ type: 'phase', phase: 'confirm', state: 'done', at: Date.now() })
+    await ctx.closeAll()
+    ctx.end()
+    sum.fill(0n)
+    return { total: data, commitment, r, dones, reveals, inclusion: signed, bytesIn }
+  } catch (e) {
+    const err = ctx.failure ?? asAbort(e)
+    ctx.fail(err)
+    o.onState?.(state)
+    await ctx.abortAll(err.info)
+    sum.fill(0n)
+    throw err
+  }
+}
+
+function bad(p: string, detail: string): ProtocolAbort {
+  return new ProtocolAbort({ reason: 'bad_vector', accused: p, detail: `${p}: ${detail}` })
+}
+
+function u64le(n: number): Uint8Array {
+  const b = new Uint8Array(8)
+  new DataView(b.buffer).setBigUint64(0, BigInt(n), true)
+  return b
+}
+
+/** Check 6b: each decoded slot lies within what the agreed clip and row bound allow. */
+export function checkPlausible(params: SessionParams, sum: BigUint64Array): void {
+  const k = params.bounds.length
+  if (k === 0) return
+  for (let i = 0; i < params.length; i++) {
+    const s = i % k
+    const raw = sum[i] as bigint
+    const v = params.signed[s] ? BigInt.asIntN(64, raw) : raw
+    const b = params.bounds[s] as { min: bigint; max: bigint }
+    if (v < b.min || v > b.max) {
+      throw new ProtocolAbort({ reason: 'implausible_result', accused: null, detail: `value ${i} of the total lies outside the bounds the agreement allows; the result is withheld` })
+    }
+  }
+}
+
+export type { DoneBody }

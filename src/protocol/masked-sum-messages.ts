@@ -1,0 +1,143 @@
+// Wire messages of /mpc-agent/masked-sum/1.0.0 (protocols/masked-sum.md §5). Every frame is one
+// type byte followed by RFC 8785 JSON, except CHUNK which is binary (§5.4). Decoders check every
+// field's type: nothing from the wire is trusted by shape.
+import { canonicalBytes } from '../crypto/canonical.ts'
+import { fromHex, fromUtf8, toHex } from '../crypto/bytes.ts'
+import { statementDigest, verifySignature, type Signer } from '../crypto/sign.ts'
+import { parsePeer } from '../crypto/peer.ts'
+import { MSG_ABORT } from './abort.ts'
+import { ProtocolAbort, type AbortReason } from './errors.ts'
+
+export const MSG = {
+  start: 0x10,
+  xcheck: 0x11,
+  chunk: 0x20,
+  done: 0x21,
+  inclusion: 0x22,
+  reveal: 0x23,
+  receipt: 0x24,
+  abort: MSG_ABORT
+} as const
+
+export const LABEL = {
+  vector: 'mpc-agent/masked-sum/v1/vector',
+  done: 'mpc-agent/masked-sum/v1/done',
+  inclusion: 'mpc-agent/masked-sum/v1/inclusion',
+  reveal: 'mpc-agent/masked-sum/v1/reveal',
+  receipt: 'mpc-agent/masked-sum/v1/receipt',
+  result: 'mpc-agent/masked-sum/v1/result'
+} as const
+
+/** Four canary cells follow the data part; their true value is 0 for every provider (check 6). */
+export const CANARIES = 4
+export const CHUNK_HEADER = 16
+
+export interface StartMsg { v: 1; type: 'start'; session: string }
+export interface XcheckMsg { v: 1; type: 'xcheck'; session: string; proposal: string; certificate: unknown; confirm: string }
+export interface DoneBody { v: 1; type: 'done'; session: string; provider: string; length: number; chunks: number; hash: string }
+export interface DoneMsg extends DoneBody { sig: string }
+export interface InclusionEntry { provider: string; length: number; chunks: number; hash: string; sig: string }
+export interface InclusionBody { v: 1; type: 'inclusion'; session: string; entries: InclusionEntry[] }
+export interface InclusionMsg extends InclusionBody { sig: string }
+export interface RevealBody { v: 1; type: 'reveal'; session: string; provider: string; inclusion: string; seed: string }
+export interface RevealMsg extends RevealBody { sig: string }
+export interface ReceiptBody { v: 1; type: 'receipt'; session: string; commitment: string; cells: number }
+export interface ReceiptMsg extends ReceiptBody { sig: string; result?: string[]; r?: string }
+
+export function encodeJson(type: number, body: object): Uint8Array {
+  const json = canonicalBytes(body)
+  const out = new Uint8Array(1 + json.length)
+  out[0] = type
+  out.set(json, 1)
+  return out
+}
+
+export function signBody<T extends object>(signer: Signer, label: string, body: T): T & { sig: string } {
+  return { ...body, sig: toHex(signer.sign(statementDigest(label, body))) }
+}
+
+/** Verify `sig` of a signed message by `peer` over the message without its sig (and extra fields). */
+export function verifyBody(peer: string, label: string, body: object, sig: string): boolean {
+  try {
+    return verifySignature(parsePeer(peer).publicKey, statementDigest(label, body), fromHex(sig, 64))
+  } catch {
+    return false
+  }
+}
+
+function fail(reason: AbortReason, accused: string, detail: string): never {
+  throw new ProtocolAbort({ reason, accused, detail })
+}
+
+type Shape = Record<string, 'string' | 'number' | 'hex32' | 'hex64' | 'any' | 'array'>
+
+/** Decode a JSON frame of `type` from `from`, checking fields against `shape` (extra keys refused). */
+export function decodeJson<T>(frame: Uint8Array, type: number, from: string, shape: Shape, optional: string[] = []): T {
+  if (frame[0] !== type) fail('malformed_message', from, `expected message type 0x${type.toString(16)}, got 0x${(frame[0] ?? 0).toString(16)}`)
+  let m: unknown
+  try {
+    m = JSON.parse(fromUtf8(frame.subarray(1)))
+  } catch {
+    fail('malformed_message', from, 'undecodable JSON message')
+  }
+  if (typeof m !== 'object' || m === null || Array.isArray(m)) fail('malformed_message', from, 'message is not a JSON object')
+  const o = m as Record<string, unknown>
+  for (const k of Object.keys(o)) if (!(k in shape)) fail('malformed_message', from, `unexpected field "${k}"`)
+  if (o.v !== 1) fail('wrong_session', from, `unsupported message version ${JSON.stringify(o.v)}`)
+  for (const [k, t] of Object.entries(shape)) {
+    const v = o[k]
+    if (v === undefined) {
+      if (optional.includes(k)) continue
+      fail('malformed_message', from, `missing field "${k}"`)
+    }
+    const ok = t === 'any' ? true
+      : t === 'array' ? Array.isArray(v)
+      : t === 'number' ? typeof v === 'number' && Number.isSafeInteger(v) && v >= 0
+      : t === 'string' ? typeof v === 'string' && v.length <= 200
+      : typeof v === 'string' && /^[0-9a-f]*$/.test(v) && v.length === (t === 'hex32' ? 64 : 128)
+    if (!ok) fail('malformed_message', from, `field "${k}" has the wrong type`)
+  }
+  return o as T
+}
+
+export const shapes = {
+  start: { v: 'number', type: 'string', session: 'hex32' },
+  xcheck: { v: 'number', type: 'string', session: 'hex32', proposal: 'hex32', certificate: 'any', confirm: 'hex32' },
+  done: { v: 'number', type: 'string', session: 'hex32', provider: 'string', length: 'number', chunks: 'number', hash: 'hex32', sig: 'hex64' },
+  inclusion: { v: 'number', type: 'string', session: 'hex32', entries: 'array', sig: 'hex64' },
+  reveal: { v: 'number', type: 'string', session: 'hex32', provider: 'string', inclusion: 'hex32', seed: 'hex32', sig: 'hex64' },
+  receipt: { v: 'number', type: 'string', session: 'hex32', commitment: 'hex32', cells: 'number', sig: 'hex64', result: 'array', r: 'hex32' }
+} satisfies Record<string, Shape>
+
+/** CHUNK (§5.4): 0x20, 3 zero bytes, u32 LE index, u32 LE offset, u32 LE count, count × u64 LE. */
+export function encodeChunk(index: number, offset: number, values: BigUint64Array): Uint8Array {
+  const out = new Uint8Array(CHUNK_HEADER + values.byteLength)
+  const dv = new DataView(out.buffer)
+  out[0] = MSG.chunk
+  dv.setUint32(4, index, true)
+  dv.setUint32(8, offset, true)
+  dv.setUint32(12, values.length, true)
+  out.set(new Uint8Array(values.buffer, values.byteOffset, values.byteLength), CHUNK_HEADER)
+  return out
+}
+
+export interface Chunk { index: number; offset: number; values: BigUint64Array }
+
+export function decodeChunk(frame: Uint8Array, from: string): Chunk {
+  if (frame.length < CHUNK_HEADER || frame[0] !== MSG.chunk || frame[1] !== 0 || frame[2] !== 0 || frame[3] !== 0) {
+    fail('bad_vector', from, 'malformed CHUNK header')
+  }
+  const dv = new DataView(frame.buffer, frame.byteOffset, frame.byteLength)
+  const index = dv.getUint32(4, true)
+  const offset = dv.getUint32(8, true)
+  const count = dv.getUint32(12, true)
+  if (frame.length !== CHUNK_HEADER + count * 8) fail('bad_vector', from, `CHUNK ${index} announces ${count} values but carries ${(frame.length - CHUNK_HEADER) / 8}`)
+  const body = frame.subarray(CHUNK_HEADER)
+  // BigUint64Array needs 8-byte alignment (PITFALLS: pooled buffers are often unaligned): copy once if so
+  const values = body.byteOffset % 8 === 0
+    ? new BigUint64Array(body.buffer, body.byteOffset, count)
+    : new BigUint64Array(Uint8Array.from(body).buffer)
+  return { index, offset, values }
+}
+
+export { toHex, fromHex }

@@ -1,0 +1,276 @@
+// Provider side of /mpc-agent/masked-sum/1.0.0 (protocols/masked-sum.md §6): cross-check the
+// certificate and pair keys with every co-provider (checks 3, 5), stream the double-masked vector
+// to the buyer, sign its hash, check inclusion (check 7), and only then reveal the self-mask seed.
+import { randomBytes } from 'node:crypto'
+import { sha256 } from '@noble/hashes/sha2.js'
+import { concat, equalBytes, fromHex, lp, toHex, utf8, wipe } from '../crypto/bytes.ts'
+import { confirmTag, pairKeys, KeyAgreementError, type PairKeys } from '../crypto/kdf.ts'
+import { labelledHash } from '../crypto/hash.ts'
+import { parsePeer } from '../crypto/peer.ts'
+import { statementDigest, type Signer } from '../crypto/sign.ts'
+import { ProtocolAbort } from './errors.ts'
+import type { EventSink } from './events.ts'
+import type { SessionParams } from './session.ts'
+import type { Channel } from './transport.ts'
+import { CHUNK_ELEMS, Masker } from './masks.ts'
+import { RunContext, asAbort } from './run-context.ts'
+import {
+  CANARIES, LABEL, MSG, decodeChunk, decodeJson, encodeChunk, encodeJson, shapes, signBody, verifyBody,
+  type DoneBody, type InclusionBody, type InclusionMsg, type ReceiptMsg, type RevealBody, type StartMsg, type XcheckMsg
+} from './masked-sum-messages.ts'
+
+/** What a provider knows about a certificate it receives from a co-provider (injected by the agent). */
+export interface CertificateSummary {
+  session: Uint8Array
+  proposal: Uint8Array
+  buyer: string
+  /** The buyer's signature over `session` verifies. */
+  buyerSigned: boolean
+}
+
+/** Test-only deviations (test/helpers/deviant.ts); production code never sets them. */
+export interface ProviderHooks {
+  confirmTag?(tag: Uint8Array, peer: string): Uint8Array
+  /** Replace the frames sent for chunk `index` (drop, duplicate, reorder, resize). */
+  chunkFrames?(index: number, frame: Uint8Array): Uint8Array[]
+  /** Change masked values before they are hashed and sent. */
+  mutateChunk?(index: number, offset: number, y: BigUint64Array): void
+  revealSeed?(seed: Uint8Array): Uint8Array
+  stallAt?: 'xcheck' | 'stream' | 'done' | 'reveal'
+  zeroMasks?: boolean
+}
+
+export interface ProviderRunOptions {
+  signer: Signer
+  params: SessionParams
+  proposalDigest: Uint8Array
+  /** The certificate as received (JSON), shown to co-providers as evidence for check 3. */
+  certificate: unknown
+  inspectCertificate(c: unknown): CertificateSummary | null
+  ephemeralPrivateKey: Uint8Array
+  /** This provider's data vector x_i (params.length values); wiped by the runner. */
+  vector: BigUint64Array
+  buyer: Channel
+  /** One channel per co-provider. */
+  peers: ReadonlyMap<string, Channel>
+  events?: EventSink
+  signal?: AbortSignal
+  hooks?: ProviderHooks
+}
+
+export interface ProviderRunResult {
+  receipt: ReceiptMsg
+  /** The decoded total, when this provider is an output recipient. */
+  result?: BigUint64Array
+}
+
+const never = (signal: AbortSignal): Promise<never> =>
+  new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true }))
+
+export async function runProvider(o: ProviderRunOptions): Promise<ProviderRunResult> {
+  const { params, signer, hooks = {} } = o
+  const self = signer.peerId
+  const session = params.session
+  const sessionHex = toHex(session)
+  const ctx = new RunContext(signer, session, o.signal)
+  const emit = o.events ?? (() => {})
+  const total = params.length + CANARIES
+  const keys = new Map<string, PairKeys>()
+  let masker: Masker | null = null
+  let seed: Uint8Array | null = null
+  try {
+    if (o.vector.length !== params.length) {
+      throw new ProtocolAbort({ reason: 'local_error', accused: null, detail: `local vector has ${o.vector.length} values, the agreement needs ${params.length}` })
+    }
+    const t = params.timeouts
+    ctx.watch(o.buyer)
+    for (const ch of o.peers.values()) ctx.watch(ch)
+
+    // §6.1 START from the buyer (check 1, 2)
+    const startP = (async () => {
+      const start = decodeJson<StartMsg>(await ctx.next(o.buyer, t.negotiate_s * 1000, 'START'), MSG.start, o.buyer.remote, shapes.start)
+      if (o.buyer.remote !== params.buyer) throw new ProtocolAbort({ reason: 'wrong_role', accused: o.buyer.remote, detail: `START from ${o.buyer.remote}, who is not the buyer` })
+      if (start.type !== 'start' || start.session !== sessionHex) {
+        throw new ProtocolAbort({ reason: 'wrong_session', accused: params.buyer, detail: `START is bound to session ${start.session.slice(0, 16)}…, not ${sessionHex.slice(0, 16)}…` })
+      }
+    })()
+
+    // §6.2 cross-check with each co-provider (checks 3, 5)
+    emit({ type: 'phase', phase: 'crosscheck', state: 'start', at: Date.now() })
+    const others = params.providers.filter((p) => p !== self)
+    for (const p of others) {
+      if (!o.peers.has(p)) throw new ProtocolAbort({ reason: 'local_error', accused: null, detail: `no channel to co-provider ${p}` })
+      const ch = o.peers.get(p) as Channel
+      if (ch.remote !== p) throw new ProtocolAbort({ reason: 'not_participant', accused: ch.remote, detail: `${ch.remote} is not co-provider ${p}` })
+      try {
+        keys.set(p, pairKeys(session, o.ephemeralPrivateKey, { peerId: self, ephemeralPublic: ephemeral(params, self) }, { peerId: p, ephemeralPublic: ephemeral(params, p) }))
+      } catch (e) {
+        if (e instanceof KeyAgreementError) throw new ProtocolAbort({ reason: 'key_confirmation_failed', accused: p, detail: e.message })
+        throw e
+      }
+    }
+    await Promise.all([startP, ...others.map((p) => crossCheck(ctx, o, p, keys.get(p) as PairKeys, hooks))])
+    emit({ type: 'phase', phase: 'crosscheck', state: 'done', at: Date.now() })
+    if (hooks.stallAt === 'stream') await never(ctx.signal)
+
+    // §6.3 stream y_i = x_i + PRG(s_i) + Σ± m_ij in chunks, hashing as we go
+    emit({ type: 'phase', phase: 'compute', state: 'start', at: Date.now() })
+    seed = new Uint8Array(randomBytes(32))
+    masker = new Masker(self, session, seed, others.map((p) => ({ peer: p, prgKey: (keys.get(p) as PairKeys).prgKey })), { zeroMasks: hooks.zeroMasks })
+    for (const k of keys.values()) wipe(k.prgKey, k.confirmKey)
+    wipe(o.ephemeralPrivateKey)
+    const h = sha256.create().update(concat(lp(utf8(LABEL.vector)), lp(session), lp(parsePeer(self).multihash), u64le(total)))
+    const buf = new BigUint64Array(Math.min(CHUNK_ELEMS, total))
+    let index = 0
+    let bytes = 0
+    for (let off = 0; off < total; off += CHUNK_ELEMS, index++) {
+      const n = Math.min(CHUNK_ELEMS, total - off)
+      const y = buf.subarray(0, n)
+      y.fill(0n)
+      if (off < params.length) y.set(o.vector.subarray(off, Math.min(params.length, off + n)))
+      masker.mask(y)
+      hooks.mutateChunk?.(index, off, y)
+      h.update(new Uint8Array(y.buffer, y.byteOffset, y.byteLength))
+      const frame = encodeChunk(index, off, y)
+      for (const f of hooks.chunkFrames ? hooks.chunkFrames(index, frame) : [frame]) await ctx.send(o.buyer, f)
+      bytes += frame.length
+      emit({ type: 'progress', peer: params.buyer, cells: off + n, totalCells: total, bytes })
+    }
+    buf.fill(0n)
+    wipe(o.vector)
+    const hash = h.digest()
+    if (hooks.stallAt === 'done') await never(ctx.signal)
+    const doneBody: DoneBody = { v: 1, type: 'done', session: sessionHex, provider: self, length: total, chunks: index, hash: toHex(hash) }
+    await ctx.send(o.buyer, encodeJson(MSG.done, signBody(signer, LABEL.done, doneBody)))
+    emit({ type: 'phase', phase: 'compute', state: 'done', at: Date.now() })
+
+    // §6.4 inclusion check (check 7), then reveal s_i
+    emit({ type: 'phase', phase: 'confirm', state: 'start', at: Date.now() })
+    const inclusion = decodeJson<InclusionMsg>(await ctx.next(o.buyer, (t.compute_s + t.confirm_s) * 1000, 'INCLUSION'), MSG.inclusion, params.buyer, shapes.inclusion)
+    const inclusionDigest = checkInclusion(params, self, doneBody, inclusion)
+    if (hooks.stallAt === 'reveal') await never(ctx.signal)
+    const shown = hooks.revealSeed ? hooks.revealSeed(seed) : seed
+    const revealBody: RevealBody = { v: 1, type: 'reveal', session: sessionHex, provider: self, inclusion: toHex(inclusionDigest), seed: toHex(shown) }
+    await ctx.send(o.buyer, encodeJson(MSG.reveal, signBody(signer, LABEL.reveal, revealBody)))
+    wipe(seed)
+
+    // §6.5 receipt (and the result, for output recipients)
+    const receipt = decodeJson<ReceiptMsg>(await ctx.next(o.buyer, t.confirm_s * 1000, 'RECEIPT'), MSG.receipt, params.buyer, shapes.receipt, ['r', 'result'])
+    const { sig: rsig, r, result: _unused, ...rbody } = receipt
+    if (receipt.type !== 'receipt' || receipt.session !== sessionHex || !verifyBody(params.buyer, LABEL.receipt, rbody, rsig)) {
+      throw new ProtocolAbort({ reason: 'bad_signature', accused: params.buyer, detail: 'RECEIPT is not signed by the buyer for this session' })
+    }
+    let result: BigUint64Array | undefined
+    if (params.outputProviders.includes(self)) {
+      if (!r) throw new ProtocolAbort({ reason: 'malformed_message', accused: params.buyer, detail: 'RECEIPT for an output recipient carries no opening r' })
+      result = new BigUint64Array(params.length)
+      let off = 0
+      for (let i = 0; off < params.length; i++) {
+        const c = decodeChunk(await ctx.next(o.buyer, t.confirm_s * 1000, 'result CHUNK'), params.buyer)
+        if (c.index !== i || c.offset !== off || c.values.length === 0 || off + c.values.length > params.length) {
+          throw new ProtocolAbort({ reason: 'bad_vector', accused: params.buyer, detail: `result CHUNK ${c.index} out of order or out of range` })
+        }
+        result.set(c.values, off)
+        off += c.values.length
+      }
+      const commitment = resultCommitment(fromHex(r, 32), result)
+      if (!equalBytes(commitment, fromHex(receipt.commitment, 32))) {
+        throw new ProtocolAbort({ reason: 'inclusion_mismatch', accused: params.buyer, detail: 'the result does not open the commitment the buyer signed', evidence: { receipt: rbody, sig: rsig } })
+      }
+    }
+    emit({ type: 'phase', phase: 'confirm', state: 'done', at: Date.now() })
+    await ctx.closeAll()
+    ctx.end()
+    return { receipt, result }
+  } catch (e) {
+    const err = ctx.failure ?? asAbort(e)
+    ctx.fail(err)
+    await ctx.abortAll(err.info)
+    throw err
+  } finally {
+    masker?.destroy()
+    if (seed) wipe(seed)
+    wipe(o.vector, o.ephemeralPrivateKey)
+    for (const k of keys.values()) wipe(k.prgKey, k.confirmKey)
+  }
+}
+
+function ephemeral(params: SessionParams, peer: string): Uint8Array {
+  const k = params.ephemeralKeys.get(peer)
+  if (!k) throw new ProtocolAbort({ reason: 'invalid_certificate', accused: params.buyer, detail: `the certificate has no ephemeral key for ${peer}` })
+  return k
+}
+
+function u64le(n: number): Uint8Array {
+  const b = new Uint8Array(8)
+  new DataView(b.buffer).setBigUint64(0, BigInt(n), true)
+  return b
+}
+
+/** H(label, r, result LE bytes): the salted commitment in the receipt (§6.5). */
+export function resultCommitment(r: Uint8Array, result: BigUint64Array): Uint8Array {
+  return labelledHash(LABEL.result, r, new Uint8Array(result.buffer, result.byteOffset, result.byteLength))
+}
+
+async function crossCheck(ctx: RunContext, o: ProviderRunOptions, peer: string, k: PairKeys, hooks: ProviderHooks): Promise<void> {
+  const { params, signer } = o
+  const ch = o.peers.get(peer) as Channel
+  const self = signer.peerId
+  const sessionHex = toHex(params.session)
+  let tag = confirmTag(k.confirmKey, params.session, self, peer)
+  if (hooks.confirmTag) tag = hooks.confirmTag(tag, peer)
+  if (hooks.stallAt !== 'xcheck') {
+    const msg: XcheckMsg = { v: 1, type: 'xcheck', session: sessionHex, proposal: toHex(o.proposalDigest), certificate: o.certificate, confirm: toHex(tag) }
+    await ctx.send(ch, encodeJson(MSG.xcheck, msg))
+  }
+  const m = decodeJson<XcheckMsg>(await ctx.next(ch, params.timeouts.negotiate_s * 1000, 'XCHECK'), MSG.xcheck, peer, shapes.xcheck)
+  if (m.type !== 'xcheck') throw new ProtocolAbort({ reason: 'malformed_message', accused: peer, detail: 'expected XCHECK' })
+  if (m.session !== sessionHex) {
+    // check 3: same proposal, two different buyer-signed certificates = the buyer equivocated
+    const theirs = o.inspectCertificate(m.certificate)
+    if (!theirs || toHex(theirs.session) !== m.session || !theirs.buyerSigned) {
+      throw new ProtocolAbort({ reason: 'wrong_session', accused: peer, detail: `${peer} cross-checks a session ${m.session.slice(0, 16)}… it cannot show a buyer-signed certificate for` })
+    }
+    if (equalBytes(theirs.proposal, o.proposalDigest) && theirs.buyer === params.buyer) {
+      throw new ProtocolAbort({
+        reason: 'buyer_equivocation', accused: params.buyer,
+        detail: `the buyer signed two different certificates for proposal ${toHex(o.proposalDigest).slice(0, 16)}… (ours ${sessionHex.slice(0, 16)}…, ${peer}'s ${m.session.slice(0, 16)}…)`,
+        evidence: { ours: o.certificate, theirs: m.certificate }
+      })
+    }
+    throw new ProtocolAbort({ reason: 'wrong_session', accused: peer, detail: `${peer} cross-checks another run (session ${m.session.slice(0, 16)}…)` })
+  }
+  // check 5: the peer must prove it derived the same pair key (directional tag, peer → us)
+  const expect = confirmTag(k.confirmKey, params.session, peer, self)
+  if (!equalBytes(expect, fromHex(m.confirm, 32))) {
+    throw new ProtocolAbort({ reason: 'key_confirmation_failed', accused: peer, detail: `${peer}'s key confirmation does not match the pair key agreed in the certificate` })
+  }
+}
+
+/** Check 7: the buyer's signed list of summed vectors includes ours unchanged, and every entry verifies. */
+function checkInclusion(params: SessionParams, self: string, mine: DoneBody, m: InclusionMsg): Uint8Array {
+  const { sig, ...body } = m
+  const accuse = (detail: string): never => {
+    throw new ProtocolAbort({ reason: 'inclusion_mismatch', accused: params.buyer, detail, evidence: m })
+  }
+  if (m.type !== 'inclusion' || m.session !== mine.session) {
+    throw new ProtocolAbort({ reason: 'wrong_session', accused: params.buyer, detail: 'INCLUSION is bound to another session' })
+  }
+  if (!verifyBody(params.buyer, LABEL.inclusion, body, sig)) {
+    throw new ProtocolAbort({ reason: 'bad_signature', accused: params.buyer, detail: 'INCLUSION is not signed by the buyer' })
+  }
+  const entries = m.entries as unknown[]
+  if (entries.length !== params.providers.length) accuse(`INCLUSION lists ${entries.length} vectors, the agreement has ${params.providers.length} providers`)
+  entries.forEach((raw, i) => {
+    const e = raw as Record<string, unknown>
+    const p = params.providers[i] as string
+    if (typeof e !== 'object' || e === null || e.provider !== p || typeof e.hash !== 'string' || typeof e.sig !== 'string' ||
+      typeof e.length !== 'number' || typeof e.chunks !== 'number') accuse(`INCLUSION entry ${i} is not ${p}'s`)
+    const done: DoneBody = { v: 1, type: 'done', session: mine.session, provider: p, length: e.length as number, chunks: e.chunks as number, hash: e.hash as string }
+    if (!verifyBody(p, LABEL.done, done, e.sig as string)) accuse(`INCLUSION entry for ${p} does not carry ${p}'s signature`)
+    if (p === self && (done.hash !== mine.hash || done.length !== mine.length || done.chunks !== mine.chunks)) accuse('INCLUSION does not contain our masked vector as we sent it')
+  })
+  return statementDigest(LABEL.inclusion, body)
+}
+
+export type { InclusionBody }

@@ -1,0 +1,85 @@
+// Double masking in Z_2^64 (protocols/masked-sum.md §4): provider i sends
+//   y_i = x_i + PRG(k_self_i) + Σ_{j : i < j} PRG(k_ij) − Σ_{j : j < i} PRG(k_ij)   (mod 2^64)
+// with "<" the canonical peer order (multihash bytes). Every pairwise term appears once with
+// each sign, so Σ y_i = Σ x_i + Σ PRG(k_self_i); the buyer removes the self masks only after
+// every provider revealed its seed (check 7). Masks are generated chunk by chunk, interleaved
+// with streaming, so no party holds more than one chunk of keystream per PRG.
+import { Prg } from '../crypto/prg.ts'
+import { selfMaskKey } from '../crypto/kdf.ts'
+import { comparePeers } from '../crypto/peer.ts'
+import { wipe } from '../crypto/bytes.ts'
+
+/** Elements per CHUNK message and per mask-generation step (512 KiB of u64). */
+export const CHUNK_ELEMS = 65536
+
+export interface PairMask {
+  peer: string
+  prgKey: Uint8Array
+}
+
+export class Masker {
+  private readonly self: Prg
+  private readonly add: Prg[]
+  private readonly sub: Prg[]
+  private readonly scratch = new BigUint64Array(CHUNK_ELEMS)
+
+  /** `pairs`: one PRG key per co-provider. Keys are copied into the ciphers; wipe yours after. */
+  constructor(selfId: string, session: Uint8Array, selfSeed: Uint8Array, pairs: readonly PairMask[], opts: { zeroMasks?: boolean } = {}) {
+    const k = selfMaskKey(selfSeed, session)
+    this.self = new Prg(k)
+    wipe(k)
+    const add: Prg[] = []
+    const sub: Prg[] = []
+    for (const p of pairs) (comparePeers(selfId, p.peer) < 0 ? add : sub).push(new Prg(p.prgKey))
+    this.add = add
+    this.sub = sub
+    this.zero = opts.zeroMasks === true
+  }
+
+  private readonly zero: boolean
+
+  /** Mask the next chunk of the vector in place (x → y); chunks must be fed in order. */
+  mask(x: BigUint64Array): void {
+    for (let o = 0; o < x.length; o += CHUNK_ELEMS) {
+      const part = x.subarray(o, Math.min(x.length, o + CHUNK_ELEMS))
+      const ks = this.scratch.subarray(0, part.length)
+      this.apply(part, ks, this.self, 1)
+      for (const g of this.add) this.apply(part, ks, g, 1)
+      for (const g of this.sub) this.apply(part, ks, g, -1)
+    }
+  }
+
+  private apply(part: BigUint64Array, ks: BigUint64Array, g: Prg, sign: 1 | -1): void {
+    g.next(ks)
+    if (this.zero) return // test-only negative control: the keystream is drawn but not applied
+    if (sign === 1) for (let i = 0; i < part.length; i++) part[i] = (part[i] as bigint) + (ks[i] as bigint)
+    else for (let i = 0; i < part.length; i++) part[i] = (part[i] as bigint) - (ks[i] as bigint)
+  }
+
+  destroy(): void {
+    this.scratch.fill(0n)
+    this.self.destroy()
+    for (const g of [...this.add, ...this.sub]) g.destroy()
+  }
+}
+
+/** Subtract PRG(k_self) for a revealed seed from the buyer's running sum, chunk by chunk. */
+export function removeSelfMask(sum: BigUint64Array, session: Uint8Array, seed: Uint8Array): void {
+  const k = selfMaskKey(seed, session)
+  const g = new Prg(k)
+  wipe(k)
+  const ks = new BigUint64Array(Math.min(CHUNK_ELEMS, sum.length))
+  for (let o = 0; o < sum.length; o += CHUNK_ELEMS) {
+    const part = sum.subarray(o, Math.min(sum.length, o + CHUNK_ELEMS))
+    const k2 = ks.subarray(0, part.length)
+    g.next(k2)
+    for (let i = 0; i < part.length; i++) part[i] = (part[i] as bigint) - (k2[i] as bigint)
+  }
+  ks.fill(0n)
+  g.destroy()
+}
+
+/** Add `src` into `acc` at `offset` (mod 2^64). */
+export function accumulate(acc: BigUint64Array, offset: number, src: BigUint64Array): void {
+  for (let i = 0; i < src.length; i++) acc[offset + i] = (acc[offset + i] as bigint) + (src[i] as bigint)
+}

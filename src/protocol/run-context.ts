@@ -1,0 +1,136 @@
+// One protocol run's plumbing, shared by the buyer and provider runners: a reader per channel that
+// turns a received ABORT into the run's failure, per-phase deadlines that accuse the silent peer
+// (check 8), and a single failure that every pending wait observes (masked-sum.md §8).
+import { ChannelClosedError, MessageQueue, type Channel } from './transport.ts'
+import { ProtocolAbort, type AbortInfo } from './errors.ts'
+import { decodeAbort, encodeAbort, MSG_ABORT } from './abort.ts'
+import type { Signer } from '../crypto/sign.ts'
+
+export class RunContext {
+  private readonly ctrl = new AbortController()
+  private readonly inboxes = new Map<Channel, MessageQueue>()
+  private readonly channels = new Set<Channel>()
+  private readonly unlink: () => void
+
+  readonly signer: Signer
+  readonly session: Uint8Array | null
+
+  constructor(signer: Signer, session: Uint8Array | null, outer?: AbortSignal) {
+    this.signer = signer
+    this.session = session
+    const onOuter = (): void => this.fail(new ProtocolAbort({
+      reason: 'local_error', accused: null, detail: `run cancelled locally (${(outer?.reason as Error)?.message ?? 'aborted'})`
+    }))
+    outer?.addEventListener('abort', onOuter, { once: true })
+    this.unlink = () => outer?.removeEventListener('abort', onOuter)
+    if (outer?.aborted) onOuter()
+  }
+
+  get signal(): AbortSignal {
+    return this.ctrl.signal
+  }
+
+  get failure(): ProtocolAbort | null {
+    return this.ctrl.signal.aborted ? (this.ctrl.signal.reason as ProtocolAbort) : null
+  }
+
+  /** Record the run's failure (first one wins) and wake every wait. */
+  fail(err: ProtocolAbort): void {
+    if (!this.ctrl.signal.aborted) this.ctrl.abort(err)
+  }
+
+  /** Start reading `ch` in the background; an ABORT frame from it fails the run. */
+  watch(ch: Channel): void {
+    if (this.inboxes.has(ch)) return
+    const q = new MessageQueue()
+    this.inboxes.set(ch, q)
+    this.channels.add(ch)
+    void (async () => {
+      for (;;) {
+        let m: Uint8Array
+        try {
+          m = await ch.receive({ signal: this.ctrl.signal })
+        } catch (e) {
+          if (e instanceof ChannelClosedError) q.end()
+          else q.fail(e as Error)
+          return
+        }
+        if (m[0] === MSG_ABORT) {
+          const info = decodeAbort(m, ch.remote)
+          const heard: AbortInfo = {
+            ...info,
+            detail: `${ch.remote} aborted${info.verified ? '' : ' (unverified claim)'}: ${info.detail}`,
+            by: ch.remote
+          }
+          this.fail(new ProtocolAbort(heard))
+          q.end()
+          return
+        }
+        q.push(m)
+      }
+    })()
+  }
+
+  /** The next frame from `ch` within `ms`, else a timeout accusing `ch.remote`. */
+  async next(ch: Channel, ms: number, waitingFor: string): Promise<Uint8Array> {
+    this.watch(ch)
+    const q = this.inboxes.get(ch) as MessageQueue
+    const timer = AbortSignal.timeout(Math.max(1, ms))
+    const both = AbortSignal.any([timer, this.ctrl.signal])
+    try {
+      return await q.shift(both)
+    } catch (e) {
+      if (this.failure) throw this.failure
+      if (timer.aborted) {
+        throw new ProtocolAbort({ reason: 'timeout', accused: ch.remote, detail: `${ch.remote} sent no ${waitingFor} within ${Math.round(ms / 1000)} s` })
+      }
+      if (e instanceof ChannelClosedError) {
+        throw new ProtocolAbort({ reason: 'timeout', accused: ch.remote, detail: `${ch.remote} closed the stream before sending ${waitingFor}` })
+      }
+      throw new ProtocolAbort({ reason: 'timeout', accused: ch.remote, detail: `${ch.remote}: ${(e as Error).message}` })
+    }
+  }
+
+  /** Send, failing the run (not just this call) if the peer is gone. */
+  async send(ch: Channel, frame: Uint8Array): Promise<void> {
+    this.channels.add(ch)
+    if (this.failure) throw this.failure
+    try {
+      await ch.send(frame)
+    } catch (e) {
+      if (this.failure) throw this.failure
+      throw new ProtocolAbort({ reason: 'timeout', accused: ch.remote, detail: `${ch.remote} went away: ${(e as Error).message}` })
+    }
+  }
+
+  /** Tell every channel why the run ended (best effort, bounded), then tear them down. */
+  async abortAll(info: AbortInfo): Promise<void> {
+    const frame = encodeAbort(this.signer, this.session, info)
+    await Promise.all([...this.channels].map(async (ch) => {
+      if (info.by && info.by === ch.remote) return // do not echo an abort back to its sender
+      try {
+        await Promise.race([ch.send(frame), new Promise((r) => setTimeout(r, 1000))])
+        await Promise.race([ch.close(), new Promise((r) => setTimeout(r, 500))])
+      } catch {
+        // peer already gone
+      }
+    }))
+    this.end()
+  }
+
+  /** Close all channels gracefully and stop the readers. */
+  async closeAll(): Promise<void> {
+    await Promise.all([...this.channels].map((ch) => Promise.race([ch.close().catch(() => {}), new Promise((r) => setTimeout(r, 1000))])))
+  }
+
+  end(): void {
+    this.unlink()
+    for (const q of this.inboxes.values()) q.end()
+  }
+}
+
+/** Normalise anything thrown inside a runner into the run's ProtocolAbort. */
+export function asAbort(e: unknown): ProtocolAbort {
+  if (e instanceof ProtocolAbort) return e
+  return new ProtocolAbort({ reason: 'local_error', accused: null, detail: (e as Error)?.message ?? String(e) })
+}

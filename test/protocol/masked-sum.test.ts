@@ -1,0 +1,212 @@
+// The masked sum end to end in one process over memory channels: correctness, and one test per
+// check of protocols/masked-sum.md §8 with a deliberately deviating party.
+import { describe, expect, it } from 'vitest'
+import { randomBytes } from 'node:crypto'
+import { ProtocolAbort } from '../../src/protocol/errors.ts'
+import { CANARIES } from '../../src/protocol/masked-sum-messages.ts'
+import { resultCommitment } from '../../src/protocol/masked-sum-provider.ts'
+import type { BuyerState } from '../../src/protocol/masked-sum-buyer.ts'
+import { equalBytes } from '../../src/crypto/bytes.ts'
+import { plainSum, randomVector, runAll, setup, testCertificate, type RunAllResult } from '../helpers/parties.ts'
+
+function abortOf(r: PromiseSettledResult<unknown>): ProtocolAbort {
+  if (r.status !== 'rejected') throw new Error('expected the run to abort, it succeeded')
+  expect(r.reason).toBeInstanceOf(ProtocolAbort)
+  return r.reason as ProtocolAbort
+}
+
+/** Every party aborted; `who` raised `reason` against `accused`; nobody released a result. */
+function expectAbort(res: RunAllResult, reason: string, accused: string | null): void {
+  const all = [res.buyer, ...res.providers].map(abortOf)
+  const first = all.filter((a) => a.reason === reason)
+  expect(first.length, `someone raises ${reason}; got ${all.map((a) => a.reason).join(',')}`).toBeGreaterThan(0)
+  for (const a of first) expect(a.accused).toBe(accused)
+}
+
+const fast = { timeouts: { negotiate_s: 2, compute_s: 3, confirm_s: 2 } }
+
+describe('masked sum: correctness', () => {
+  it('3 providers: the buyer gets exactly the plaintext sum', async () => {
+    const s = await setup(3, 1000)
+    const vectors = s.providers.map(() => randomVector(1000))
+    const res = await runAll(s, { vectors })
+    expect(res.buyer.status).toBe('fulfilled')
+    if (res.buyer.status !== 'fulfilled') return
+    expect(Array.from(res.buyer.value.total)).toEqual(Array.from(plainSum(vectors, 1000)))
+    for (const p of res.providers) expect(p.status).toBe('fulfilled')
+  })
+
+  it('5 providers, several chunks, an output provider receives the result that opens the commitment', async () => {
+    const L = 150_000
+    const s0 = await setup(5, L)
+    s0.params.outputProviders = [s0.providers[2]?.peerId as string]
+    const vectors = s0.providers.map(() => randomVector(L, 50))
+    const res = await runAll(s0, { vectors })
+    if (res.buyer.status !== 'fulfilled') throw res.buyer.reason
+    const want = plainSum(vectors, L)
+    expect(res.buyer.value.total).toEqual(want)
+    const out = res.providers[2]
+    if (out?.status !== 'fulfilled') throw new Error('output provider failed')
+    expect(out.value.result).toEqual(want)
+    expect(res.providers[0]?.status === 'fulfilled' && res.providers[0].value.result).toBe(undefined)
+    expect(equalBytes(resultCommitment(res.buyer.value.r, want), res.buyer.value.commitment)).toBe(true)
+  })
+})
+
+describe('masked sum: checks (one deviating party each)', () => {
+  it('check 1: a START bound to another session → wrong_session, the buyer accused', async () => {
+    const s = await setup(3, 10, fast)
+    const other = { ...s.params, session: new Uint8Array(randomBytes(32)) }
+    const res = await runAll({ ...s, params: other }, {
+      vectors: s.providers.map(() => randomVector(10)),
+      paramsFor: () => s.params,
+      certificateFor: () => testCertificate(s.buyer, s.params.session, s.proposal)
+    })
+    expectAbort(res, 'wrong_session', s.buyer.peerId)
+  })
+
+  it('check 3: the buyer equivocates (two certificates for one proposal) → buyer_equivocation with both as evidence', async () => {
+    const s = await setup(3, 10, fast)
+    const target = s.providers[0]?.peerId as string
+    const forked = { ...s.params, session: new Uint8Array(randomBytes(32)) }
+    const res = await runAll(s, {
+      vectors: s.providers.map(() => randomVector(10)),
+      paramsFor: (p) => (p === target ? forked : s.params),
+      certificateFor: (p) => testCertificate(s.buyer, p === target ? forked.session : s.params.session, s.proposal)
+    })
+    expectAbort(res, 'buyer_equivocation', s.buyer.peerId)
+    const ev = res.providers.map(abortOf).find((a) => a.reason === 'buyer_equivocation')?.info.evidence as { ours: unknown; theirs: unknown }
+    expect(ev.ours).not.toEqual(ev.theirs)
+  })
+
+  it('check 5: a provider with a wrong pair key is accused by its co-providers', async () => {
+    const s = await setup(3, 10, fast)
+    const bad = s.providers[1]?.peerId as string
+    const res = await runAll(s, {
+      vectors: s.providers.map(() => randomVector(10)),
+      providerHooks: new Map([[bad, { confirmTag: (t: Uint8Array) => t.map((b) => b ^ 1) }]])
+    })
+    expectAbort(res, 'key_confirmation_failed', bad)
+  })
+
+  for (const [name, frames] of [
+    ['duplicate chunk', (i: number, f: Uint8Array) => (i === 0 ? [f, f] : [f])],
+    ['missing chunk', (i: number, f: Uint8Array) => (i === 0 ? [] : [f])],
+    ['truncated chunk', (_i: number, f: Uint8Array) => [f.subarray(0, f.length - 8)]]
+  ] as const) {
+    it(`check 4: ${name} → bad_vector, that provider accused`, async () => {
+      const s = await setup(3, 70_000, fast) // two chunks
+      const bad = s.providers[2]?.peerId as string
+      const res = await runAll(s, { vectors: s.providers.map(() => randomVector(70_000)), providerHooks: new Map([[bad, { chunkFrames: frames }]]) })
+      expectAbort(res, 'bad_vector', bad)
+    })
+  }
+
+  it('check 4: a vector of the wrong length → bad_vector', async () => {
+    const s = await setup(3, 100, fast)
+    const bad = s.providers[0]?.peerId as string
+    const res = await runAll(s, {
+      vectors: s.providers.map(() => randomVector(100)),
+      providerHooks: new Map([[bad, { chunkFrames: (_i: number, f: Uint8Array) => { const g = new Uint8Array(f.length + 8); g.set(f); new DataView(g.buffer).setUint32(12, 105, true); return [g] } }]])
+    })
+    expectAbort(res, 'bad_vector', bad)
+  })
+
+  it('check 6: a wrong mask (canary) → canary_nonzero, unattributed, nothing released', async () => {
+    const s = await setup(3, 100, fast)
+    const bad = s.providers[1]?.peerId as string
+    const res = await runAll(s, {
+      vectors: s.providers.map(() => randomVector(100)),
+      providerHooks: new Map([[bad, { mutateChunk: (_i: number, _o: number, y: BigUint64Array) => { y[100 + 2] = (y[100 + 2] as bigint) + 1n } }]])
+    })
+    expectAbort(res, 'canary_nonzero', null)
+  })
+
+  it('check 6: a wrong self-mask seed revealed → canary_nonzero', async () => {
+    const s = await setup(3, 100, fast)
+    const bad = s.providers[0]?.peerId as string
+    const res = await runAll(s, { vectors: s.providers.map(() => randomVector(100)), providerHooks: new Map([[bad, { revealSeed: (x: Uint8Array) => x.map((b) => b ^ 0xff) }]]) })
+    expectAbort(res, 'canary_nonzero', null)
+  })
+
+  it('check 6: an implausible total (beyond clip × max rows) → implausible_result', async () => {
+    const s = await setup(3, 100, { ...fast, bounds: [{ min: 0n, max: 3000n }] })
+    const vectors = s.providers.map(() => randomVector(100))
+    ;(vectors[0] as BigUint64Array)[7] = 5000n
+    const res = await runAll(s, { vectors })
+    expectAbort(res, 'implausible_result', null)
+  })
+
+  it('check 7: the buyer drops a provider\'s vector from the inclusion list → inclusion_mismatch, buyer accused, no seed revealed by the victim', async () => {
+    const s = await setup(3, 100, fast)
+    const victim = s.providers[1]?.peerId as string
+    let seen: BuyerState | null = null
+    const vectors = s.providers.map(() => randomVector(100))
+    const res = await runAll(s, {
+      vectors,
+      buyerHooks: { inclusion: (b, p) => (p === victim ? { ...b, entries: b.entries.map((e) => (e.provider === victim ? { ...e, hash: '00'.repeat(32) } : e)) } : b) },
+      onState: (st) => { if (st.phase !== 'revealed') seen = { ...st, sum: st.sum.slice() } }
+    })
+    expectAbort(res, 'inclusion_mismatch', s.buyer.peerId)
+    const st = seen as BuyerState | null
+    expect(st).not.toBeNull()
+    expect(st?.revealed).toBe(0)
+    expectMasked(st?.sum as BigUint64Array, plainSum(vectors, 100))
+  })
+
+  it('check 8: a provider that goes silent mid-run is named (timeout)', async () => {
+    const s = await setup(3, 100, { timeouts: { negotiate_s: 1, compute_s: 1, confirm_s: 1 } })
+    const silent = s.providers[2]?.peerId as string
+    const res = await runAll(s, { vectors: s.providers.map(() => randomVector(100)), providerHooks: new Map([[silent, { stallAt: 'stream' }]]) })
+    const b = abortOf(res.buyer)
+    expect(b.reason).toBe('timeout')
+    expect(b.accused).toBe(silent)
+  })
+
+  it('check 8: a provider silent at reveal is named, and the buyer\'s sum stays self-masked', async () => {
+    const s = await setup(3, 100, { timeouts: { negotiate_s: 1, compute_s: 1, confirm_s: 1 } })
+    const silent = s.providers[0]?.peerId as string
+    let seen: BuyerState | null = null
+    const vectors = s.providers.map(() => randomVector(100))
+    const res = await runAll(s, {
+      vectors,
+      providerHooks: new Map([[silent, { stallAt: 'reveal' }]]),
+      onState: (st) => { seen = { ...st, sum: st.sum.slice() } }
+    })
+    const b = abortOf(res.buyer)
+    expect([b.reason, b.accused]).toEqual(['timeout', silent])
+    expectMasked((seen as BuyerState | null)?.sum as BigUint64Array, plainSum(vectors, 100))
+  })
+})
+
+describe('masked sum: an abort at any phase releases nothing', () => {
+  for (const stallAt of ['stream', 'done'] as const) {
+    it(`abort at ${stallAt}: the running sum reveals nothing`, async () => {
+      const s = await setup(3, 2000, { timeouts: { negotiate_s: 1, compute_s: 1, confirm_s: 1 } })
+      const vectors = s.providers.map(() => randomVector(2000))
+      let seen: BuyerState | null = null
+      await runAll(s, {
+        vectors,
+        providerHooks: new Map([[s.providers[0]?.peerId as string, { stallAt }]]),
+        onState: (st) => { seen = { ...st, sum: st.sum.slice() } }
+      })
+      const st = seen as BuyerState | null
+      expect(st?.phase).toBe('streaming')
+      // the other providers' chunks were summed: still self-masked, so nowhere near the partial plaintext
+      expectMasked(st?.sum as BigUint64Array, plainSum(vectors.slice(1), 2000))
+    })
+  }
+})
+
+/** The buyer's state must not equal the plaintext anywhere beyond chance (2^-64 per cell). */
+function expectMasked(sum: BigUint64Array, plain: BigUint64Array): void {
+  let equal = 0
+  for (let i = 0; i < plain.length; i++) if (sum[i] === plain[i]) equal++
+  expect(equal).toBe(0)
+  // and not merely offset: values look uniform (mean of the top byte ≈ 127.5)
+  let top = 0
+  for (let i = 0; i < plain.length; i++) top += Number((sum[i] as bigint) >> 56n)
+  expect(Math.abs(top / plain.length - 127.5)).toBeLessThan(20)
+}
+
+export { CANARIES }
