@@ -16,7 +16,7 @@ import { CHUNK_ELEMS, accumulate } from '../src/protocol/masks.ts'
 import { decodeChunk, encodeChunk } from '../src/protocol/masked-sum-messages.ts'
 import type { SessionParams } from '../src/protocol/session.ts'
 import type { Channel } from '../src/protocol/transport.ts'
-import { MessageQueue } from '../src/protocol/transport.ts'
+import type { ProtocolEvent } from '../src/protocol/events.ts'
 
 const SECURE = '/mpc-agent-bench/secure/1.0.0'
 const PLAIN = '/mpc-agent-bench/plain/1.0.0'
@@ -42,7 +42,6 @@ let signer: ReturnType<typeof signerFromSeed>
 const addrs = new Map<string, string>()
 const eph = new Map<number, Uint8Array>()
 // inbound streams by run and remote, for the runner to pick up
-const inbound = new Map<string, MessageQueue>()
 const inboundChannels = new Map<string, Channel[]>()
 const waiters = new Map<string, Array<(c: Channel) => void>>()
 
@@ -97,6 +96,10 @@ async function handleRun(m: Extract<Msg, { cmd: 'run' }>): Promise<unknown> {
   const cpu0 = process.cpuUsage()
   const counters = { sent: 0, received: 0 }
   const t0 = performance.now()
+  const phases: Record<string, number> = {}
+  const events = (e: ProtocolEvent): void => {
+    if (e.type === 'phase') phases[`${e.phase}_${e.state}`] = Math.round((performance.now() - t0) * 10) / 10
+  }
   let peakAB = process.memoryUsage().arrayBuffers
   const sampler = setInterval(() => { peakAB = Math.max(peakAB, process.memoryUsage().arrayBuffers) }, 5)
   try {
@@ -109,7 +112,8 @@ async function handleRun(m: Extract<Msg, { cmd: 'run' }>): Promise<unknown> {
         chans.set(prov, ch)
       }))
       if (m.mode === 'secure') {
-        const res = await runBuyer({ signer, params: p, channels: chans })
+        phases.streams_open = Math.round((performance.now() - t0) * 10) / 10
+        const res = await runBuyer({ signer, params: p, channels: chans, events })
         res.total.fill(0n)
       } else {
         const sum = new BigUint64Array(p.length)
@@ -124,7 +128,8 @@ async function handleRun(m: Extract<Msg, { cmd: 'run' }>): Promise<unknown> {
         }))
       }
     } else {
-      const buyerCh = await take(`${m.run}/${m.buyer}`)
+      // as in serve: co-provider streams are opened while waiting for the buyer's START stream
+      const buyerP = take(`${m.run}/${m.buyer}`)
       const vector = vectorFor(p.length, m.providers.indexOf(self))
       if (m.mode === 'secure') {
         const peers = new Map<string, Channel>()
@@ -135,11 +140,13 @@ async function handleRun(m: Extract<Msg, { cmd: 'run' }>): Promise<unknown> {
             peers.set(q, ch)
           } else peers.set(q, await take(`${m.run}/${q}`))
         }))
+        const buyerCh = await buyerP
         await runProvider({
           signer, params: p, proposalDigest: new Uint8Array(32), certificate: null, inspectCertificate: () => null,
-          ephemeralPrivateKey: eph.get(m.run) as Uint8Array, vector, buyer: buyerCh, peers
+          ephemeralPrivateKey: eph.get(m.run) as Uint8Array, vector, buyer: buyerCh, peers, events
         })
       } else {
+        const buyerCh = await buyerP
         for (let off = 0, i = 0; off < p.length; off += CHUNK_ELEMS, i++) await buyerCh.send(encodeChunk(i, off, vector.subarray(off, off + CHUNK_ELEMS)))
         await buyerCh.receive().catch(() => {}) // wait for the buyer's close
       }
@@ -148,7 +155,7 @@ async function handleRun(m: Extract<Msg, { cmd: 'run' }>): Promise<unknown> {
     clearInterval(sampler)
   }
   const cpu = process.cpuUsage(cpu0)
-  return { wall_ms: performance.now() - t0, cpu_s: (cpu.user + cpu.system) / 1e6, bytes_sent: counters.sent, bytes_received: counters.received, peak_array_buffers: peakAB, rss: process.memoryUsage().rss }
+  return { phases, wall_ms: performance.now() - t0, cpu_s: (cpu.user + cpu.system) / 1e6, bytes_sent: counters.sent, bytes_received: counters.received, peak_array_buffers: peakAB, rss: process.memoryUsage().rss }
 }
 
 async function onMessage(m: Msg): Promise<void> {

@@ -52,7 +52,7 @@ class Party {
   }
 }
 
-interface RunStats { wall_ms: number; cpu_s: number; bytes_sent: number; bytes_received: number; peak_array_buffers: number; rss: number; error?: string }
+interface RunStats { phases: Record<string, number>; wall_ms: number; cpu_s: number; bytes_sent: number; bytes_received: number; peak_array_buffers: number; rss: number; error?: string }
 
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b)
@@ -105,7 +105,9 @@ async function main(): Promise<void> {
         vector_bytes_ratio: round(vectorBytes(secure) / vectorBytes(plain)),
         cpu_s: { buyer_secure: round(median(secure.map((x) => x.buyer.cpu_s))), provider_secure: round(median(secure.flatMap((x) => x.providers.map((y) => y.cpu_s)))), buyer_plain: round(median(plain.map((x) => x.buyer.cpu_s))), provider_plain: round(median(plain.flatMap((x) => x.providers.map((y) => y.cpu_s)))) },
         buyer_peak_array_buffers: Math.max(...secure.map((x) => x.buyer.peak_array_buffers)),
-        vector_bytes: L * 8
+        vector_bytes: L * 8,
+        // last secure run's phase marks, ms from the buyer's start (buyer) / the provider's start (provider 0)
+        phases_ms: { buyer: secure.at(-1)?.buyer.phases, provider: secure.at(-1)?.providers[0]?.phases }
       }
       rows.push(row)
       process.stderr.write(`N=${N} L=${L}: secure ${row.secure_s} s, plain ${row.plain_s} s, ratio ${row.ratio}, bytes ${row.secure_bytes}/${row.plain_bytes}\n`)
