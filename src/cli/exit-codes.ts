@@ -33,11 +33,13 @@ export function exitCodeOf(err: unknown): number {
   if (err instanceof PolicyRejected) return EXIT.rejected
   if (err instanceof ProtocolAbort) {
     const r = err.reason
-    return r === 'timeout' || r === 'unreachable' ? EXIT.timeout : r === 'local_error' ? EXIT.badData : EXIT.aborted
+    // a remote party's local failure aborted our run (4); our own data failure is 6
+    return r === 'timeout' || r === 'unreachable' ? EXIT.timeout : r === 'local_error' && !err.info.by ? EXIT.badData : EXIT.aborted
   }
   if (err instanceof PeerUnreachableError) return EXIT.timeout
   if (err instanceof BusyError) return EXIT.busy
-  if (err instanceof Error && (err.name === 'DataError' || err.name === 'QueryDataError')) return EXIT.badData
+  // an altered audit log is bad local data (6)
+  if (err instanceof Error && (err.name === 'DataError' || err.name === 'AuditError')) return EXIT.badData
   if (err instanceof Error && (err.name === 'QueryError' || err.name === 'PolicyError' || err.name === 'CommanderError')) return EXIT.usage
   return EXIT.internal
 }

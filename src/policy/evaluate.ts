@@ -1,0 +1,95 @@
+// Evaluating a proposal against this provider's policy (negotiation.md §6). Pure: the audit log
+// is passed in as history. Every rule that fails is reported with its own code, not just the first.
+import type { Query } from '../query/types.ts'
+import { columnsOf } from '../query/columns.ts'
+import { layoutOf, domainSize } from '../query/layout.ts'
+import { templateDigest } from '../query/validate.ts'
+import { formatFilter } from '../query/filter.ts'
+import { toHex } from '../crypto/bytes.ts'
+import type { Policy } from './policy.ts'
+
+export interface PolicyHistory {
+  certifiedRunsByBuyerSince(buyer: string, sinceMs: number): number
+  sameTemplateSince(templateDigestHex: string, sinceMs: number): Array<{ providers: string[] }>
+}
+
+export interface PolicyContext {
+  query: Query
+  /** The authenticated proposer. */
+  buyer: string
+  self: string
+  configuredPeers: ReadonlyMap<string, 'provider' | 'buyer'>
+  history: PolicyHistory
+  now: number
+}
+
+export interface PolicyDecision {
+  accept: boolean
+  reasons: Array<{ code: string; message: string }>
+}
+
+export function evaluatePolicy(policy: Policy, ctx: PolicyContext): PolicyDecision {
+  const { query: q } = ctx
+  const reasons: PolicyDecision['reasons'] = []
+  const no = (code: string, message: string): void => {
+    reasons.push({ code, message })
+  }
+  if (!policy.buyers.includes(ctx.buyer)) no('buyer_not_allowed', `buyer ${ctx.buyer} is not in this provider's buyers list`)
+  if (q.participants.buyer !== ctx.buyer) no('buyer_mismatch', 'the query names a different buyer than the one proposing it')
+  if (!q.participants.providers.includes(ctx.self)) no('not_a_participant', 'this provider is not among the query\'s providers')
+  const rules = policy.datasets[q.dataset]
+  if (!rules) no('dataset_not_exposed', `dataset "${q.dataset}" is not exposed by this provider's policy`)
+  else {
+    const cols = columnsOf(q)
+    for (const c of cols.filter) if (!rules.filter_columns.includes(c)) no('column_not_allowed_filter', `column "${c}" may not be used in a filter`)
+    for (const c of cols.group_by) if (!rules.group_by_columns.includes(c)) no('column_not_allowed_group_by', `column "${c}" may not be grouped by`)
+    for (const c of cols.aggregates) if (!rules.aggregate_columns.includes(c)) no('column_not_allowed_aggregate', `column "${c}" may not be aggregated`)
+    for (const c of new Set([...cols.filter, ...cols.group_by])) {
+      if (rules.deny_columns.includes(c)) no('column_denied', `column "${c}" is denied for filter and group_by (it would single out one firm's data)`)
+    }
+    for (const a of q.aggregates) {
+      if (a.kind !== 'sum' && a.kind !== 'mean') continue
+      const req = rules.required_clip[a.column]
+      if (req && (a.clip[0] < req[0] || a.clip[1] > req[1])) no('clip_required', `aggregate "${a.name}" must clip ${a.column} within [${req[0]}, ${req[1]}], it clips to [${a.clip[0]}, ${a.clip[1]}]`)
+    }
+  }
+  const n = q.participants.providers.length
+  if (n < policy.min_providers) no('too_few_providers', `${n} providers take part; this provider requires at least ${policy.min_providers}`)
+  const others = q.participants.providers.filter((p) => p !== ctx.self)
+  for (const p of others) {
+    if (ctx.configuredPeers.get(p) !== 'provider') no('unknown_co_provider', `co-provider ${p} is not a configured provider peer of this agent (providers talk directly)`)
+  }
+  const trusted = others.filter((p) => policy.trusted_co_providers.peers.includes(p)).length
+  if (trusted < policy.trusted_co_providers.min) no('untrusted_co_providers', `only ${trusted} of the other providers are trusted; at least ${policy.trusted_co_providers.min} required`)
+  const cells = layoutOf(q).cells
+  if (cells > policy.max_cells) no('too_many_cells', `${cells} cells exceed this provider's limit of ${policy.max_cells}`)
+  const day = ctx.now - 86_400_000
+  const runs = ctx.history.certifiedRunsByBuyerSince(ctx.buyer, day)
+  if (runs >= policy.max_runs_per_buyer_per_day) no('rate_limited', `this buyer already had ${runs} certified runs in the last 24 h (limit ${policy.max_runs_per_buyer_per_day})`)
+  if (policy.differencing_window_s > 0) {
+    const set = [...q.participants.providers].sort().join(',')
+    const same = ctx.history.sameTemplateSince(toHex(templateDigest(q)), ctx.now - policy.differencing_window_s * 1000)
+    if (same.some((r) => [...r.providers].sort().join(',') !== set)) {
+      no('differencing', `the same query ran within ${policy.differencing_window_s} s over a different set of providers; comparing the two would isolate a provider's data`)
+    }
+  }
+  for (const p of q.output.slice(1)) {
+    if (!policy.allowed_outputs.includes(p)) no('output_not_allowed', `result recipient ${p} is not in allowed_outputs`)
+  }
+  return { accept: reasons.length === 0, reasons }
+}
+
+/** Plain-language lines for an operator deciding on a proposal (UI, `policy check`). */
+export function describeProposal(q: Query, nameOf: (peerId: string) => string): string[] {
+  const layout = layoutOf(q)
+  const cols = columnsOf(q)
+  return [
+    `${nameOf(q.participants.buyer)} asks: "${q.title}" (query ${q.id})`,
+    `dataset: ${q.dataset}; filter: ${q.filter ? formatFilter(q.filter) : 'none'}`,
+    `grouped by: ${q.group_by.map((g) => `${g.name} (${domainSize(g.domain)} values)`).join(' × ') || 'nothing (one total)'} = ${layout.cells} cells`,
+    `computes: ${q.aggregates.map((a) => (a.kind === 'count' ? `count ${a.name}` : `${a.kind} of ${a.column}${'clip' in a ? ` clipped to [${a.clip[0]}, ${a.clip[1]}]` : ''}`)).join(', ')}`,
+    `columns read: filter [${cols.filter.join(', ')}], group_by [${cols.group_by.join(', ')}], aggregates [${cols.aggregates.join(', ')}]`,
+    `with ${q.participants.providers.length} providers: ${q.participants.providers.map(nameOf).join(', ')}`,
+    `the buyer learns only the totals over all providers, per cell; ${q.output.length > 1 ? `also sent to ${q.output.slice(1).map(nameOf).join(', ')}` : 'nobody else receives them'}`
+  ]
+}

@@ -1,0 +1,111 @@
+// policy.yaml: a provider's rules (negotiation.md §6; README "Policy"). Parsed strictly; names are
+// resolved to peer IDs through the provider's own config, so rules cannot silently miss a peer.
+import { readFileSync } from 'node:fs'
+import { parse } from 'yaml'
+
+export class PolicyError extends Error {
+  override name = 'PolicyError'
+}
+
+export interface DatasetRules {
+  filter_columns: string[]
+  group_by_columns: string[]
+  aggregate_columns: string[]
+  /** Never in filter or group_by: columns constant within a firm would return its exact data. */
+  deny_columns: string[]
+  /** sum/mean over these columns must clip within [min, max]. */
+  required_clip: Record<string, [number, number]>
+}
+
+export interface Policy {
+  approval: 'auto' | 'manual'
+  buyers: string[]
+  datasets: Record<string, DatasetRules>
+  min_providers: number
+  trusted_co_providers: { peers: string[]; min: number }
+  max_cells: number
+  max_runs_per_buyer_per_day: number
+  differencing_window_s: number
+  /** Who may receive results besides the buyer (peer IDs). */
+  allowed_outputs: string[]
+}
+
+type Obj = Record<string, unknown>
+
+export function parsePolicyText(text: string, source: string, resolve: (nameOrId: string) => string | undefined): Policy {
+  const fail = (path: string, msg: string): never => {
+    throw new PolicyError(`${source}: ${path}: ${msg}`)
+  }
+  let doc: unknown
+  try {
+    doc = parse(text)
+  } catch (e) {
+    return fail('(root)', `not valid YAML: ${(e as Error).message.split('\n')[0]}`)
+  }
+  const obj = (v: unknown, path: string, keys: string[]): Obj => {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(path, 'expected a mapping')
+    for (const k of Object.keys(v as Obj)) if (!keys.includes(k)) fail(path, `unknown key "${k}" (allowed: ${keys.join(', ')})`)
+    return v as Obj
+  }
+  const strs = (v: unknown, path: string): string[] => {
+    if (v === undefined) return []
+    if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) fail(path, 'expected a list of strings')
+    return v as string[]
+  }
+  const int = (v: unknown, path: string, dflt: number, min: number): number => {
+    if (v === undefined) return dflt
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) fail(path, `expected an integer ≥ ${min}`)
+    return v as number
+  }
+  const peers = (v: unknown, path: string): string[] => strs(v, path).map((n, i) => {
+    if (n === 'buyer' && path === 'allowed_outputs') return 'buyer'
+    const id = resolve(n)
+    if (!id) fail(`${path}[${i}]`, `"${n}" is neither a configured peer nor a peer ID`)
+    return id as string
+  })
+  const o = obj(doc ?? {}, '(root)', ['approval', 'buyers', 'datasets', 'min_providers', 'trusted_co_providers', 'max_cells', 'max_runs_per_buyer_per_day', 'differencing_window_s', 'allowed_outputs'])
+  const approval = (o.approval ?? 'auto') as Policy['approval']
+  if (approval !== 'auto' && approval !== 'manual') fail('approval', 'must be auto or manual')
+  const datasets: Record<string, DatasetRules> = {}
+  for (const [name, raw] of Object.entries(obj(o.datasets ?? {}, 'datasets', Object.keys((o.datasets ?? {}) as Obj)))) {
+    const d = obj(raw, `datasets.${name}`, ['filter_columns', 'group_by_columns', 'aggregate_columns', 'deny_columns', 'required_clip'])
+    const clips: Record<string, [number, number]> = {}
+    for (const [col, c] of Object.entries(obj(d.required_clip ?? {}, `datasets.${name}.required_clip`, Object.keys((d.required_clip ?? {}) as Obj)))) {
+      if (!Array.isArray(c) || c.length !== 2 || c.some((x) => typeof x !== 'number' || !Number.isFinite(x)) || (c[0] as number) > (c[1] as number)) {
+        fail(`datasets.${name}.required_clip.${col}`, 'expected [min, max]')
+      }
+      clips[col] = c as [number, number]
+    }
+    datasets[name] = {
+      filter_columns: strs(d.filter_columns, `datasets.${name}.filter_columns`),
+      group_by_columns: strs(d.group_by_columns, `datasets.${name}.group_by_columns`),
+      aggregate_columns: strs(d.aggregate_columns, `datasets.${name}.aggregate_columns`),
+      deny_columns: strs(d.deny_columns, `datasets.${name}.deny_columns`),
+      required_clip: clips
+    }
+  }
+  const min_providers = int(o.min_providers, 'min_providers', 3, 0)
+  if (min_providers < 3) fail('min_providers', 'must be at least 3: with two providers each learns the other\'s data from the total')
+  const t = obj(o.trusted_co_providers ?? {}, 'trusted_co_providers', ['peers', 'min'])
+  return {
+    approval,
+    buyers: peers(o.buyers, 'buyers'),
+    datasets,
+    min_providers,
+    trusted_co_providers: { peers: peers(t.peers, 'trusted_co_providers.peers'), min: int(t.min, 'trusted_co_providers.min', 0, 0) },
+    max_cells: int(o.max_cells, 'max_cells', 1_000_000, 1),
+    max_runs_per_buyer_per_day: int(o.max_runs_per_buyer_per_day, 'max_runs_per_buyer_per_day', 100, 0),
+    differencing_window_s: int(o.differencing_window_s, 'differencing_window_s', 86_400, 0),
+    allowed_outputs: peers(o.allowed_outputs ?? ['buyer'], 'allowed_outputs')
+  }
+}
+
+export function loadPolicy(path: string, resolve: (nameOrId: string) => string | undefined): Policy {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch {
+    throw new PolicyError(`no policy at ${path}: write one (see README "Policy"; examples/ride-sharing/policy.yaml is a template)`)
+  }
+  return parsePolicyText(text, path, resolve)
+}
