@@ -1,13 +1,29 @@
 // Wires commands only: each command is an async function that returns or throws; errors carry
 // their exit code through exitCodeOf(); output is flushed here.
-import { Command, CommanderError, Option } from 'commander'
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
+import { ProtocolAbort } from '../protocol/errors.ts'
 import { resolveHome } from '../agent/home.ts'
 import { Output } from './output.ts'
 import { EXIT, EXIT_TABLE, exitCodeOf } from './exit-codes.ts'
+import type { BuyerHooks } from '../protocol/masked-sum-buyer.ts'
+import type { ServeHooks } from '../agent/serve.ts'
 // Command modules are imported lazily: `init` or `peers list` must not pay for loading libp2p.
 const identity = () => import('./commands/identity.ts')
 const peersCmd = () => import('./commands/peers.ts')
 const netCmd = () => import('./commands/net.ts')
+const queryCmd = () => import('./commands/query.ts')
+const dataCmd = () => import('./commands/data.ts')
+const approveCmd = () => import('./commands/approve.ts')
+const auditCmd = () => import('./commands/audit.ts')
+
+/**
+ * Deviations injected by the test-only entry point (test/helpers/deviant.ts); the production
+ * binary (bin/mpc-agent.js) never passes any: there is no flag or variable that enables them.
+ */
+export interface MainHooks {
+  buyer?: BuyerHooks
+  serve?: ServeHooks
+}
 
 interface Globals {
   home?: string
@@ -18,7 +34,20 @@ interface Globals {
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v]
 
-export async function main(argv: string[]): Promise<number> {
+function positive(v: string, flag: string): number {
+  const n = Number(v)
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${flag} must be a positive number of seconds`)
+  return n
+}
+
+/** --timeout: the run's signal fires with a timeout abort (exit 5), naming the flag. */
+function timeoutSignal(seconds: number): AbortSignal {
+  const c = new AbortController()
+  setTimeout(() => c.abort(new ProtocolAbort({ reason: 'timeout', accused: null, detail: `the run exceeded --timeout ${seconds} s` })), seconds * 1000).unref()
+  return c.signal
+}
+
+export async function main(argv: string[], hooks: MainHooks = {}): Promise<number> {
   let code: number = EXIT.ok
   const program = new Command('mpc-agent')
   const ctx = (cmd: Command): { home: string; out: Output } => {
@@ -90,7 +119,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--ready-file <path>', 'write {pid, peerId, addrs} as JSON here once listening')
     .action(async (o: { readyFile?: string }, cmd: Command) => {
       const { home, out } = ctx(cmd)
-      await (await netCmd()).serveCommand(home, o, out, interrupt.signal)
+      await (await netCmd()).serveCommand(home, o, out, interrupt.signal, hooks.serve)
     })
 
   program.command('ping <name>')
@@ -101,13 +130,79 @@ export async function main(argv: string[]): Promise<number> {
       await (await netCmd()).pingCommand(home, name, o, out)
     })
 
+  const query = program.command('query').description('check or run an aggregate query (buyer)')
+  query.command('check <file>')
+    .description('validate a query file; print its canonical form, cell count and digest')
+    .action(async (file: string, _o: unknown, cmd: Command) => {
+      const { home, out } = ctx(cmd)
+      ;(await queryCmd()).queryCheck(home, file, out)
+    })
+  query.command('run <file>')
+    .description('negotiate with every provider, run the masked sum, write the result (starts its own node)')
+    .option('--out <file>', 'result file, written atomically (default: ./<query id>.<format>)')
+    .addOption(new Option('--format <format>', 'result format').choices(['json', 'csv']).default('json'))
+    .option('--timeout <seconds>', 'bound the whole run; exit 5 when exceeded', (v) => positive(v, '--timeout'))
+    .option('--retry <n>', 'retry unreachable providers n times, before negotiation only', (v) => Number.parseInt(v, 10), 0)
+    .action(async (file: string, o: { out?: string; format: 'json' | 'csv'; timeout?: number; retry: number }, cmd: Command) => {
+      const { home, out } = ctx(cmd)
+      const signal = o.timeout ? AbortSignal.any([interrupt.signal, timeoutSignal(o.timeout)]) : interrupt.signal
+      await (await queryCmd()).queryRun(home, file, o, out, signal, hooks.buyer)
+    })
+
+  const policy = program.command('policy').description('this provider\'s policy (policy.yaml)')
+  policy.command('check <file>')
+    .description('would this agent\'s policy accept the query? (exit 3 with every reason if not)')
+    .option('--buyer <name>', 'the buyer proposing it (default: the configured buyer)')
+    .action(async (file: string, o: { buyer?: string }, cmd: Command) => {
+      const { home, out } = ctx(cmd)
+      ;(await queryCmd()).policyCheck(home, file, o, out)
+    })
+
+  const data = program.command('data').description('this provider\'s local datasets (never sent)')
+  data.command('inspect <dataset>').description('schema and row count of a configured dataset')
+    .action(async (name: string, _o: unknown, cmd: Command) => {
+      const { home, out } = ctx(cmd)
+      await (await dataCmd()).dataInspect(home, name, out)
+    })
+  data.command('preview <file>').description('this provider\'s own contribution to a query, computed locally')
+    .option('--buyer <name>', 'the buyer the query comes from (default: the configured buyer)')
+    .addOption(new Option('--format <format>', 'output').choices(['table', 'csv']).default('table'))
+    .action(async (file: string, o: { buyer?: string; format: 'table' | 'csv' }, cmd: Command) => {
+      const { home, out } = ctx(cmd)
+      await (await dataCmd()).dataPreview(home, file, o, out)
+    })
+
+  const audit = program.command('audit').description('list the audit log (proposals, decisions, certificates, outcomes)')
+    .action(async (_o: unknown, cmd: Command) => {
+      const { home, out } = ctx(cmd)
+      ;(await auditCmd()).auditList(home, out)
+    })
+  audit.command('verify').description('check the hash chain and the signed head; exit 6 if the log was altered')
+    .action(async (_o: unknown, cmd: Command) => {
+      const { home, out } = ctx(cmd)
+      ;(await auditCmd()).auditVerify(home, out)
+    })
+
+  program.command('approve [id]')
+    .description('approve a proposal waiting for manual approval in the running serve (no id: list them)')
+    .action(async (id: string | undefined, _o: unknown, cmd: Command) => {
+      const { home, out } = ctx(cmd)
+      await (await approveCmd()).decideCommand(home, id, true, out)
+    })
+  program.command('reject <id>')
+    .description('reject a proposal waiting for manual approval')
+    .action(async (id: string, _o: unknown, cmd: Command) => {
+      const { home, out } = ctx(cmd)
+      await (await approveCmd()).decideCommand(home, id, false, out)
+    })
+
   try {
     await program.parseAsync(argv, { from: 'user' })
   } catch (err) {
     if (err instanceof CommanderError) {
       // help and version are successes; everything else commander already printed
       code = err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help' ? EXIT.ok : EXIT.usage
-    } else if (interrupt.signal.aborted && (err as Error)?.name === 'Interrupted') {
+    } else if (interrupt.signal.aborted) {
       code = (interrupt.signal.reason as { signal?: string }).signal === 'SIGINT' ? EXIT.sigint : EXIT.sigterm
     } else {
       code = exitCodeOf(err)

@@ -144,9 +144,10 @@ export async function runProvider(o: ProviderRunOptions): Promise<ProviderRunRes
     await ctx.send(o.buyer, encodeJson(MSG.done, signBody(signer, LABEL.done, doneBody)))
     emit({ type: 'phase', phase: 'compute', state: 'done', at: Date.now() })
 
-    // §6.4 inclusion check (check 7), then reveal s_i
+    // §6.4 inclusion check (check 7), then reveal s_i. The wait outlasts the buyer's own wait for the
+    // slowest provider (negotiate_s + compute_s), so a silent co-provider is accused by the buyer, not us.
     emit({ type: 'phase', phase: 'confirm', state: 'start', at: Date.now() })
-    const inclusion = decodeJson<InclusionMsg>(await ctx.next(o.buyer, (t.compute_s + t.confirm_s) * 1000, 'INCLUSION'), MSG.inclusion, params.buyer, shapes.inclusion)
+    const inclusion = decodeJson<InclusionMsg>(await ctx.next(o.buyer, (t.negotiate_s + t.compute_s + t.confirm_s) * 1000, 'INCLUSION'), MSG.inclusion, params.buyer, shapes.inclusion)
     const inclusionDigest = checkInclusion(params, self, doneBody, inclusion)
     if (hooks.stallAt === 'reveal') await never(ctx.signal)
     const shown = hooks.revealSeed ? hooks.revealSeed(seed) : seed

@@ -18,7 +18,7 @@ export class RunContext {
   constructor(signer: Signer, session: Uint8Array | null, outer?: AbortSignal) {
     this.signer = signer
     this.session = session
-    const onOuter = (): void => this.fail(new ProtocolAbort({
+    const onOuter = (): void => this.fail(outer?.reason instanceof ProtocolAbort ? outer.reason : new ProtocolAbort({
       reason: 'local_error', accused: null, detail: `run cancelled locally (${(outer?.reason as Error)?.message ?? 'aborted'})`
     }))
     outer?.addEventListener('abort', onOuter, { once: true })

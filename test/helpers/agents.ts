@@ -27,8 +27,8 @@ export interface Cluster {
   agents: TestAgent[]
   byName(name: string): TestAgent
   /** Run the CLI as agent `name`. */
-  cli(name: string, args: string[], opts?: { timeoutMs?: number; input?: string }): Promise<CliResult>
-  serve(name: string, extra?: string[]): Promise<TestAgent>
+  cli(name: string, args: string[], opts?: { timeoutMs?: number; input?: string; deviant?: string }): Promise<CliResult>
+  serve(name: string, extra?: string[], opts?: { deviant?: string }): Promise<TestAgent>
   stop(name: string, signal?: NodeJS.Signals): Promise<CliResult | undefined>
   teardown(): Promise<void>
 }
@@ -62,11 +62,11 @@ export async function makeCluster(specs: AgentSpec[], opts: { dir?: string } = {
     agents,
     byName,
     cli: (n, args, o) => runCli(['--home', byName(n).home, ...args], { ...o, netns: byName(n).netns?.ns }),
-    async serve(n, extra = []) {
+    async serve(n, extra = [], opts = {}) {
       const a = byName(n)
       const ready = join(dir, `${n}.ready.json`)
       rmSync(ready, { force: true })
-      a.proc = spawnCli(['--home', a.home, 'serve', '--ready-file', ready, ...extra], { netns: a.netns?.ns })
+      a.proc = spawnCli(['--home', a.home, 'serve', '--ready-file', ready, ...extra], { netns: a.netns?.ns, deviant: opts.deviant })
       a.exited = collect(a.proc, 10 * 60_000)
       const deadline = Date.now() + 20_000
       while (!existsSync(ready)) {

@@ -4,6 +4,8 @@ import { fileURLToPath } from 'node:url'
 import { createServer } from 'node:net'
 
 export const BIN = fileURLToPath(new URL('../../bin/mpc-agent.js', import.meta.url))
+/** The test-only entry point that runs the real CLI with one named deviation (deviant.ts). */
+export const DEVIANT = fileURLToPath(new URL('./deviant.ts', import.meta.url))
 
 export interface CliResult {
   code: number | null
@@ -15,8 +17,8 @@ export interface CliResult {
 const live = new Set<ChildProcess>()
 
 /** Spawn `mpc-agent ...args`; tracked so killAll() can tear it down even when a test fails. */
-export function spawnCli(args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string; netns?: string } = {}): ChildProcess {
-  const argv = [process.execPath, BIN, ...args]
+export function spawnCli(args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string; netns?: string; deviant?: string } = {}): ChildProcess {
+  const argv = opts.deviant ? [process.execPath, DEVIANT, opts.deviant, ...args] : [process.execPath, BIN, ...args]
   if (opts.netns) argv.unshift('ip', 'netns', 'exec', opts.netns)
   const child = spawn(argv[0] as string, argv.slice(1), {
     env: { ...process.env, ...opts.env },
@@ -47,7 +49,7 @@ export function collect(child: ChildProcess, timeoutMs = 60_000): Promise<CliRes
   })
 }
 
-export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number; netns?: string } = {}): Promise<CliResult> {
+export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number; netns?: string; deviant?: string } = {}): Promise<CliResult> {
   return collect(spawnCli(args, opts), opts.timeoutMs)
 }
 

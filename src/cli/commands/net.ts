@@ -4,13 +4,25 @@ import { findPeer } from '../../agent/config.ts'
 import { ConfigError } from '../../agent/errors.ts'
 import { PeerUnreachableError } from '../../net/errors.ts'
 import { multiaddr } from '@multiformats/multiaddr'
-import { startServices } from '../../agent/serve.ts'
+import { startServices, type ServeHooks } from '../../agent/serve.ts'
+import { JsonLog } from '../../agent/log.ts'
 import type { Output } from '../output.ts'
 
-export async function serveCommand(home: string, o: { readyFile?: string }, out: Output, signal: AbortSignal): Promise<void> {
+export async function serveCommand(home: string, o: { readyFile?: string }, out: Output, signal: AbortSignal, hooks?: ServeHooks): Promise<void> {
   const agent = openAgent(home)
   const node = await startNode(agent)
-  const services = await startServices(agent, node, (e) => out.event(e), (line) => out.log(line))
+  const log = new JsonLog(agent.paths.logs)
+  const services = await startServices(agent, node, {
+    emit: (e) => {
+      out.event(e)
+      if (e.type === 'abort' || e.type === 'decision') log.write(e.type === 'abort' ? 'warn' : 'info', e.type, { event: e })
+    },
+    log: (line) => {
+      out.log(line)
+      log.write('info', line)
+    },
+    hooks
+  })
   const addrs = node.getMultiaddrs().map((a) => a.toString())
   writeRuntime(agent.paths, { pid: process.pid, peerId: agent.identity.peerId, addrs }, o.readyFile)
   out.event({ v: 1, type: 'ready', peerId: agent.identity.peerId, addrs })

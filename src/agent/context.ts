@@ -1,0 +1,57 @@
+// Glue shared by the serving provider and the buyer's run: how this agent resolves names, loads
+// its policy, validates queries from the wire and reads certificates shown by co-providers.
+import { existsSync } from 'node:fs'
+import type { Agent } from './agent.ts'
+import type { ProviderRun } from './sessions.ts'
+import { parsePeer } from '../crypto/peer.ts'
+import { validateQuery } from '../query/validate.ts'
+import { loadPolicy, type Policy } from '../policy/policy.ts'
+import { verifyCertificateSignature, type NegotiationDeps } from '../protocol/negotiation.ts'
+import type { CertificateSummary } from '../protocol/masked-sum-provider.ts'
+
+/** Config names (and peer IDs) → peer IDs, as this agent knows them. */
+export function resolverFor(agent: Agent): (nameOrId: string) => string | undefined {
+  return (x) => {
+    if (x === agent.config.name || x === agent.identity.peerId) return agent.identity.peerId
+    const p = agent.config.peers.find((e) => e.name === x || e.peerId === x)
+    if (p) return p.peerId
+    try {
+      return parsePeer(x).id
+    } catch {
+      return undefined
+    }
+  }
+}
+
+/** The policy, re-read for every proposal so an operator's edit applies without a restart. */
+export function loadLocalPolicy(agent: Agent, resolve: (x: string) => string | undefined, log: (l: string) => void): Policy | null {
+  if (!existsSync(agent.paths.policy)) return null
+  try {
+    return loadPolicy(agent.paths.policy, resolve)
+  } catch (e) {
+    log(`mpc-agent: ${(e as Error).message}`)
+    return null
+  }
+}
+
+export function providerDeps(): NegotiationDeps {
+  return { checkQuery: validateQuery, now: () => Date.now() }
+}
+
+/** What a co-provider's XCHECK certificate says, for check 3 (masked-sum.md §8). */
+export function inspectCertificate(c: unknown): CertificateSummary | null {
+  try {
+    const v = verifyCertificateSignature(c)
+    if (!v) return null
+    return { session: v.session, proposal: v.proposal, buyer: v.buyer, buyerSigned: v.buyerSigned }
+  } catch {
+    return null
+  }
+}
+
+/** Does an inbound masked-sum stream's first message belong to `r`? (masked-sum.md §5.1) */
+export function sameRun(r: ProviderRun, head: { kind: 'start' | 'xcheck'; session: string; proposal?: string }, remote: string): boolean {
+  if (head.kind === 'start') return r.session === head.session || r.buyer === remote
+  return r.providers.includes(remote) && (r.session === head.session || r.proposal === head.proposal)
+}
+

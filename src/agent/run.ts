@@ -1,0 +1,201 @@
+// `mpc-agent query run`: the buyer's whole job. It starts its own libp2p node with the buyer's
+// identity (it does not talk to a local `serve`; README "query run"), dials every provider,
+// negotiates, runs the masked sum, and writes the decoded result atomically with a provenance
+// file beside it. Nothing is written unless every check passed.
+import { dirname, basename, join, resolve as resolvePath } from 'node:path'
+import type { Agent } from './agent.ts'
+import { startNode } from './agent.ts'
+import type { RunEvent } from './events.ts'
+import { AuditLog } from './audit.ts'
+import { acquireLock, writeFileAtomic } from './files.ts'
+import { ConfigError } from './errors.ts'
+import { resolverFor } from './context.ts'
+import { MASKED_SUM_PROTOCOL, NEGOTIATE_PROTOCOL } from '../net/constants.ts'
+import { openChannel, type AgentNode } from '../net/node.ts'
+import { PeerUnreachableError } from '../net/errors.ts'
+import { createProposal, negotiate, type Certificate } from '../protocol/negotiation.ts'
+import { runBuyer, type BuyerHooks } from '../protocol/masked-sum-buyer.ts'
+import { ProtocolAbort, PolicyRejected } from '../protocol/errors.ts'
+import type { Channel } from '../protocol/transport.ts'
+import { loadQueryFile } from '../query/parse.ts'
+import { validateQuery, queryDigest } from '../query/validate.ts'
+import { decodeResult, resultToCsv, topCells, type ResultTable } from '../query/result.ts'
+import { domainLabels } from '../query/layout.ts'
+import type { Query } from '../query/types.ts'
+import { toHex } from '../crypto/bytes.ts'
+
+export interface QueryRunOptions {
+  queryFile: string
+  out?: string
+  format: 'json' | 'csv'
+  /** Retries for unreachable providers, before negotiation only. */
+  retry: number
+  emit: (e: RunEvent) => void
+  log: (line: string) => void
+  signal: AbortSignal
+  hooks?: BuyerHooks
+}
+
+export interface QueryRunResult {
+  out: string
+  provenance: string
+  session: string
+  table: ResultTable
+  timings: Record<string, number>
+}
+
+export async function runQuery(agent: Agent, o: QueryRunOptions): Promise<QueryRunResult> {
+  const self = agent.identity.peerId
+  const resolve = resolverFor(agent)
+  const query = loadQueryFile(o.queryFile, self, resolve)
+  if (query.participants.buyer !== self) {
+    throw new ConfigError(`${o.queryFile}: participants.buyer is ${query.participants.buyer}, but this agent is ${self}; run the query from the buyer's home`)
+  }
+  const out = resolvePath(o.out ?? `${query.id}.${o.format}`)
+  const lock = acquireLock(out)
+  const audit = AuditLog.open(agent.paths, agent.identity.signer)
+  const nameOf = (id: string): string => (id === self ? agent.config.name : agent.config.peers.find((p) => p.peerId === id)?.name ?? id)
+  const timings: Record<string, number> = {}
+  const t0 = performance.now()
+  const mark = (k: string, since: number): void => {
+    timings[k] = Math.round(performance.now() - since)
+  }
+  let node: AgentNode | null = null
+  let session: string | null = null
+  const channels: Channel[] = []
+  try {
+    node = await startNode(agent, [])
+    const addrOf = (p: string): string => {
+      const e = agent.config.peers.find((x) => x.peerId === p)
+      if (!e) throw new ConfigError(`provider ${p} is not a configured peer: \`mpc-agent peers add NAME MULTIADDR --role provider\``)
+      return e.addr
+    }
+    // 1. reach every provider (retried: nothing has been proposed yet)
+    const tDial = performance.now()
+    const neg = new Map<string, Channel>()
+    await Promise.all(query.participants.providers.map(async (p) => {
+      o.emit({ v: 1, type: 'peer', peer: p, state: 'connecting' })
+      const ch = await dialWithRetry(node as AgentNode, addrOf(p), NEGOTIATE_PROTOCOL, o.retry, o.signal, nameOf(p), o.log)
+      channels.push(ch)
+      neg.set(p, ch)
+      o.emit({ v: 1, type: 'peer', peer: p, state: 'connected' })
+    }))
+    mark('dial_ms', tDial)
+
+    // 2. negotiate (protocols/negotiation.md)
+    const tNeg = performance.now()
+    o.emit({ v: 1, type: 'phase', phase: 'negotiate', state: 'start', at: Date.now() })
+    const proposal = createProposal(agent.identity.signer, query, { now: Date.now() })
+    audit.append('proposal', { proposal: toHex(proposal.digest), data: { buyer: self, query_id: query.id, title: query.title, dataset: query.dataset, providers: query.participants.providers } })
+    let certificate: Certificate
+    let params
+    try {
+      ;({ certificate, params } = await negotiate({
+        signer: agent.identity.signer, proposal, channels: neg,
+        deps: { checkQuery: validateQuery, now: () => Date.now(), events: (e) => o.emit({ ...e, v: 1 }) },
+        signal: o.signal
+      }))
+    } catch (e) {
+      if (e instanceof PolicyRejected) audit.append('outcome', { proposal: toHex(proposal.digest), data: { rejected: e.rejections } })
+      throw e
+    }
+    session = toHex(params.session)
+    audit.append('certificate', { session, proposal: toHex(proposal.digest), data: { buyer: self, providers: params.providers, query_id: query.id, certificate } })
+    o.emit({ v: 1, type: 'phase', phase: 'negotiate', state: 'done', at: Date.now() })
+    o.log(`agreement certified by ${params.providers.map(nameOf).join(', ')} (session ${session.slice(0, 12)})`)
+    mark('negotiate_ms', tNeg)
+    for (const ch of neg.values()) void ch.close()
+
+    // 3. masked sum (protocols/masked-sum.md)
+    const tSum = performance.now()
+    const ms = new Map<string, Channel>()
+    await Promise.all(params.providers.map(async (p) => {
+      try {
+        const ch = await openChannel(node as AgentNode, addrOf(p), MASKED_SUM_PROTOCOL, { signal: o.signal })
+        channels.push(ch)
+        ms.set(p, ch)
+      } catch (e) {
+        if (e instanceof PeerUnreachableError) throw new ProtocolAbort({ reason: 'unreachable', accused: p, detail: `${nameOf(p)} became unreachable after the agreement` })
+        throw e
+      }
+    }))
+    const res = await runBuyer({ signer: agent.identity.signer, params, channels: ms, signal: o.signal, hooks: o.hooks, events: (e) => o.emit({ ...e, v: 1 }) })
+    mark('masked_sum_ms', tSum)
+
+    // 4. the result, atomically, with provenance (never partial: temp file + rename)
+    const table = decodeResult(query, Array.from(res.total))
+    const provenance = join(dirname(out), `${basename(out)}.provenance.json`)
+    const doc = resultDocument(query, session, table, basename(provenance))
+    writeFileAtomic(out, o.format === 'csv' ? resultToCsv(table) : JSON.stringify(doc, null, 1) + '\n')
+    mark('total_ms', t0)
+    writeFileAtomic(provenance, JSON.stringify({
+      v: 1,
+      query, query_digest: toHex(queryDigest(query)), session,
+      participants: { buyer: self, providers: params.providers.map((p) => ({ peer_id: p, name: nameOf(p) })) },
+      certificate,
+      vectors: res.dones, inclusion: res.inclusion,
+      reveals: res.reveals.map(({ seed: _s, ...r }) => r),
+      receipt: { commitment: toHex(res.commitment), r: toHex(res.r) },
+      timings
+    }, null, 1) + '\n')
+    audit.append('outcome', { session, data: { result: out, commitment: toHex(res.commitment), cells: table.cells.length } })
+    o.emit({ v: 1, type: 'result', session, cells: table.cells.length, out, top: topCells(table) })
+    return { out, provenance, session, table, timings }
+  } catch (e) {
+    if (e instanceof ProtocolAbort) {
+      audit.append('abort', { session: session ?? undefined, data: e.info })
+      throw named(e, nameOf)
+    }
+    if (e instanceof PolicyRejected) throw new PolicyRejected(e.rejections.map((r) => ({ ...r, provider: nameOf(r.provider) })))
+    throw e
+  } finally {
+    for (const ch of channels) ch.abort(new Error('run finished'))
+    await Promise.resolve(node?.stop()).catch(() => {})
+    lock.release()
+  }
+}
+
+/** The same abort, its message naming peers by their config names (the info keeps peer IDs). */
+function named(e: ProtocolAbort, nameOf: (id: string) => string): ProtocolAbort {
+  const names = (t: string): string => t.replace(/12D3Koo[1-9A-HJ-NP-Za-km-z]{40,}/g, (id) => (nameOf(id) === id ? id : nameOf(id)))
+  const accused = e.info.accused ? `${nameOf(e.info.accused)} (${e.info.accused})` : 'nobody (the protocol cannot attribute this)'
+  const out = new ProtocolAbort({ ...e.info, detail: names(e.info.detail) })
+  out.message = `run aborted: ${e.info.reason}, accused ${accused}: ${names(e.info.detail)}`
+  return out
+}
+
+export interface ResultDocument {
+  query: { id: string; title: string; digest: string }
+  session: string
+  dims: Array<{ name: string; labels: string[] }>
+  aggregates: Array<{ name: string; kind: string }>
+  cells: ResultTable['cells']
+  provenance: string
+}
+
+export function resultDocument(q: Query, session: string, t: ResultTable, provenance: string): ResultDocument {
+  return {
+    query: { id: q.id, title: q.title, digest: toHex(queryDigest(q)) },
+    session,
+    dims: q.group_by.map((g) => ({ name: g.name, labels: domainLabels(g.domain) })),
+    aggregates: q.aggregates.map((a) => ({ name: a.name, kind: a.kind })),
+    cells: t.cells,
+    provenance
+  }
+}
+
+async function dialWithRetry(node: AgentNode, addr: string, protocol: string, retry: number, signal: AbortSignal, name: string, log: (l: string) => void): Promise<Channel> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await openChannel(node, addr, protocol, { signal })
+    } catch (e) {
+      if (!(e instanceof PeerUnreachableError) || attempt >= retry) {
+        if (e instanceof PeerUnreachableError) throw new PeerUnreachableError(name, `${e.message}; is \`mpc-agent serve\` running there?`)
+        throw e
+      }
+      const wait = Math.min(8000, 500 * 2 ** attempt)
+      log(`${name} unreachable, retrying in ${wait} ms (${attempt + 1}/${retry})`)
+      await new Promise((r) => setTimeout(r, wait))
+    }
+  }
+}

@@ -1,0 +1,64 @@
+// query check | run, policy check: the buyer's and the provider's view of one query file.
+import { openAgent } from '../../agent/agent.ts'
+import { resolverFor } from '../../agent/context.ts'
+import { AuditLog } from '../../agent/audit.ts'
+import { ConfigError } from '../../agent/errors.ts'
+import { runQuery } from '../../agent/run.ts'
+import { loadQueryFile } from '../../query/parse.ts'
+import { queryDigest } from '../../query/validate.ts'
+import { layoutOf } from '../../query/layout.ts'
+import { canonicalize } from '../../crypto/canonical.ts'
+import { toHex } from '../../crypto/bytes.ts'
+import { loadPolicy } from '../../policy/policy.ts'
+import { evaluatePolicy, describeProposal } from '../../policy/evaluate.ts'
+import { PolicyRejected } from '../../protocol/errors.ts'
+import type { BuyerHooks } from '../../protocol/masked-sum-buyer.ts'
+import type { Output } from '../output.ts'
+
+export function queryCheck(home: string, file: string, out: Output): void {
+  const agent = openAgent(home)
+  const q = loadQueryFile(file, agent.identity.peerId, resolverFor(agent))
+  const layout = layoutOf(q)
+  const digest = toHex(queryDigest(q))
+  if (out.opts.json) {
+    out.data({ ok: true, digest, cells: layout.cells, slots: layout.slots.length, length: layout.length, canonical: q })
+    return
+  }
+  out.result(canonicalize(q))
+  out.log(`valid: ${layout.cells} cells × ${layout.slots.length} slots = ${layout.length} values per provider; digest ${digest}`)
+}
+
+export async function queryRun(
+  home: string,
+  file: string,
+  o: { out?: string; format: 'json' | 'csv'; retry: number },
+  out: Output,
+  signal: AbortSignal,
+  hooks?: BuyerHooks
+): Promise<void> {
+  const agent = openAgent(home)
+  const res = await runQuery(agent, { queryFile: file, out: o.out, format: o.format, retry: o.retry, emit: (e) => out.event(e), log: (l) => out.log(l), signal, hooks })
+  out.log(`wrote ${res.out} (${res.table.cells.length} cells) and ${res.provenance}`)
+  out.result(res.out)
+}
+
+export function policyCheck(home: string, file: string, o: { buyer?: string }, out: Output): void {
+  const agent = openAgent(home)
+  const resolve = resolverFor(agent)
+  const buyerName = o.buyer ?? agent.config.peers.find((p) => p.role === 'buyer')?.name
+  if (!buyerName) throw new ConfigError('no buyer to check against: pass --buyer NAME (a configured peer)')
+  const buyer = resolve(buyerName)
+  if (!buyer) throw new ConfigError(`unknown buyer "${buyerName}": see \`mpc-agent peers list\``)
+  const q = loadQueryFile(file, buyer, resolve)
+  const policy = loadPolicy(agent.paths.policy, resolve)
+  const decision = evaluatePolicy(policy, {
+    query: q, buyer, self: agent.identity.peerId,
+    configuredPeers: new Map(agent.config.peers.map((p) => [p.peerId, p.role])),
+    history: AuditLog.open(agent.paths, agent.identity.signer), now: Date.now()
+  })
+  const nameOf = (id: string): string => agent.config.peers.find((p) => p.peerId === id)?.name ?? (id === agent.identity.peerId ? agent.config.name : id)
+  if (out.opts.json) out.data({ accept: decision.accept, reasons: decision.reasons })
+  else for (const l of describeProposal(q, nameOf)) out.log(l)
+  if (!decision.accept) throw new PolicyRejected([{ provider: agent.config.name, reasons: decision.reasons }])
+  out.result('policy: accept')
+}

@@ -1,0 +1,58 @@
+// Datasets a provider exposes under logical names (config.yaml `datasets:`), each a local
+// CSV / Parquet / JSON file or glob, or a table in a DuckDB database file.
+import { isAbsolute, resolve } from 'node:path'
+import { DataError } from './errors.ts'
+
+export type DatasetFormat = 'csv' | 'parquet' | 'json' | 'duckdb'
+
+export interface DatasetSource {
+  name: string
+  /** Absolute path or glob. */
+  path: string
+  format: DatasetFormat
+  /** duckdb: the table to read. */
+  table?: string
+  /** csv: declared column types (DuckDB type names) overriding type sniffing. */
+  columns?: Record<string, string>
+}
+
+const FORMATS: readonly DatasetFormat[] = ['csv', 'parquet', 'json', 'duckdb']
+const TYPE = /^[A-Za-z][A-Za-z0-9_ ()]*$/
+
+export function validateDatasets(raw: Record<string, unknown>, homeDir: string): Record<string, DatasetSource> {
+  const out: Record<string, DatasetSource> = {}
+  for (const [name, v] of Object.entries(raw)) {
+    const where = `config.yaml datasets.${name}`
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new DataError(`${where}: expected {path, format}`)
+    const o = v as Record<string, unknown>
+    for (const k of Object.keys(o)) if (!['path', 'format', 'table', 'columns'].includes(k)) throw new DataError(`${where}: unknown key "${k}" (allowed: path, format, table, columns)`)
+    if (typeof o.path !== 'string' || !o.path) throw new DataError(`${where}: path must be a file path or glob`)
+    const format = (o.format ?? inferFormat(o.path)) as DatasetFormat
+    if (!FORMATS.includes(format)) throw new DataError(`${where}: format must be one of ${FORMATS.join(', ')}`)
+    const src: DatasetSource = { name, path: isAbsolute(o.path) ? o.path : resolve(homeDir, o.path), format }
+    if (format === 'duckdb') {
+      if (typeof o.table !== 'string' || !o.table) throw new DataError(`${where}: a duckdb dataset needs table: NAME`)
+      src.table = o.table
+    } else if (o.table !== undefined) throw new DataError(`${where}: table applies only to format duckdb`)
+    if (o.columns !== undefined) {
+      if (format !== 'csv') throw new DataError(`${where}: columns (declared types) apply only to csv`)
+      if (typeof o.columns !== 'object' || o.columns === null) throw new DataError(`${where}: columns must map column names to DuckDB types`)
+      for (const [c, t] of Object.entries(o.columns)) if (typeof t !== 'string' || !TYPE.test(t)) throw new DataError(`${where}: columns.${c}: not a DuckDB type name`)
+      src.columns = o.columns as Record<string, string>
+    }
+    out[name] = src
+  }
+  return out
+}
+
+function inferFormat(path: string): string {
+  const m = /\.(csv|parquet|json|ndjson|jsonl|duckdb|db)$/i.exec(path)
+  const ext = m?.[1]?.toLowerCase()
+  return ext === 'ndjson' || ext === 'jsonl' ? 'json' : ext === 'db' ? 'duckdb' : ext ?? ''
+}
+
+export function datasetFor(sources: Record<string, DatasetSource>, name: string): DatasetSource {
+  const s = sources[name]
+  if (!s) throw new DataError(`dataset "${name}" is not configured: add it under datasets: in config.yaml (configured: ${Object.keys(sources).join(', ') || 'none'})`)
+  return s
+}

@@ -1,0 +1,158 @@
+// Issues #3/#4/#5 acceptance through the real CLI, every agent a separate OS process on 127.0.0.1:
+// a buyer and 3 (and 5) serving providers reading real CSV files; the result equals the plaintext
+// sum; a policy rejection exits 3 with no computation; each deviating agent (test-only entry
+// point) aborts the run with the right reason and accused peer, and the honest agents keep serving.
+import { describe, it, expect, beforeAll, afterAll } from 'vitest'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { makeDataCluster, expected, readResult, QUERY, type DataCluster } from '../helpers/data-cluster.ts'
+
+function checkResult(dc: DataCluster, out: string): void {
+  const doc = readResult(out)
+  expect(doc.cells).toHaveLength(5 * 24)
+  const want = expected(dc.data)
+  let nonEmpty = 0
+  for (const c of doc.cells) {
+    const e = want.get(c.key.join('|')) ?? { pickups: 0, fare: 0 }
+    expect(c.values.pickups, c.key.join('|')).toBe(e.pickups)
+    expect(c.values.fare).toBeCloseTo(e.fare, 9)
+    if (e.pickups) nonEmpty++
+  }
+  expect(nonEmpty).toBeGreaterThan(50)
+}
+
+function auditKinds(home: string): string[] {
+  if (!existsSync(join(home, 'audit.jsonl'))) return []
+  return readFileSync(join(home, 'audit.jsonl'), 'utf8').trim().split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { kind: string }).kind)
+}
+
+describe('query run: 1 buyer + 3 providers', () => {
+  let dc: DataCluster
+  beforeAll(async () => {
+    dc = await makeDataCluster(3)
+    for (const p of dc.providers) await dc.cluster.serve(p)
+  })
+  afterAll(async () => dc?.cluster.teardown())
+
+  it('the buyer gets exactly the plaintext totals; every party audited the certificate', async () => {
+    const out = join(dc.dir, 'out.json')
+    const r = await dc.cluster.cli('city', ['query', 'run', dc.queryFile, '--out', out, '--timeout', '60'])
+    expect(r.stderr).not.toMatch(/error/i)
+    expect(r.code).toBe(0)
+    checkResult(dc, out)
+    const prov = JSON.parse(readFileSync(`${out}.provenance.json`, 'utf8')) as { certificate: unknown; session: string }
+    expect(prov.certificate).toBeTruthy()
+    for (const p of dc.providers) {
+      const kinds = auditKinds(dc.cluster.byName(p).home)
+      expect(kinds).toContain('certificate')
+      expect(kinds).toContain('receipt')
+      const v = await dc.cluster.cli(p, ['audit', 'verify'])
+      expect(v.code, v.stderr).toBe(0)
+    }
+    expect(auditKinds(dc.cluster.byName('city').home)).toContain('outcome')
+  })
+
+  it('--json gives NDJSON events ending in a result event', async () => {
+    const out = join(dc.dir, 'out2.csv')
+    const r = await dc.cluster.cli('city', ['--json', 'query', 'run', dc.queryFile, '--out', out, '--format', 'csv'])
+    expect(r.code, r.stderr).toBe(0)
+    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { v: number; type: string })
+    for (const e of events) expect(e.v).toBe(1)
+    expect(events.at(-1)?.type).toBe('result')
+    expect(readFileSync(out, 'utf8').split('\n')[0]).toBe('zone,hour,pickups,fare')
+  })
+
+  it('a query the policies refuse exits 3 naming every provider and reason; nothing is computed', async () => {
+    const q = join(dc.dir, 'denied.yaml')
+    writeFileSync(q, QUERY(dc.providers, "filter: \"license = 'HV0001'\"\n"))
+    const out = join(dc.dir, 'denied.json')
+    const before = dc.providers.map((p) => auditKinds(dc.cluster.byName(p).home).filter((k) => k === 'certificate').length)
+    const r = await dc.cluster.cli('city', ['query', 'run', q, '--out', out])
+    expect(r.code).toBe(3)
+    for (const p of dc.providers) expect(r.stderr).toContain(p)
+    expect(r.stderr).toMatch(/license/)
+    expect(existsSync(out)).toBe(false)
+    const after = dc.providers.map((p) => auditKinds(dc.cluster.byName(p).home).filter((k) => k === 'certificate').length)
+    expect(after).toEqual(before)
+  })
+})
+
+describe('query run: 1 buyer + 5 providers', () => {
+  let dc: DataCluster
+  beforeAll(async () => {
+    dc = await makeDataCluster(5, 200)
+    for (const p of dc.providers) await dc.cluster.serve(p)
+  })
+  afterAll(async () => dc?.cluster.teardown())
+
+  it('the result equals the plaintext sum', async () => {
+    const out = join(dc.dir, 'out5.json')
+    const r = await dc.cluster.cli('city', ['query', 'run', dc.queryFile, '--out', out])
+    expect(r.code, r.stderr).toBe(0)
+    checkResult(dc, out)
+  })
+})
+
+describe('query run: deviating agents (test-only entry point)', () => {
+  let dc: DataCluster
+  beforeAll(async () => {
+    dc = await makeDataCluster(3, 100)
+  })
+  afterAll(async () => dc?.cluster.teardown())
+
+  async function withDeviant(deviation: string | null, buyerDeviation?: string): Promise<{ code: number | null; stderr: string; out: string }> {
+    const [p1, p2, p3] = dc.providers as [string, string, string]
+    await dc.cluster.serve(p1)
+    await dc.cluster.serve(p2)
+    await dc.cluster.serve(p3, [], deviation ? { deviant: deviation } : {})
+    const out = join(dc.dir, `dev-${deviation ?? buyerDeviation}.json`)
+    const r = await dc.cluster.cli('city', ['query', 'run', dc.queryFile, '--out', out], { deviant: buyerDeviation, timeoutMs: 90_000 })
+    // the honest providers are still serving after the abort
+    for (const p of [p1, p2]) expect(dc.cluster.byName(p).proc?.exitCode).toBe(null)
+    for (const p of dc.providers) await dc.cluster.stop(p)
+    expect(existsSync(out)).toBe(false)
+    return { code: r.code, stderr: r.stderr, out }
+  }
+
+  it('check 5: a provider with a wrong pair key → exit 4, key_confirmation_failed, that provider named', async () => {
+    const r = await withDeviant('provider:wrong-pair-key')
+    expect(r.code).toBe(4)
+    expect(r.stderr).toMatch(/key_confirmation_failed/)
+    expect(r.stderr).toContain(dc.cluster.byName('p3').peerId)
+  })
+
+  it('check 6: a wrong mask → exit 4, canary_nonzero, no result', async () => {
+    const r = await withDeviant('provider:wrong-mask')
+    expect(r.code).toBe(4)
+    expect(r.stderr).toMatch(/canary_nonzero/)
+  })
+
+  it('check 8: a provider silent mid-run → exit 5 naming it', async () => {
+    const q = join(dc.dir, 'fast.yaml')
+    writeFileSync(q, readFileSync(dc.queryFile, 'utf8').replace(/timeouts:.*/, 'timeouts: { negotiate_s: 5, compute_s: 3, confirm_s: 3 }'))
+    const [p1, p2, p3] = dc.providers as [string, string, string]
+    await dc.cluster.serve(p1)
+    await dc.cluster.serve(p2)
+    await dc.cluster.serve(p3, [], { deviant: 'provider:silent-stream' })
+    const r = await dc.cluster.cli('city', ['query', 'run', q, '--out', join(dc.dir, 'silent.json')])
+    for (const p of dc.providers) await dc.cluster.stop(p)
+    expect(r.code).toBe(5)
+    expect(r.stderr).toContain(dc.cluster.byName('p3').peerId)
+  })
+
+  it('check 7: a buyer that drops a vector from the inclusion list is accused by the provider → exit 4', async () => {
+    const r = await withDeviant(null, 'buyer:drop-vector')
+    expect(r.code).toBe(4)
+    expect(r.stderr).toMatch(/inclusion_mismatch/)
+    const kinds = dc.providers.flatMap((p) => auditKinds(dc.cluster.byName(p).home))
+    expect(kinds).toContain('abort')
+  })
+
+  it('an unreachable provider → exit 5 naming it, with --retry attempts', async () => {
+    const r = await dc.cluster.cli('city', ['query', 'run', dc.queryFile, '--retry', '1', '--out', join(dc.dir, 'unreach.json')])
+    expect(r.code).toBe(5)
+    expect(r.stderr).toMatch(/p1|p2|p3/)
+    expect(r.stderr).toMatch(/unreachable/)
+    expect(r.stderr.trim().split('\n').filter((l) => l.startsWith('mpc-agent:'))).toHaveLength(1)
+  })
+})

@@ -1,0 +1,36 @@
+// Test-only entry point: the real CLI (same main(), same code paths) with ONE named deviation
+// injected through main()'s hooks parameter. Usage:
+//   node test/helpers/deviant.ts <deviation> <mpc-agent arguments...>
+// It lives under test/ and is not shipped in bin/: the production binary has no flag or
+// environment variable that enables any of this.
+import { main, type MainHooks } from '../../src/cli/main.ts'
+
+const flip = (t: Uint8Array): Uint8Array => t.map((b) => b ^ 1)
+
+export const DEVIATIONS: Record<string, MainHooks> = {
+  // providers
+  'provider:wrong-pair-key': { serve: { provider: { confirmTag: flip } } },
+  'provider:duplicate-chunk': { serve: { provider: { chunkFrames: (i, f) => (i === 0 ? [f, f] : [f]) } } },
+  'provider:short-vector': { serve: { provider: { chunkFrames: (i, f) => (i === 0 ? [f.subarray(0, f.length - 8)] : [f]) } } },
+  'provider:wrong-mask': {
+    // the last value of every chunk, which in the last chunk is a canary (masked-sum.md check 6)
+    serve: { provider: { mutateChunk: (_i, _off, y) => { y[y.length - 1] = (y[y.length - 1] as bigint) + 1n } } }
+  },
+  'provider:wrong-seed': { serve: { provider: { revealSeed: flip } } },
+  'provider:silent-stream': { serve: { provider: { stallAt: 'stream' } } },
+  'provider:silent-reveal': { serve: { provider: { stallAt: 'reveal' } } },
+  // buyer
+  'buyer:drop-vector': {
+    buyer: { inclusion: (b, p) => (p === b.entries[0]?.provider ? { ...b, entries: b.entries.map((e, i) => (i === 0 ? { ...e, hash: '00'.repeat(32) } : e)) } : b) }
+  },
+  'buyer:silent-inclusion': { buyer: { stallAt: 'inclusion' } }
+}
+
+const [deviation, ...argv] = process.argv.slice(2)
+const hooks = deviation ? DEVIATIONS[deviation] : undefined
+if (!hooks) {
+  process.stderr.write(`deviant: unknown deviation ${JSON.stringify(deviation)}; known: ${Object.keys(DEVIATIONS).join(', ')}\n`)
+  process.exitCode = 2
+} else {
+  process.exitCode = await main(argv, hooks)
+}
