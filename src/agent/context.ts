@@ -23,14 +23,18 @@ export function resolverFor(agent: Agent): (nameOrId: string) => string | undefi
   }
 }
 
-/** The policy, re-read for every proposal so an operator's edit applies without a restart. */
-export function loadLocalPolicy(agent: Agent, resolve: (x: string) => string | undefined, log: (l: string) => void): Policy | null {
-  if (!existsSync(agent.paths.policy)) return null
+/**
+ * The policy, re-read for every proposal so an operator's edit applies without a restart. A
+ * missing or broken policy.yaml accepts nothing; `error` says why (it goes to the log and, as a
+ * reason, to the buyer).
+ */
+export function loadLocalPolicy(agent: Agent, resolve: (x: string) => string | undefined, log: (l: string) => void): { policy: Policy | null; error: string | null } {
+  if (!existsSync(agent.paths.policy)) return { policy: null, error: `provider ${agent.config.name} has no policy.yaml and accepts nothing` }
   try {
-    return loadPolicy(agent.paths.policy, resolve)
+    return { policy: loadPolicy(agent.paths.policy, resolve), error: null }
   } catch (e) {
     log(`mpc-agent: ${(e as Error).message}`)
-    return null
+    return { policy: null, error: `provider ${agent.config.name}'s policy.yaml is invalid, so it accepts nothing (its operator must fix it)` }
   }
 }
 

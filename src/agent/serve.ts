@@ -63,9 +63,8 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
     void p.finally(() => active.delete(p))
   }
 
-  if (loadLocalPolicy(agent, resolve, o.log) == null && Object.keys(config.datasets).length > 0) {
-    o.log(`mpc-agent serve: no policy.yaml in ${paths.dir}: every proposal will be rejected until you write one (see README "Policy")`)
-  }
+  const initial = loadLocalPolicy(agent, resolve, o.log)
+  if (initial.error && Object.keys(config.datasets).length > 0) o.log(`mpc-agent serve: ${initial.error} (see README "Policy")`)
 
   // --- negotiation (protocols/negotiation.md) -------------------------------------------------
   await handleProtocol(node, NEGOTIATE_PROTOCOL, (stream, remote) => {
@@ -76,10 +75,10 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
     const digest = toHex(vp.digest)
     const q = vp.query
     audit.append('proposal', { proposal: digest, data: { buyer: vp.buyer, query_id: q.id, title: q.title, dataset: q.dataset, providers: q.participants.providers } })
-    const policy = loadLocalPolicy(agent, resolve, o.log)
+    const { policy, error } = loadLocalPolicy(agent, resolve, o.log)
     let decision: ProviderDecision
     if (!policy) {
-      decision = { accept: false, reasons: [{ code: 'no_policy', message: `provider ${config.name} has no policy.yaml and accepts nothing` }] }
+      decision = { accept: false, reasons: [{ code: 'no_policy', message: error ?? 'no policy' }] }
     } else {
       decision = evaluatePolicy(policy, {
         query: q, buyer: vp.buyer, self,

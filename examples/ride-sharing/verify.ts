@@ -1,0 +1,85 @@
+// The plaintext truth, computed directly from the companies' Parquet files with hand-written SQL
+// (deliberately NOT through src/data), and a cell-by-cell comparison with what the city received.
+// Only the example does this: in real life nobody holds all the files.
+import { DuckDBInstance } from '@duckdb/node-api'
+
+export interface ResultDoc {
+  query: { id: string }
+  dims: Array<{ name: string; labels: string[] }>
+  cells: Array<{ key: string[]; values: Record<string, number | null> }>
+}
+
+type Expected = Map<string, Record<string, number | null>>
+
+const RUSH = '(7, 8, 9, 16, 17, 18)'
+
+/** Expected values keyed by the cell key joined with '|', for the three queries of this example. */
+export async function plaintextTotals(files: string[], queryId: string): Promise<Expected> {
+  const db = await DuckDBInstance.create(':memory:')
+  const c = await db.connect()
+  const list = `[${files.map((f) => `'${f.replace(/'/g, "''")}'`).join(', ')}]`
+  const out: Expected = new Map()
+  try {
+    if (queryId === 'pickups-zone-hour') {
+      const rows = (await c.runAndReadAll(`
+        SELECT PULocationID, hour(pickup_datetime), count(*)
+        FROM read_parquet(${list})
+        WHERE isodow(pickup_datetime) BETWEEN 1 AND 5 AND PULocationID BETWEEN 1 AND 263
+        GROUP BY ALL`)).getRows()
+      for (const [z, h, n] of rows) out.set(`${String(z)}|${String(h).padStart(2, '0')}`, { pickups: Number(n) })
+    } else if (queryId === 'mean-fare-rush') {
+      // clip to [0, 500], cents rounded half away from zero, summed exactly, then divided
+      const rows = (await c.runAndReadAll(`
+        SELECT PULocationID, count(*), sum(round(least(greatest(base_passenger_fare, 0), 500) * 100)::HUGEINT), count(base_passenger_fare)
+        FROM read_parquet(${list})
+        WHERE hour(pickup_datetime) IN ${RUSH} AND PULocationID BETWEEN 1 AND 263
+        GROUP BY ALL`)).getRows()
+      for (const [z, n, cents, m] of rows) out.set(String(z), { trips: Number(n), mean_fare: Number(m) === 0 ? null : Number(cents) / 100 / Number(m) })
+    } else if (queryId === 'vehicles-rush-hour') {
+      // each company's distinct vehicles per hour, summed over companies (what the protocol computes)
+      const rows = (await c.runAndReadAll(`
+        SELECT h, sum(n) FROM (
+          SELECT filename, hour(pickup_datetime) AS h, count(DISTINCT vehicle_id) AS n
+          FROM read_parquet(${list}, filename = true)
+          WHERE hour(pickup_datetime) IN ${RUSH}
+          GROUP BY ALL)
+        GROUP BY h`)).getRows()
+      for (const [h, n] of rows) out.set(String(h), { vehicles: Number(n) })
+    } else throw new Error(`no plaintext reference for query ${queryId}`)
+    return out
+  } finally {
+    c.closeSync()
+    db.closeSync()
+  }
+}
+
+/** Distinct vehicles over all companies together (to show the double counting of summed counts). */
+export async function trueDistinctVehicles(files: string[]): Promise<Map<string, number>> {
+  const db = await DuckDBInstance.create(':memory:')
+  const c = await db.connect()
+  try {
+    const list = `[${files.map((f) => `'${f.replace(/'/g, "''")}'`).join(', ')}]`
+    const rows = (await c.runAndReadAll(`SELECT hour(pickup_datetime), count(DISTINCT vehicle_id) FROM read_parquet(${list}) WHERE hour(pickup_datetime) IN ${RUSH} GROUP BY 1`)).getRows()
+    return new Map(rows.map(([h, n]) => [String(h), Number(n)]))
+  } finally {
+    c.closeSync()
+    db.closeSync()
+  }
+}
+
+/** Mismatching cells as readable lines (empty when the result is exactly right). */
+export function compare(doc: ResultDoc, expected: Expected): string[] {
+  const bad: string[] = []
+  for (const cell of doc.cells) {
+    const k = cell.key.join('|')
+    const want = expected.get(k)
+    for (const [name, got] of Object.entries(cell.values)) {
+      const w = want?.[name] ?? (name === 'mean_fare' ? null : 0)
+      const ok = w === null || got === null ? w === got : Math.abs(got - w) <= 1e-9 * Math.max(1, Math.abs(w))
+      if (!ok) bad.push(`${doc.query.id} cell ${k} ${name}: got ${String(got)}, expected ${String(w)}`)
+    }
+  }
+  const keys = new Set(doc.cells.map((c) => c.key.join('|')))
+  for (const k of expected.keys()) if (!keys.has(k)) bad.push(`${doc.query.id}: expected cell ${k} missing from the result`)
+  return bad
+}
