@@ -52,13 +52,15 @@ export function plan(k: number, tripsPerCompany: number, dir: string): Company[]
 export async function generate(companies: Company[], seed: number): Promise<void> {
   const db = await DuckDBInstance.create(':memory:')
   const c = await db.connect()
+  const sharedPool = Math.max(10, Math.round(companies.reduce((a, x) => a + x.trips, 0) / 600))
   try {
     for (const [ci, co] of companies.entries()) {
       mkdirSync(join(co.file, '..'), { recursive: true })
       const u = (stream: number): string => `((hash(${seed}::BIGINT, ${ci}, i, ${stream}) % 1000000007)::DOUBLE / 1000000007)`
       const fleet = Math.max(20, Math.round(co.trips / 60))
       // zone popularity: a skewed draw over 263 zones, rotated per company (each has its own zone mix)
-      const zone = (stream: number, rot: number): string => `(1 + ((floor(263 * pow(${u(stream)}, 2.3))::BIGINT + ${rot}) % 263))`
+      // (×97 scatters the popular zones across the map; 97 is coprime with 263)
+      const zone = (stream: number, rot: number): string => `(1 + ((floor(263 * pow(${u(stream)}, 1.8))::BIGINT * 97 + ${rot}) % 263))`
       await c.run(`COPY (
         WITH d AS (
           SELECT i,
@@ -84,7 +86,9 @@ export async function generate(companies: Company[], seed: number): Promise<void
           miles AS trip_miles,
           secs AS trip_time,
           round(2.5 + miles * 1.9 + secs / 60.0 * 0.55 + 25 * pow(uf, 8) + CASE WHEN ${u(9)} < 0.0005 THEN 900 ELSE 0 END, 2) AS base_passenger_fare,
-          '${co.name.slice(0, 3).toUpperCase()}-' || lpad(floor(uv * ${fleet})::BIGINT::VARCHAR, 5, '0') AS vehicle_id
+          -- about 1 trip in 8 is driven by a multi-app driver from a pool shared by all companies
+          CASE WHEN ${u(10)} < 0.125 THEN 'SHR-' || lpad(floor(${u(11)} * ${sharedPool})::BIGINT::VARCHAR, 5, '0')
+               ELSE '${co.name.slice(0, 3).toUpperCase()}-' || lpad(floor(uv * ${fleet})::BIGINT::VARCHAR, 5, '0') END AS vehicle_id
         FROM t ORDER BY pickup
       ) TO '${co.file.replace(/'/g, "''")}' (FORMAT parquet)`)
     }

@@ -39,13 +39,13 @@ export function terminalHeatmap(doc: ResultDoc, zones: Map<number, ZoneInfo>, op
   const lines = [`${''.padEnd(24)} ${Array.from({ length: 24 }, (_, h) => (h % 3 === 0 ? String(h).padEnd(3) : '')).join('')}`]
   for (const t of top) {
     const cells = t.row.map((v) => {
-      const x = v / max
+      const x = Math.sqrt(v / max)
       if (opts.color) return `\x1b[48;5;${232 + Math.round(x * 23)}m \x1b[0m`
       return SHADES[Math.min(4, Math.ceil(x * 4))] as string
     }).join('')
     lines.push(`${label(t.zone)} ${cells} ${t.total}`)
   }
-  lines.push(`(top ${top.length} of 263 zones by weekday pickups; darker = more; hours 0-23)`)
+  lines.push(`(top ${top.length} of 263 zones by weekday pickups; darker = more, square-root scale; hours 0-23)`)
   return lines.join('\n')
 }
 
