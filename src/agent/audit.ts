@@ -2,10 +2,14 @@
 // carrying the hash of the previous line, and a head file {seq, hash, sig} signed with the agent's
 // key after each append, so an edited, removed, reordered or truncated log — or a rewritten one —
 // is detected by `mpc-agent audit verify`. Entries hold metadata and signed messages only: never
-// raw data, vectors or seeds.
-import { appendFileSync, existsSync, readFileSync } from 'node:fs'
+// raw data, vectors or seeds (numeric arrays longer than VECTOR_LIMIT are redacted on append).
+//
+// What it cannot detect: the log AND the head both deleted (an empty home verifies as empty), or a
+// rollback to an older (log, head) pair copied earlier — anchor the head elsewhere for that.
+import { appendFileSync, closeSync, existsSync, openSync, readFileSync, readSync, rmSync, statSync, writeSync } from 'node:fs'
 import type { HomePaths } from './home.ts'
-import { writeFileAtomic } from './files.ts'
+import { writeFileAtomic, type Lock } from './files.ts'
+import { BusyError } from './errors.ts'
 import { canonicalize } from '../crypto/canonical.ts'
 import { fromHex, toHex, utf8 } from '../crypto/bytes.ts'
 import { labelledHash } from '../crypto/hash.ts'
@@ -13,21 +17,35 @@ import { statementDigest, verifySignature, type Signer } from '../crypto/sign.ts
 import type { PolicyHistory } from '../policy/evaluate.ts'
 
 export type AuditKind = 'proposal' | 'decision' | 'certificate' | 'outcome' | 'receipt' | 'abort'
+export const AUDIT_KINDS: readonly AuditKind[] = ['proposal', 'decision', 'certificate', 'outcome', 'receipt', 'abort']
 
 export interface AuditEntry {
   seq: number
+  /** ISO 8601 time of the append. */
   at: string
   kind: AuditKind
+  /** Session ID (hex), once a certificate fixed it. */
   session?: string
+  /** Proposal digest (hex). */
   proposal?: string
   data: unknown
+  /** labelledHash(ENTRY_LABEL, previous line bytes), hex; 64 zeros for the first entry. */
   prev: string
 }
 
-interface Head { seq: number; hash: string; sig: string }
+export interface AuditHead { seq: number; hash: string; sig: string }
 
+export const ENTRY_LABEL = 'mpc-agent/audit/v1/entry'
+export const HEAD_LABEL = 'mpc-agent/audit/v1/head'
 const ZERO = '0'.repeat(64)
-const lineHash = (line: string): string => toHex(labelledHash('mpc-agent/audit/v1/entry', utf8(line)))
+/** Longest numeric array kept verbatim: anything longer looks like a vector and is redacted. */
+const VECTOR_LIMIT = 64
+/** How long an append waits for another process's append before giving up (they take ms). */
+const LOCK_WAIT_MS = 5_000
+/** An empty lock file this old belongs to a process that died between creating and writing it. */
+const STALE_EMPTY_MS = 2_000
+
+export const lineHash = (line: string): string => toHex(labelledHash(ENTRY_LABEL, utf8(line)))
 
 export class AuditLog implements PolicyHistory {
   private readonly paths: HomePaths
@@ -35,6 +53,8 @@ export class AuditLog implements PolicyHistory {
   private seq = 0
   private last = ZERO
   private cache: AuditEntry[] = []
+  /** Bytes of the file already parsed into `cache` (the log only grows; a shrink means rewrite). */
+  private offset = 0
 
   private constructor(paths: HomePaths, signer: Signer) {
     this.paths = paths
@@ -47,44 +67,166 @@ export class AuditLog implements PolicyHistory {
     return log
   }
 
+  /** Read what other processes appended since the last look; a shrunk file is re-read whole. */
   private reload(): void {
-    const lines = readLines(this.paths.audit)
-    this.cache = lines.map((l) => JSON.parse(l) as AuditEntry)
+    const size = existsSync(this.paths.audit) ? statSync(this.paths.audit).size : 0
+    if (size < this.offset) {
+      this.cache = []
+      this.offset = 0
+      this.seq = 0
+      this.last = ZERO
+    }
+    if (size === this.offset) return
+    const fd = openSync(this.paths.audit, 'r')
+    let chunk: Buffer
+    try {
+      chunk = Buffer.alloc(size - this.offset)
+      readSync(fd, chunk, 0, chunk.length, this.offset)
+    } finally {
+      closeSync(fd)
+    }
+    const end = chunk.lastIndexOf(0x0a) // a line without its newline is still being written
+    if (end < 0) return
+    for (const line of chunk.subarray(0, end).toString('utf8').split('\n')) {
+      if (!line) continue
+      this.cache.push(JSON.parse(line) as AuditEntry)
+      this.last = lineHash(line)
+    }
+    this.offset += end + 1
     this.seq = this.cache.length
-    this.last = lines.length ? lineHash(lines[lines.length - 1] as string) : ZERO
   }
 
+  /** Append one entry and re-sign the head. Serialised across processes by `audit.jsonl.lock`. */
   append(kind: AuditKind, f: { session?: string; proposal?: string; data: unknown }): AuditEntry {
-    this.reload() // another process (a concurrent `query run`) may have appended
-    const entry: AuditEntry = {
-      seq: this.seq + 1, at: new Date().toISOString(), kind,
-      ...(f.session ? { session: f.session } : {}), ...(f.proposal ? { proposal: f.proposal } : {}),
-      data: f.data ?? null, prev: this.last
+    if (!AUDIT_KINDS.includes(kind)) throw new TypeError(`unknown audit entry kind ${JSON.stringify(kind)}`)
+    const lock = lockWithin(this.paths.audit, LOCK_WAIT_MS)
+    try {
+      this.reload() // another process (a concurrent `query run`) may have appended
+      const entry: AuditEntry = {
+        seq: this.seq + 1, at: new Date().toISOString(), kind,
+        ...(f.session ? { session: f.session } : {}), ...(f.proposal ? { proposal: f.proposal } : {}),
+        data: redact(f.data ?? null), prev: this.last
+      }
+      const line = canonicalize(entry)
+      appendFileSync(this.paths.audit, line + '\n', { mode: 0o600 })
+      this.offset += Buffer.byteLength(line) + 1
+      this.seq = entry.seq
+      this.last = lineHash(line)
+      const stored = JSON.parse(line) as AuditEntry
+      this.cache.push(stored)
+      const head = { seq: this.seq, hash: this.last }
+      const sig = toHex(this.signer.sign(statementDigest(HEAD_LABEL, head)))
+      writeFileAtomic(this.paths.auditHead, JSON.stringify({ ...head, sig }) + '\n', 0o600)
+      return stored
+    } finally {
+      lock.release()
     }
-    const line = canonicalize(JSON.parse(JSON.stringify(entry, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))))
-    appendFileSync(this.paths.audit, line + '\n', { mode: 0o600 })
-    this.seq = entry.seq
-    this.last = lineHash(line)
-    this.cache.push(entry)
-    const head = { seq: this.seq, hash: this.last }
-    writeFileAtomic(this.paths.auditHead, JSON.stringify({ ...head, sig: toHex(this.signer.sign(statementDigest('mpc-agent/audit/v1/head', head))) }) + '\n', 0o600)
-    return entry
   }
 
   entries(): AuditEntry[] {
     this.reload()
-    return this.cache
+    return this.cache.slice()
   }
 
+  /** Certificates this agent signed or received for `buyer` since `sinceMs` (policy max_runs_per_day). */
   certifiedRunsByBuyerSince(buyer: string, sinceMs: number): number {
-    return this.entries().filter((e) => e.kind === 'certificate' && Date.parse(e.at) >= sinceMs && (e.data as { buyer?: string })?.buyer === buyer).length
+    return this.certificatesSince(sinceMs).filter((d) => d.buyer === buyer).length
   }
 
+  /** Provider sets of earlier runs of the same query template (policy differencing check). */
   sameTemplateSince(template: string, sinceMs: number): Array<{ providers: string[] }> {
-    return this.entries()
-      .filter((e) => e.kind === 'certificate' && Date.parse(e.at) >= sinceMs && (e.data as { template?: string })?.template === template)
-      .map((e) => ({ providers: (e.data as { providers: string[] }).providers }))
+    return this.certificatesSince(sinceMs)
+      .filter((d) => d.template === template && Array.isArray(d.providers))
+      .map((d) => ({ providers: (d.providers as unknown[]).filter((p): p is string => typeof p === 'string') }))
   }
+
+  private certificatesSince(sinceMs: number): Array<Record<string, unknown>> {
+    return this.entries()
+      .filter((e) => e.kind === 'certificate' && Date.parse(e.at) >= sinceMs && typeof e.data === 'object' && e.data !== null)
+      .map((e) => e.data as Record<string, unknown>)
+  }
+}
+
+/**
+ * An exclusive `<target>.lock` (O_EXCL) held for the few milliseconds of one append, waited for up
+ * to `waitMs`. Unlike files.ts acquireLock (made for long runs, fails fast), a lock whose file is
+ * still empty (its owner between open and write) or gone between our open and read is treated as
+ * held, not stale: only a recorded PID that is dead, or an empty lock older than STALE_EMPTY_MS,
+ * is taken over. Two takers of one dead owner's lock can still race; that needs a crash first.
+ */
+function lockWithin(target: string, waitMs: number): Lock {
+  const path = `${target}.lock`
+  const deadline = Date.now() + waitMs
+  const nap = new Int32Array(new SharedArrayBuffer(4))
+  for (;;) {
+    try {
+      const fd = openSync(path, 'wx', 0o600)
+      try {
+        writeSync(fd, JSON.stringify({ pid: process.pid, since: new Date().toISOString() }))
+      } finally {
+        closeSync(fd)
+      }
+      let released = false
+      return { path, release: () => { if (!released) { released = true; rmSync(path, { force: true }) } } }
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e
+    }
+    let text = ''
+    let ageMs = 0
+    try {
+      text = readFileSync(path, 'utf8')
+      ageMs = Date.now() - statSync(path).mtimeMs
+    } catch {
+      continue // released between our open and read: try again at once
+    }
+    let pid = 0
+    try {
+      pid = (JSON.parse(text) as { pid?: number }).pid ?? 0
+    } catch {
+      // empty or half-written: its owner is writing it right now (or died doing so)
+    }
+    const stale = pid ? !alive(pid) : ageMs > STALE_EMPTY_MS
+    if (stale) {
+      try {
+        if (readFileSync(path, 'utf8') === text) rmSync(path, { force: true })
+      } catch {
+        // already gone
+      }
+      continue
+    }
+    if (Date.now() > deadline) {
+      throw new BusyError(`the audit log ${target} stayed locked by pid ${pid || '?'} for ${waitMs} ms; remove ${path} if no mpc-agent process is running`)
+    }
+    Atomics.wait(nap, 0, 0, 1 + Math.floor(Math.random() * 4))
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/** JSON-safe copy: bigints as strings, typed arrays and long numeric arrays replaced by their length. */
+function redact(v: unknown): unknown {
+  if (typeof v === 'bigint') return v.toString()
+  if (ArrayBuffer.isView(v)) return { redacted: 'binary', length: v.byteLength }
+  if (Array.isArray(v)) {
+    if (v.length > VECTOR_LIMIT && v.every((x) => typeof x === 'number' || typeof x === 'bigint')) {
+      return { redacted: 'vector', length: v.length }
+    }
+    return v.map(redact)
+  }
+  if (v instanceof Date) return v.toISOString()
+  if (typeof v === 'object' && v !== null) {
+    const out: Record<string, unknown> = {}
+    for (const [k, x] of Object.entries(v)) if (x !== undefined && typeof x !== 'function') out[k] = redact(x)
+    return out
+  }
+  return v
 }
 
 function readLines(path: string): string[] {
@@ -100,30 +242,52 @@ export function verifyAudit(paths: HomePaths, publicKey: Uint8Array): AuditVerif
   const lines = readLines(paths.audit)
   let prev = ZERO
   lines.forEach((line, i) => {
-    let e: AuditEntry
+    const n = i + 1
+    let e: AuditEntry | null = null
     try {
       e = JSON.parse(line) as AuditEntry
     } catch {
-      problems.push(`line ${i + 1}: not JSON`)
-      return
+      problems.push(`line ${n}: not JSON (edited or half-written)`)
     }
-    if (canonicalize(e) !== line) problems.push(`line ${i + 1}: not in canonical form (edited by hand?)`)
-    if (e.seq !== i + 1) problems.push(`line ${i + 1}: sequence number ${e.seq} (entries removed, inserted or reordered)`)
-    if (e.prev !== prev) problems.push(`line ${i + 1}: does not chain to the previous entry (edited, removed or reordered)`)
+    if (e) {
+      let canonical = ''
+      try {
+        canonical = canonicalize(e)
+      } catch {
+        // reported just below
+      }
+      if (canonical !== line) problems.push(`line ${n}: not in canonical form (edited by hand?)`)
+      if (e.seq !== n) problems.push(`line ${n}: sequence number ${String(e.seq)} (entries removed, inserted or reordered)`)
+      if (e.prev !== prev) problems.push(`line ${n}: does not chain to the previous entry (edited, removed or reordered)`)
+      if (!AUDIT_KINDS.includes(e.kind)) problems.push(`line ${n}: unknown kind ${JSON.stringify(e.kind)}`)
+    }
     prev = lineHash(line)
   })
   if (!existsSync(paths.auditHead)) {
-    if (lines.length) problems.push('the signed head is missing')
-  } else {
-    try {
-      const h = JSON.parse(readFileSync(paths.auditHead, 'utf8')) as Head
-      if (!verifySignature(publicKey, statementDigest('mpc-agent/audit/v1/head', { seq: h.seq, hash: h.hash }), fromHex(h.sig, 64))) {
-        problems.push('the head is not signed by this agent\'s key (log rewritten?)')
-      }
-      if (h.seq !== lines.length || h.hash !== prev) problems.push(`the signed head covers ${h.seq} entries but the log has ${lines.length} (truncated or extended)`)
-    } catch {
-      problems.push('the head file is unreadable')
-    }
+    if (lines.length) problems.push(`the signed head ${paths.auditHead} is missing (log truncated or replaced?)`)
+    return { ok: problems.length === 0, entries: lines.length, problems }
+  }
+  let h: AuditHead
+  try {
+    h = JSON.parse(readFileSync(paths.auditHead, 'utf8')) as AuditHead
+    if (!Number.isSafeInteger(h.seq) || typeof h.hash !== 'string' || typeof h.sig !== 'string') throw new Error('shape')
+  } catch {
+    problems.push(`the head file ${paths.auditHead} is unreadable`)
+    return { ok: false, entries: lines.length, problems }
+  }
+  let sig: Uint8Array | null = null
+  try {
+    sig = fromHex(h.sig, 64)
+  } catch {
+    // reported below as a bad signature
+  }
+  if (!sig || !verifySignature(publicKey, statementDigest(HEAD_LABEL, { seq: h.seq, hash: h.hash }), sig)) {
+    problems.push('the head is not signed by this agent\'s key (log rewritten?)')
+  }
+  if (h.seq !== lines.length) {
+    problems.push(`the signed head covers ${h.seq} entries but the log has ${lines.length} (truncated or extended)`)
+  } else if (h.hash !== prev) {
+    problems.push('the signed head does not match the last entry (last entry edited or replaced)')
   }
   return { ok: problems.length === 0, entries: lines.length, problems }
 }
