@@ -154,7 +154,8 @@ export function compileQuery(q: Query, schema: Schema, from: string): Compiled {
     const lo = b.p(a.clip[0])
     const hi = b.p(a.clip[1])
     // clip, scale, round half away from zero (DuckDB's round on DOUBLE), sum exactly as HUGEINT
-    selects.push(`sum(CAST(round(least(greatest(${v}, ${lo}), ${hi}) * ${b.p(a.scale)}) AS HUGEINT))`)
+    // (DuckDB's greatest/least skip NULLs, so a NULL must be kept NULL explicitly)
+    selects.push(`sum(CASE WHEN ${c} IS NOT NULL THEN CAST(round(least(greatest(${v}, ${lo}), ${hi}) * ${b.p(a.scale)}) AS HUGEINT) END)`)
     outputs.push({ kind: 'value', slot: slot++ })
     if (a.kind === 'mean') {
       selects.push(`count(${c})`)
