@@ -7,6 +7,8 @@ import { QueryError } from './errors.ts'
 export const MAX_FILTER_LENGTH = 4096
 export const MAX_FILTER_DEPTH = 32
 export const MAX_IN_VALUES = 1000
+export const MAX_LITERAL_LENGTH = 1000
+export const MAX_COLUMN_LENGTH = 128
 
 type Tok =
   | { t: 'num'; v: number; at: number }
@@ -17,6 +19,12 @@ type Tok =
 
 const KEYWORDS = new Set(['AND', 'OR', 'NOT', 'IN', 'BETWEEN', 'IS', 'NULL', 'TRUE', 'FALSE'])
 const FUNCS = new Set(['hour', 'dow', 'date'])
+// SQL words that are not part of the language: refused as bare column names so that SQL pasted
+// into a filter fails loudly at the right place (quote a column that really is called "from").
+const SQL_WORDS = new Set(['SELECT', 'FROM', 'WHERE', 'UNION', 'INSERT', 'UPDATE', 'DELETE', 'DROP', 'CREATE', 'ALTER',
+  'TABLE', 'JOIN', 'LIKE', 'ILIKE', 'CASE', 'WHEN', 'THEN', 'ELSE', 'END', 'AS', 'ON', 'LIMIT', 'ORDER', 'GROUP',
+  'BY', 'HAVING', 'EXISTS', 'CAST', 'WITH', 'INTO', 'VALUES', 'EXEC', 'EXECUTE', 'PRAGMA', 'ATTACH', 'DETACH', 'COPY',
+  'INSTALL', 'LOAD', 'SET', 'CALL', 'DISTINCT', 'ALL', 'ANY', 'SOME', 'EXCEPT', 'INTERSECT', 'OFFSET', 'RETURNING'])
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/
 
 function fail(text: string, at: number, msg: string): never {
@@ -43,12 +51,13 @@ function tokenize(text: string): Tok[] {
         s += text[i]
         i++
       }
+      if (s.length > MAX_LITERAL_LENGTH) fail(text, at, `string longer than ${MAX_LITERAL_LENGTH} characters`)
       out.push({ t: 'str', v: s, at })
     } else if (c === '"') {
       const end = text.indexOf('"', i + 1)
       if (end < 0) fail(text, at, 'unterminated quoted column name')
       const name = text.slice(i + 1, end)
-      if (!name || /["\0]/.test(name)) fail(text, at, 'bad quoted column name')
+      if (!name || name.length > MAX_COLUMN_LENGTH || name.includes('\0')) fail(text, at, `quoted column names are 1..${MAX_COLUMN_LENGTH} characters`)
       out.push({ t: 'id', v: name, quoted: true, at })
       i = end + 1
     } else if (/[0-9]/.test(c) || (c === '-' && /[0-9.]/.test(text[i + 1] ?? '') && !prevIsValue(out)) || (c === '.' && /[0-9]/.test(text[i + 1] ?? ''))) {
@@ -60,6 +69,7 @@ function tokenize(text: string): Tok[] {
       i += m[0].length
     } else if (/[A-Za-z_]/.test(c)) {
       const m = /^[A-Za-z_][A-Za-z0-9_]*/.exec(text.slice(i)) as RegExpExecArray
+      if (m[0].length > MAX_COLUMN_LENGTH) fail(text, at, `names are at most ${MAX_COLUMN_LENGTH} characters`)
       out.push({ t: 'id', v: m[0], quoted: false, at })
       i += m[0].length
     } else {
@@ -105,8 +115,9 @@ export function parseFilter(text: string): FilterExpr {
     p++
   }
 
+  // `depth` counts nesting (parentheses and NOT), which bounds the recursion; the AST depth is
+  // checked separately below so that text and wire form (validateQuery) share one limit.
   function or(depth: number): FilterExpr {
-    if (depth > MAX_FILTER_DEPTH) fail(text, peek().at, `nested deeper than ${MAX_FILTER_DEPTH}`)
     const args = [and(depth)]
     while (kw('OR')) { p++; args.push(and(depth)) }
     return args.length === 1 ? (args[0] as FilterExpr) : { op: 'or', args }
@@ -117,6 +128,7 @@ export function parseFilter(text: string): FilterExpr {
     return args.length === 1 ? (args[0] as FilterExpr) : { op: 'and', args }
   }
   function not(depth: number): FilterExpr {
+    if (depth > MAX_FILTER_DEPTH) fail(text, peek().at, `nested deeper than ${MAX_FILTER_DEPTH}`)
     if (kw('NOT')) { p++; return { op: 'not', arg: not(depth + 1) } }
     return primary(depth)
   }
@@ -159,17 +171,22 @@ export function parseFilter(text: string): FilterExpr {
     p++
     return { op: 'cmp', cmp: t.v as '=', ref, value: literal() }
   }
-  function columnRef(): ColumnRef {
+  function columnName(): Extract<Tok, { t: 'id' }> {
     const t = peek()
+    if (t.t === 'id' && !t.quoted && SQL_WORDS.has(t.v.toUpperCase())) {
+      fail(text, t.at, `${t.v.toUpperCase()} is SQL, not part of the filter language (a column named so must be "quoted")`)
+    }
     if (t.t !== 'id' || (!t.quoted && KEYWORDS.has(t.v.toUpperCase()))) fail(text, t.at, 'expected a column name')
     p++
+    return t
+  }
+  function columnRef(): ColumnRef {
+    const t = columnName()
     if (!t.quoted && op('(')) {
       const fn = t.v.toLowerCase()
       if (!FUNCS.has(fn)) fail(text, t.at, `unknown function ${t.v} (known: hour, dow, date)`)
       p++
-      const c = peek()
-      if (c.t !== 'id' || (!c.quoted && KEYWORDS.has(c.v.toUpperCase()))) fail(text, c.at, 'expected a column name')
-      p++
+      const c = columnName()
       expect(')')
       return { column: c.v, fn: fn as 'hour' }
     }
@@ -189,12 +206,29 @@ export function parseFilter(text: string): FilterExpr {
   }
 
   const e = or(0)
-  if (peek().t !== 'end') fail(text, peek().at, 'unexpected text after the expression')
+  const rest = peek()
+  if (rest.t === 'id' && !rest.quoted && SQL_WORDS.has(rest.v.toUpperCase())) fail(text, rest.at, `${rest.v.toUpperCase()} is SQL, not part of the filter language`)
+  if (rest.t !== 'end') fail(text, rest.at, 'unexpected text after the expression')
+  if (filterDepth(e) > MAX_FILTER_DEPTH) fail(text, 0, `expression nested deeper than ${MAX_FILTER_DEPTH} levels`)
   return e
 }
 
+/** Nesting depth of the AST: a leaf is 0, and/or/not one more than their deepest argument. */
+export function filterDepth(e: FilterExpr): number {
+  switch (e.op) {
+    case 'and':
+    case 'or':
+      return 1 + Math.max(...e.args.map(filterDepth))
+    case 'not':
+      return 1 + filterDepth(e.arg)
+    default:
+      return 0
+  }
+}
+
 function fmtRef(r: ColumnRef): string {
-  const col = IDENT.test(r.column) && !KEYWORDS.has(r.column.toUpperCase()) && !FUNCS.has(r.column.toLowerCase()) ? r.column : `"${r.column}"`
+  const bare = IDENT.test(r.column) && !KEYWORDS.has(r.column.toUpperCase()) && !SQL_WORDS.has(r.column.toUpperCase()) && !FUNCS.has(r.column.toLowerCase())
+  const col = bare ? r.column : `"${r.column}"`
   return r.fn ? `${r.fn}(${col})` : col
 }
 
@@ -205,14 +239,19 @@ function fmtLit(v: Literal): string {
   return `'${v.replace(/'/g, "''")}'`
 }
 
-/** Canonical text; parseFilter(formatFilter(e)) deep-equals e. */
+const group = (a: FilterExpr): string => (a.op === 'and' || a.op === 'or' ? `(${formatFilter(a)})` : formatFilter(a))
+
+/**
+ * Canonical text; parseFilter(formatFilter(e)) deep-equals e for every e validateQuery accepts.
+ * Parentheses only around a nested AND/OR, so the text nests no deeper than the AST.
+ */
 export function formatFilter(e: FilterExpr): string {
   switch (e.op) {
     case 'and':
     case 'or':
-      return e.args.map((a) => (a.op === 'and' || a.op === 'or' ? `(${formatFilter(a)})` : formatFilter(a))).join(e.op === 'and' ? ' AND ' : ' OR ')
+      return e.args.map(group).join(e.op === 'and' ? ' AND ' : ' OR ')
     case 'not':
-      return `NOT (${formatFilter(e.arg)})`
+      return `NOT ${group(e.arg)}`
     case 'cmp':
       return `${fmtRef(e.ref)} ${e.cmp} ${fmtLit(e.value)}`
     case 'in':

@@ -1,124 +1,180 @@
 // Query files (YAML or JSON) as buyers write them → the canonical Query (negotiation.md §3.1).
-// The file form is friendlier (a filter string, flat group_by entries, participant names); it is
-// converted to the canonical object, names are resolved to peer IDs locally (so every agent hashes
-// the same bytes), and the result goes through the same strict validateQuery the providers run.
+// The file form is friendlier (a filter string, flat group_by entries, participant names, defaults);
+// parseQueryText converts and validates everything that does not depend on who takes part, with
+// error paths as written in the file; resolveQuery turns names into peer IDs locally (so every agent
+// hashes the same bytes) and runs the same strict validateQuery the providers run.
 import { readFileSync } from 'node:fs'
 import { parse as parseYaml } from 'yaml'
 import type { Query } from './types.ts'
 import { QueryError } from './errors.ts'
 import { parseFilter } from './filter.ts'
-import { Validator, validateQuery } from './validate.ts'
-import { comparePeers } from '../crypto/peer.ts'
+import { LIMITS, Validator, validateBody, validateQuery, type QueryBody } from './validate.ts'
+import { comparePeers, parsePeer } from '../crypto/peer.ts'
 
 export const DEFAULTS = {
+  timezone: 'UTC',
   out_of_domain: 'drop',
   max_rows_per_provider: 100_000_000,
   min_providers: 3,
+  output: ['buyer'],
   timeouts: { negotiate_s: 30, compute_s: 300, confirm_s: 30 }
 } as const
 
-/** A parsed query file whose participants are still names (or peer IDs). */
-export interface QueryDraft {
-  raw: Record<string, unknown>
-  buyer: string | null
-  providers: string[]
+/** A validated query file whose participants and output are still names (or peer IDs). */
+export interface QueryDraft extends QueryBody {
+  participants: {
+    /** null: the proposing agent itself. */
+    buyer: string | null
+    providers: string[]
+  }
+  /** Names or peer IDs; 'buyer' means the buyer. */
   output: string[]
+  /** File name for error messages. */
   source: string
 }
 
 const FILE_KEYS = ['id', 'title', 'dataset', 'timezone', 'filter', 'group_by', 'aggregates', 'out_of_domain', 'max_rows_per_provider', 'participants', 'min_providers', 'output', 'timeouts']
+const GROUP_KEYS = ['name', 'kind', 'column', 'fn', 'min', 'max', 'values', 'edges', 'closed', 'from', 'to']
+const PER_KIND: Record<string, string[]> = {
+  int_range: ['fn', 'min', 'max'],
+  categories: ['fn', 'values'],
+  bins: ['fn', 'edges', 'closed'],
+  hour_of_day: [],
+  day_of_week: [],
+  date: ['from', 'to']
+}
 
+/** Canonical paths (group_by[i].domain.ref.column) as the file spells them (group_by[i].column). */
+const filePath = (p: string): string => p.replace(/\.domain\.ref\b/g, '').replace(/\.domain\b/g, '')
+
+function dateString(v: unknown): unknown {
+  // YAML 1.1 schemas turn an unquoted 2024-03-01 into a Date
+  return v instanceof Date ? v.toISOString().slice(0, 10) : v
+}
+
+function groupBy(c: Validator, g: unknown, path: string): unknown {
+  const o = c.obj(g, path, GROUP_KEYS, ['name', 'kind', 'column'])
+  const kind = typeof o.kind === 'string' ? o.kind : ''
+  const allowed = PER_KIND[kind]
+  if (!allowed) return c.fail(`${path}.kind`, 'expected int_range, categories, bins, hour_of_day, day_of_week or date')
+  for (const k of Object.keys(o)) {
+    if (!['name', 'kind', 'column', ...allowed].includes(k)) c.fail(path, `"${k}" does not apply to kind ${kind} (allowed: ${['name', 'kind', 'column', ...allowed].join(', ')})`)
+  }
+  const ref = o.fn === undefined ? { column: o.column } : { column: o.column, fn: o.fn }
+  switch (kind) {
+    case 'int_range':
+      return { name: o.name, domain: { kind, ref, min: o.min, max: o.max } }
+    case 'categories':
+      return { name: o.name, domain: { kind, ref, values: o.values } }
+    case 'bins':
+      return { name: o.name, domain: { kind, ref, edges: o.edges, closed: o.closed ?? 'left' } }
+    case 'date':
+      return { name: o.name, domain: { kind, column: o.column, from: dateString(o.from), to: dateString(o.to) } }
+    default:
+      return { name: o.name, domain: { kind, column: o.column } }
+  }
+}
+
+function names(c: Validator, v: unknown, path: string, min: number, max: number): string[] {
+  return c.arr(v, path, min, max).map((x, i) => c.str(x, `${path}[${i}]`, 100))
+}
+
+/** Parse and validate a query file; participants stay names until resolveQuery. */
 export function parseQueryText(text: string, source: string): QueryDraft {
   let doc: unknown
   try {
-    doc = parseYaml(text) // JSON is YAML
+    doc = parseYaml(text) // JSON is YAML 1.2
   } catch (e) {
     throw new QueryError(`${source}: not valid YAML or JSON: ${(e as Error).message.split('\n')[0]}`)
   }
-  const c = new Validator(source)
+  const c = new Validator(source, filePath)
   const o = c.obj(doc, '(root)', FILE_KEYS, ['id', 'title', 'dataset', 'aggregates', 'participants'])
-  const group_by = (o.group_by === undefined ? [] : c.arr(o.group_by, 'group_by', 0, 4)).map((g, i) => {
-    const path = `group_by[${i}]`
-    const go = c.obj(g, path, ['name', 'kind', 'column', 'fn', 'min', 'max', 'values', 'edges', 'closed', 'from', 'to'], ['name', 'kind', 'column'])
-    const refOf = (): Record<string, unknown> => (go.fn === undefined ? { column: go.column } : { column: go.column, fn: go.fn })
-    const only = (keys: string[]): void => {
-      for (const k of Object.keys(go)) if (!['name', 'kind', 'column', ...keys].includes(k)) c.fail(path, `"${k}" does not apply to kind ${String(go.kind)}`)
-    }
-    switch (go.kind) {
-      case 'int_range':
-        only(['fn', 'min', 'max'])
-        return { name: go.name, domain: { kind: 'int_range', ref: refOf(), min: go.min, max: go.max } }
-      case 'categories':
-        only(['fn', 'values'])
-        return { name: go.name, domain: { kind: 'categories', ref: refOf(), values: go.values } }
-      case 'bins':
-        only(['fn', 'edges', 'closed'])
-        return { name: go.name, domain: { kind: 'bins', ref: refOf(), edges: go.edges, closed: go.closed ?? 'left' } }
-      case 'hour_of_day':
-      case 'day_of_week':
-        only([])
-        return { name: go.name, domain: { kind: go.kind, column: go.column } }
-      case 'date':
-        only(['from', 'to'])
-        return { name: go.name, domain: { kind: 'date', column: go.column, from: dateString(go.from), to: dateString(go.to) } }
-      default:
-        return c.fail(`${path}.kind`, 'expected int_range, categories, bins, hour_of_day, day_of_week or date')
-    }
-  })
-  const aggregates = c.arr(o.aggregates, 'aggregates', 1, 16).map((a, i) => {
+  const group_by = (o.group_by === undefined || o.group_by === null ? [] : c.arr(o.group_by, 'group_by', 0, LIMITS.groupBy)).map((g, i) => groupBy(c, g, `group_by[${i}]`))
+  const aggregates = c.arr(o.aggregates, 'aggregates', 1, LIMITS.aggregates).map((a, i) => {
     const ao = c.obj(a, `aggregates[${i}]`, ['name', 'kind', 'column', 'scale', 'clip', 'nulls'], ['name', 'kind'])
-    if (ao.kind === 'sum' || ao.kind === 'mean') return { scale: 1, nulls: 'skip', ...ao }
-    return ao
+    return ao.kind === 'sum' || ao.kind === 'mean' ? { scale: 1, nulls: 'skip', ...ao } : ao
   })
   let filter: unknown = null
-  if (o.filter !== undefined && o.filter !== null) filter = parseFilter(c.str(o.filter, 'filter', 4096))
-  const po = c.obj(o.participants, 'participants', ['buyer', 'providers'], ['providers'])
-  const providers = c.arr(po.providers, 'participants.providers', 1, 100).map((p, i) => c.str(p, `participants.providers[${i}]`, 100))
-  const output = (o.output === undefined ? ['buyer'] : c.arr(o.output, 'output', 1, 101)).map((p, i) => c.str(p, `output[${i}]`, 100))
-  const raw: Record<string, unknown> = {
+  if (o.filter !== undefined && o.filter !== null) {
+    const text = o.filter
+    if (typeof text !== 'string') return c.fail('filter', 'expected a filter expression as a string, e.g. "trip_miles > 0"')
+    try {
+      filter = parseFilter(text)
+    } catch (e) {
+      throw new QueryError(`${source}: ${(e as Error).message}`)
+    }
+  }
+  const timeouts = o.timeouts === undefined ? {} : c.obj(o.timeouts, 'timeouts', ['negotiate_s', 'compute_s', 'confirm_s'], [])
+  const body = validateBody(c, {
     version: 1,
     id: o.id,
     title: o.title,
     dataset: o.dataset,
-    timezone: o.timezone ?? 'UTC',
+    timezone: o.timezone ?? DEFAULTS.timezone,
     filter,
     group_by,
     aggregates,
     out_of_domain: o.out_of_domain ?? DEFAULTS.out_of_domain,
     max_rows_per_provider: o.max_rows_per_provider ?? DEFAULTS.max_rows_per_provider,
     min_providers: o.min_providers ?? DEFAULTS.min_providers,
-    timeouts: { ...DEFAULTS.timeouts, ...(o.timeouts === undefined ? {} : c.obj(o.timeouts, 'timeouts', ['negotiate_s', 'compute_s', 'confirm_s'], [])) }
+    timeouts: { ...DEFAULTS.timeouts, ...timeouts }
+  })
+  const po = c.obj(o.participants, 'participants', ['buyer', 'providers'], ['providers'])
+  const providers = names(c, po.providers, 'participants.providers', 1, LIMITS.providers)
+  if (providers.length < body.min_providers) {
+    c.fail('participants.providers', `${providers.length} listed, at least ${body.min_providers} needed (min_providers; never fewer than 3: with two, each could subtract its own data from the total)`)
   }
-  return { raw, buyer: po.buyer === undefined ? null : c.str(po.buyer, 'participants.buyer', 100), providers, output, source }
+  return {
+    ...body,
+    participants: { buyer: po.buyer === undefined || po.buyer === null ? null : c.str(po.buyer, 'participants.buyer', 100), providers },
+    output: o.output === undefined ? [...DEFAULTS.output] : names(c, o.output, 'output', 1, LIMITS.providers + 1),
+    source
+  }
 }
 
-function dateString(v: unknown): unknown {
-  // YAML turns an unquoted 2024-03-01 into a Date
-  return v instanceof Date ? v.toISOString().slice(0, 10) : v
+function isPeerId(x: string): boolean {
+  try {
+    parsePeer(x)
+    return true
+  } catch {
+    return false
+  }
 }
 
-/** Resolve names to peer IDs (the buyer defaults to `self`) and validate the canonical query. */
+/**
+ * Resolve names to peer IDs (a configured name first, else a literal peer ID passes through; the
+ * buyer defaults to `self`), sort providers canonically and validate the resulting Query.
+ */
 export function resolveQuery(d: QueryDraft, self: string, resolve: (nameOrId: string) => string | undefined): Query {
+  const { source, participants, output: outNames, ...body } = d
   const must = (x: string, path: string): string => {
-    const id = resolve(x)
-    if (!id) throw new QueryError(`${d.source}: ${path}: "${x}" is neither a configured peer nor a peer ID: \`mpc-agent peers add ${x} MULTIADDR --role provider\``)
+    const id = resolve(x) ?? (isPeerId(x) ? x : undefined)
+    if (id && !isPeerId(id)) throw new QueryError(`${source}: ${path}: "${x}" is configured with an invalid peer ID; fix the peer entry in config.yaml`)
+    if (!id) throw new QueryError(`${source}: ${path}: "${x}" is neither a configured peer nor a peer ID: add it with \`mpc-agent peers add ${x} MULTIADDR --role provider\``)
     return id
   }
-  const buyer = d.buyer == null ? self : must(d.buyer, 'participants.buyer')
-  const providers = d.providers.map((p, i) => must(p, `participants.providers[${i}]`))
-  if (new Set(providers).size !== providers.length) throw new QueryError(`${d.source}: participants.providers: a provider is listed twice`)
+  const buyer = participants.buyer == null ? self : must(participants.buyer, 'participants.buyer')
+  const providers = participants.providers.map((p, i) => must(p, `participants.providers[${i}]`))
+  const seen = new Map<string, number>()
+  providers.forEach((p, i) => {
+    const j = seen.get(p)
+    if (j !== undefined) throw new QueryError(`${source}: participants.providers[${i}]: "${participants.providers[i]}" is the same peer as participants.providers[${j}]: list each provider once`)
+    seen.set(p, i)
+  })
+  const k = providers.indexOf(buyer)
+  if (k >= 0) throw new QueryError(`${source}: participants.providers[${k}]: "${participants.providers[k]}" is the buyer; the buyer cannot also be a provider`)
   providers.sort(comparePeers)
-  const output = d.output.map((p, i) => (p === 'buyer' ? buyer : must(p, `output[${i}]`)))
-  const ordered = [buyer, ...output.filter((p) => p !== buyer)]
-  return validateQuery({ ...d.raw, participants: { buyer, providers }, output: [...new Set(ordered)] }, d.source)
+  const output = outNames.map((p, i) => (p === 'buyer' ? buyer : must(p, `output[${i}]`)))
+  const ordered = [...new Set([buyer, ...output])] // the buyer always receives the result, first
+  return validateQuery({ ...body, participants: { buyer, providers }, output: ordered }, source)
 }
 
 export function loadQueryFile(path: string, self: string, resolve: (nameOrId: string) => string | undefined): Query {
   let text: string
   try {
     text = readFileSync(path, 'utf8')
-  } catch {
-    throw new QueryError(`cannot read query file ${path}: check the path`)
+  } catch (e) {
+    throw new QueryError(`cannot read query file ${path} (${(e as NodeJS.ErrnoException).code ?? 'error'}): check the path`)
   }
   return resolveQuery(parseQueryText(text, path), self, resolve)
 }

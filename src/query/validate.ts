@@ -5,7 +5,7 @@
 import type { Aggregate, ColumnRef, Domain, FilterExpr, GroupBy, Literal, Query } from './types.ts'
 import { QueryError } from './errors.ts'
 import { MAX_VECTOR_LENGTH, fixedPoint, layoutOf } from './layout.ts'
-import { MAX_FILTER_DEPTH, MAX_IN_VALUES } from './filter.ts'
+import { MAX_COLUMN_LENGTH, MAX_FILTER_DEPTH, MAX_IN_VALUES, MAX_LITERAL_LENGTH } from './filter.ts'
 import { canonicalBytes } from '../crypto/canonical.ts'
 import { labelledHash } from '../crypto/hash.ts'
 import { comparePeers, parsePeer } from '../crypto/peer.ts'
@@ -22,7 +22,7 @@ export const LIMITS = {
   maxTimeoutS: 3600
 } as const
 
-const ID = /^[a-z0-9][a-z0-9._-]{0,63}$/
+const ID = /^[a-z0-9._-]{1,64}$/ // formats.md
 const NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/
 const DATE = /^\d{4}-\d{2}-\d{2}$/
 
@@ -34,11 +34,14 @@ function isObj(v: unknown): v is Obj {
 
 export class Validator {
   readonly where: string
-  constructor(where: string) {
+  /** Maps a canonical path to the one the user wrote (query files flatten group_by domains). */
+  readonly rename: (path: string) => string
+  constructor(where: string, rename: (path: string) => string = (p) => p) {
     this.where = where
+    this.rename = rename
   }
   fail(path: string, msg: string): never {
-    throw new QueryError(`${this.where}: ${path}: ${msg}`)
+    throw new QueryError(`${this.where}: ${this.rename(path)}: ${msg}`)
   }
   obj(v: unknown, path: string, keys: string[], required: string[] = keys): Obj {
     if (!isObj(v)) this.fail(path, 'expected a mapping')
@@ -53,11 +56,11 @@ export class Validator {
   }
   int(v: unknown, path: string, min: number, max: number): number {
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) this.fail(path, `expected an integer in ${min}..${max}`)
-    return v
+    return v + 0 // -0 → 0: JSON cannot carry -0, so the wire round trip must not depend on it
   }
   num(v: unknown, path: string): number {
     if (typeof v !== 'number' || !Number.isFinite(v)) this.fail(path, 'expected a finite number')
-    return v
+    return v + 0
   }
   arr(v: unknown, path: string, min: number, max: number): unknown[] {
     if (!Array.isArray(v) || v.length < min || v.length > max) this.fail(path, `expected a list of ${min}..${max} entries`)
@@ -68,7 +71,7 @@ export class Validator {
     return v as T
   }
   column(v: unknown, path: string): string {
-    if (typeof v !== 'string' || v.length === 0 || v.length > 128 || /[\0"]/.test(v)) this.fail(path, 'expected a column name (1-128 characters, no double quotes)')
+    if (typeof v !== 'string' || v.length === 0 || v.length > MAX_COLUMN_LENGTH || /[\0"]/.test(v)) this.fail(path, `expected a column name (1-${MAX_COLUMN_LENGTH} characters, no double quotes)`)
     return v
   }
   peer(v: unknown, path: string): string {
@@ -91,8 +94,8 @@ function ref(c: Validator, v: unknown, path: string): ColumnRef {
 function literal(c: Validator, v: unknown, path: string): Literal {
   if (v === null || typeof v === 'boolean') return v
   if (typeof v === 'number') return c.num(v, path)
-  if (typeof v === 'string' && v.length <= 1000) return v
-  return c.fail(path, 'expected a literal (number, string ≤ 1000 characters, boolean, null)')
+  if (typeof v === 'string' && v.length <= MAX_LITERAL_LENGTH) return v
+  return c.fail(path, `expected a literal (number, string ≤ ${MAX_LITERAL_LENGTH} characters, boolean, null)`)
 }
 
 function filter(c: Validator, v: unknown, path: string, depth = 0): FilterExpr {
@@ -204,9 +207,13 @@ function aggregate(c: Validator, v: unknown, path: string): Aggregate {
   }
 }
 
-export function validateQuery(raw: unknown, where = 'query'): Query {
-  const c = new Validator(where)
-  const o = c.obj(raw, '(root)', ['version', 'id', 'title', 'dataset', 'timezone', 'filter', 'group_by', 'aggregates', 'out_of_domain', 'max_rows_per_provider', 'participants', 'min_providers', 'output', 'timeouts'])
+/** Everything of a Query except who takes part: what a query file fixes before names are resolved. */
+export type QueryBody = Omit<Query, 'participants' | 'output'>
+
+export const QUERY_KEYS = ['version', 'id', 'title', 'dataset', 'timezone', 'filter', 'group_by', 'aggregates', 'out_of_domain', 'max_rows_per_provider', 'participants', 'min_providers', 'output', 'timeouts']
+
+/** Validate the participant-independent part of a query object (keys other than these are ignored here). */
+export function validateBody(c: Validator, o: Obj): QueryBody {
   if (o.version !== 1) c.fail('version', 'only version 1 is supported')
   const timezone = c.str(o.timezone, 'timezone', 64)
   try {
@@ -220,27 +227,13 @@ export function validateQuery(raw: unknown, where = 'query'): Query {
   })
   const aggregates = c.arr(o.aggregates, 'aggregates', 1, LIMITS.aggregates).map((a, i) => aggregate(c, a, `aggregates[${i}]`))
   const names = [...group_by.map((g) => g.name), ...aggregates.map((a) => a.name)]
-  if (new Set(names).size !== names.length) c.fail('group_by/aggregates', 'names must be distinct')
-  const po = c.obj(o.participants, 'participants', ['buyer', 'providers'])
-  const buyer = c.peer(po.buyer, 'participants.buyer')
-  const providers = c.arr(po.providers, 'participants.providers', 3, LIMITS.providers).map((p, i) => c.peer(p, `participants.providers[${i}]`))
-  for (let i = 1; i < providers.length; i++) {
-    if (comparePeers(providers[i - 1] as string, providers[i] as string) >= 0) c.fail('participants.providers', 'must be distinct and in canonical order (multihash bytes)')
+  if (new Set(names).size !== names.length) c.fail('group_by/aggregates', 'names of dimensions and aggregates must be distinct')
+  const layout = layoutOf({ group_by, aggregates })
+  if (layout.length > MAX_VECTOR_LENGTH) {
+    c.fail('group_by', `${layout.cells} cells × ${layout.slots.length} slots = ${layout.length} values; at most ${MAX_VECTOR_LENGTH} are allowed: coarsen a dimension or drop an aggregate`)
   }
-  if (providers.includes(buyer)) c.fail('participants', 'the buyer cannot also be a provider')
-  const min_providers = c.int(o.min_providers, 'min_providers', 3, LIMITS.providers)
-  if (providers.length < min_providers) c.fail('participants.providers', `${providers.length} providers, fewer than min_providers ${min_providers}`)
-  const output = c.arr(o.output, 'output', 1, LIMITS.providers + 1).map((p, i) => c.peer(p, `output[${i}]`))
-  if (output[0] !== buyer) c.fail('output', 'must start with the buyer')
-  for (const p of output.slice(1)) if (!providers.includes(p)) c.fail('output', `${p} is not a provider of this query`)
-  if (new Set(output).size !== output.length) c.fail('output', 'entries must be distinct')
   const to = c.obj(o.timeouts, 'timeouts', ['negotiate_s', 'compute_s', 'confirm_s'])
-  const timeouts = {
-    negotiate_s: c.int(to.negotiate_s, 'timeouts.negotiate_s', 1, LIMITS.maxTimeoutS),
-    compute_s: c.int(to.compute_s, 'timeouts.compute_s', 1, LIMITS.maxTimeoutS),
-    confirm_s: c.int(to.confirm_s, 'timeouts.confirm_s', 1, LIMITS.maxTimeoutS)
-  }
-  const q: Query = {
+  return {
     version: 1,
     id: c.str(o.id, 'id', 64, ID),
     title: c.str(o.title, 'title', 200),
@@ -251,25 +244,46 @@ export function validateQuery(raw: unknown, where = 'query'): Query {
     aggregates,
     out_of_domain: c.oneOf(o.out_of_domain, 'out_of_domain', ['drop', 'fail'] as const),
     max_rows_per_provider: c.int(o.max_rows_per_provider, 'max_rows_per_provider', 1, LIMITS.maxRows),
-    participants: { buyer, providers },
-    min_providers,
-    output,
-    timeouts
+    min_providers: c.int(o.min_providers, 'min_providers', 3, LIMITS.providers),
+    timeouts: {
+      negotiate_s: c.int(to.negotiate_s, 'timeouts.negotiate_s', 1, LIMITS.maxTimeoutS),
+      compute_s: c.int(to.compute_s, 'timeouts.compute_s', 1, LIMITS.maxTimeoutS),
+      confirm_s: c.int(to.confirm_s, 'timeouts.confirm_s', 1, LIMITS.maxTimeoutS)
+    }
   }
-  const layout = layoutOf(q)
-  if (layout.length > MAX_VECTOR_LENGTH) {
-    c.fail('group_by', `${layout.cells} cells × ${layout.slots.length} slots = ${layout.length} values; at most ${MAX_VECTOR_LENGTH} are allowed: coarsen a dimension`)
+}
+
+/**
+ * Strict validation of a canonical, resolved Query (negotiation.md §3): unknown keys, types,
+ * limits, canonical provider order, and the overflow bound. validateQuery(JSON round trip of q)
+ * deep-equals q.
+ */
+export function validateQuery(raw: unknown, where = 'query'): Query {
+  const c = new Validator(where)
+  const o = c.obj(raw, '(root)', QUERY_KEYS)
+  const body = validateBody(c, o)
+  const po = c.obj(o.participants, 'participants', ['buyer', 'providers'])
+  const buyer = c.peer(po.buyer, 'participants.buyer')
+  const providers = c.arr(po.providers, 'participants.providers', 3, LIMITS.providers).map((p, i) => c.peer(p, `participants.providers[${i}]`))
+  for (let i = 1; i < providers.length; i++) {
+    if (comparePeers(providers[i - 1] as string, providers[i] as string) >= 0) c.fail('participants.providers', 'must be distinct and in canonical order (multihash bytes)')
   }
+  if (providers.includes(buyer)) c.fail('participants', 'the buyer cannot also be a provider')
+  if (providers.length < body.min_providers) c.fail('participants.providers', `${providers.length} providers, fewer than min_providers ${body.min_providers}`)
+  const output = c.arr(o.output, 'output', 1, LIMITS.providers + 1).map((p, i) => c.peer(p, `output[${i}]`))
+  if (output[0] !== buyer) c.fail('output', 'must start with the buyer')
+  for (const p of output.slice(1)) if (!providers.includes(p)) c.fail('output', `${p} is not a provider of this query`)
+  if (new Set(output).size !== output.length) c.fail('output', 'entries must be distinct')
   // honest totals must never wrap in Z_2^64 (masked-sum.md check 6): N · rows · max|clip·scale| < 2^63
-  const rows = BigInt(q.max_rows_per_provider) * BigInt(providers.length)
-  for (const a of aggregates) {
+  const rows = BigInt(body.max_rows_per_provider) * BigInt(providers.length)
+  for (const a of body.aggregates) {
     if (a.kind !== 'sum' && a.kind !== 'mean') continue
     const m = [fixedPoint(a.clip[0], a.scale), fixedPoint(a.clip[1], a.scale)].map((x) => (x < 0n ? -x : x)).reduce((x, y) => (x > y ? x : y))
     if (rows * m >= 1n << 63n) {
-      c.fail(`aggregates.${a.name}`, `${providers.length} providers × max_rows_per_provider ${q.max_rows_per_provider} × |clip × scale| ${m} could overflow 2^63: lower max_rows_per_provider, the clip or the scale`)
+      c.fail(`aggregates[${body.aggregates.indexOf(a)}]`, `${providers.length} providers × max_rows_per_provider ${body.max_rows_per_provider} × |clip × scale| ${m} could overflow 2^63: lower max_rows_per_provider, the clip or the scale`)
     }
   }
-  return q
+  return { ...body, participants: { buyer, providers }, output }
 }
 
 export function queryDigest(q: Query): Uint8Array {
