@@ -89,7 +89,7 @@ export async function generate(companies: Company[], seed: number): Promise<void
           -- about 1 trip in 8 is driven by a multi-app driver from a pool shared by all companies
           CASE WHEN ${u(10)} < 0.125 THEN 'SHR-' || lpad(floor(${u(11)} * ${sharedPool})::BIGINT::VARCHAR, 5, '0')
                ELSE '${co.name.slice(0, 3).toUpperCase()}-' || lpad(floor(uv * ${fleet})::BIGINT::VARCHAR, 5, '0') END AS vehicle_id
-        FROM t ORDER BY pickup
+        FROM t ORDER BY pickup, i  -- i breaks ties: the same seed writes the same bytes
       ) TO '${co.file.replace(/'/g, "''")}' (FORMAT parquet)`)
     }
   } finally {

@@ -159,6 +159,7 @@ async function main(): Promise<void> {
   const queryDir = join(work, 'queries')
   mkdirSync(queryDir, { recursive: true })
   const queries = QUERIES.filter((q) => !(o.tlc && q === 'vehicles-rush-hour')) // real files have no vehicle identifier
+  if (o.tlc) log('note: TLC files have no vehicle identifier: the distinct-vehicles query (vehicles-rush-hour) is skipped')
   for (const q of queries) {
     writeFileSync(join(queryDir, `${q}.yaml`), readFileSync(join(HERE, 'queries', `${q}.yaml`), 'utf8').replace('[alpha, beta, gamma]', `[${names.join(', ')}]`))
   }
@@ -194,7 +195,7 @@ async function main(): Promise<void> {
   for (const q of queries) {
     const out = join(work, `${q}.json`)
     const t = performance.now()
-    const r = await cli(homes.get('city') as string, ['query', 'run', join(queryDir, `${q}.yaml`), '--out', out, '--timeout', '600'])
+    const r = await cli(homes.get('city') as string, ['query', 'run', join(queryDir, `${q}.yaml`), '--out', out, '--format', 'json', '--timeout', '600'])
     if (r.code !== 0) fail(`query ${q} failed (exit ${String(r.code)}): ${r.stderr.trim()}`)
     timings.push({ query: q, seconds: (performance.now() - t) / 1000 })
     const doc = JSON.parse(readFileSync(out, 'utf8')) as ResultDoc

@@ -2,6 +2,8 @@
 // (deliberately NOT through src/data), and a cell-by-cell comparison with what the city received.
 // Only the example does this: in real life nobody holds all the files.
 import { DuckDBInstance } from '@duckdb/node-api'
+import { existsSync, readFileSync } from 'node:fs'
+import { parse } from 'yaml'
 
 export interface ResultDoc {
   query: { id: string }
@@ -9,12 +11,29 @@ export interface ResultDoc {
   cells: Array<{ key: string[]; values: Record<string, number | null> }>
 }
 
-type Expected = Map<string, Record<string, number | null>>
+export type Expected = Map<string, Record<string, number | null>>
+
+/** A query of this example: its id, a path to its YAML/JSON file, or the parsed file. */
+export type QueryRef = string | { id: string }
+
+/** The id of a query given as an id, a query file path, or a parsed query. */
+export function queryIdOf(q: QueryRef): string {
+  if (typeof q !== 'string') return q.id
+  if (!/[/\\]|\.(ya?ml|json)$/.test(q)) return q
+  if (!existsSync(q)) throw new Error(`query file ${q} not found`)
+  const doc = parse(readFileSync(q, 'utf8')) as { id?: unknown } | null
+  if (typeof doc?.id !== 'string') throw new Error(`query file ${q} has no id`)
+  return doc.id
+}
 
 const RUSH = '(7, 8, 9, 16, 17, 18)'
 
-/** Expected values keyed by the cell key joined with '|', for the three queries of this example. */
-export async function plaintextTotals(files: string[], queryId: string): Promise<Expected> {
+/**
+ * Expected values keyed by the cell key joined with '|', for the three queries of this example
+ * (hand-written SQL per query, one per id; cells absent from the map are 0 / null).
+ */
+export async function plaintextTotals(files: string[], query: QueryRef): Promise<Expected> {
+  const queryId = queryIdOf(query)
   const db = await DuckDBInstance.create(':memory:')
   const c = await db.connect()
   const list = `[${files.map((f) => `'${f.replace(/'/g, "''")}'`).join(', ')}]`
@@ -67,9 +86,18 @@ export async function trueDistinctVehicles(files: string[]): Promise<Map<string,
   }
 }
 
+/** Verify one result document against the plaintext totals of `files`: the mismatches, [] when right. */
+export async function verifyResult(files: string[], query: QueryRef, doc: ResultDoc): Promise<string[]> {
+  const id = queryIdOf(query)
+  if (doc.query.id !== id) return [`result is for query ${doc.query.id}, expected ${id}`]
+  return compare(doc, await plaintextTotals(files, id))
+}
+
 /** Mismatching cells as readable lines (empty when the result is exactly right). */
 export function compare(doc: ResultDoc, expected: Expected): string[] {
   const bad: string[] = []
+  const cells = doc.dims.reduce((n, d) => n * d.labels.length, 1)
+  if (doc.cells.length !== cells) bad.push(`${doc.query.id}: ${doc.cells.length} cells, the dims give ${cells}`)
   for (const cell of doc.cells) {
     const k = cell.key.join('|')
     const want = expected.get(k)
