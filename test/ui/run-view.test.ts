@@ -27,11 +27,83 @@ describe('RunView', () => {
     ])
     const { lastFrame } = render(h(RunView, { state: s, now: T0 + 1500 }))
     const f = lastFrame() ?? ''
-    console.log(f)
     expect(f).toContain('Trips per district')
     expect(f).toMatch(/alice\s+connecting/)
     expect(f).toMatch(/bob\s+connected\s+12 ms/)
     expect(f).toMatch(/negotiate\s+1\.5 s/)
     expect(f).toContain('agree → crosscheck → compute → confirm → result')
+  })
+  it('shows compute progress as a bar with cells and bytes, finished phases with their time', () => {
+    const s = fold(start(), [
+      { v: 1, type: 'peer', peer: A, state: 'connected', rttMs: 3 },
+      { v: 1, type: 'peer', peer: B, state: 'connected', rttMs: 4 },
+      phase('negotiate', 'start', T0), phase('negotiate', 'done', T0 + 200),
+      phase('agree', 'start', T0 + 200), phase('agree', 'done', T0 + 450),
+      phase('crosscheck', 'start', T0 + 450), phase('crosscheck', 'done', T0 + 500),
+      phase('compute', 'start', T0 + 500),
+      { v: 1, type: 'progress', peer: A, cells: 500, totalCells: 1000, bytes: 4096 },
+      { v: 1, type: 'progress', peer: B, cells: 250, totalCells: 1000, bytes: 2048 }
+    ])
+    const { lastFrame } = render(h(RunView, { state: s, now: T0 + 2500 }))
+    const f = lastFrame() ?? ''
+    expect(f).toMatch(/✓ negotiate\s+200 ms/)
+    expect(f).toMatch(/✓ agree\s+250 ms/)
+    expect(f).toMatch(/▶ compute\s+2\.0 s/)
+    expect(f).toContain('█'.repeat(9) + '░'.repeat(15)) // 750/2000 = 37.5% of 24
+    expect(f).toContain('37%  750/2,000 cells  6.0 KiB')
+    expect(f).toContain('confirm → result')
+    expect(f).not.toMatch(/▶ negotiate/)
+  })
+
+  it('shows an abort in a panel: reason, accused peer by name, evidence, exit code; nothing pending', () => {
+    const s = fold(start(), [
+      phase('negotiate', 'start', T0), phase('negotiate', 'done', T0 + 10),
+      phase('compute', 'start', T0 + 20),
+      {
+        v: 1, type: 'abort', session: 'ab'.repeat(32), exitCode: 4,
+        abort: { reason: 'key_confirmation_failed', accused: B, detail: 'tag from bob does not verify', evidence: { confirm: 'x', certificate: 'y' } }
+      }
+    ])
+    const f = render(h(RunView, { state: s, now: T0 + 100 })).lastFrame() ?? ''
+    expect(f).toContain('Run aborted: key_confirmation_failed')
+    expect(f).toContain(`Accused:   bob (${B})`)
+    expect(f).toContain('tag from bob does not verify')
+    expect(f).toContain('Evidence:  signed evidence: confirm, certificate')
+    expect(f).toContain('Exit code 4')
+    expect(f).toMatch(/✗ compute/)
+    expect(f).toMatch(/[╭╰]/) // bordered
+    expect(f).not.toContain('confirm → result')
+  })
+
+  it('names an unattributable abort as such', () => {
+    const s = reduceRun(start(), { v: 1, type: 'abort', session: null, exitCode: 4, abort: { reason: 'canary_nonzero', accused: null, detail: 'canary cells are not zero' } })
+    const f = render(h(RunView, { state: s })).lastFrame() ?? ''
+    expect(f).toContain('nobody (the fault cannot be attributed)')
+    expect(f).toContain('Evidence:  none')
+  })
+
+  it('shows the result: cells, top cells by value, output file', () => {
+    const s = fold(start(), [
+      phase('confirm', 'start', T0), phase('confirm', 'done', T0 + 30),
+      { v: 1, type: 'result', session: 'cd'.repeat(32), cells: 12, out: '/tmp/out.csv', top: [{ label: 'Mitte 08:00', value: 1234 }, { label: 'Pankow 09:00', value: 99.5 }] }
+    ])
+    const f = render(h(RunView, { state: s })).lastFrame() ?? ''
+    expect(f).toContain('Result: 12 cells')
+    expect(f).toMatch(/Mitte 08:00\s+1,234/)
+    expect(f).toMatch(/Pankow 09:00\s+99\.5/)
+    expect(f).toContain('Written to /tmp/out.csv')
+    expect(f).toMatch(/✓ result/)
+  })
+
+  it('shows log lines and an error panel', () => {
+    const s = fold(start(), [
+      { v: 1, type: 'log', level: 'warn', message: 'bob is slow' },
+      { v: 1, type: 'error', message: 'column trips missing', exitCode: 6 }
+    ])
+    const f = render(h(RunView, { state: s })).lastFrame() ?? ''
+    expect(f).toContain('! bob is slow')
+    expect(f).toContain('Run failed')
+    expect(f).toContain('column trips missing')
+    expect(f).toContain('Exit code 6')
   })
 })
