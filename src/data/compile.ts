@@ -1,67 +1,78 @@
 // The agreed query → one DuckDB statement over this provider's source (negotiation.md §3.2–3.5).
-// Identifiers are checked against the dataset's schema and quoted; every value that came from the
-// query (filter literals, domain bounds, categories, bin edges, clip, scale, timezone) is a bound
-// parameter, never SQL text. Each record's cell index is computed in SQL; rows outside a domain get
-// a NULL cell and are counted, never silently mixed in.
-import type { ColumnRef, Domain, FilterExpr, Literal, Query } from '../query/types.ts'
+// Identifiers are checked against the dataset's schema (DESCRIBE) and quoted; every value that came
+// from the query (filter literals, domain bounds, categories, bin edges, clip, scale, timezone) is a
+// bound, typed parameter, never SQL text. One scan: each row gets a key — its cell index, NULL when
+// outside a domain, -1 when the filter drops it — and DuckDB groups by that key, so only one row per
+// key ever comes back to JS.
+import { BOOLEAN, DOUBLE, VARCHAR, type DuckDBType } from '@duckdb/node-api'
+import type { Aggregate, ColumnRef, Domain, FilterExpr, Literal, Query } from '../query/types.ts'
 import { domainSize, layoutOf } from '../query/layout.ts'
 import { DataError } from './errors.ts'
 
+export type Schema = Map<string, string>
+
+/** One column of the statement's output after `key` and `rows`. */
+export type Output =
+  | { kind: 'value'; slot: number }
+  | { kind: 'nulls' | 'nans' | 'clipped'; aggregate: number }
+
 export interface Compiled {
   sql: string
-  params: unknown[]
-  /** Per output column of the statement, after `cell` and `rows`: what it holds. */
-  outputs: Array<{ kind: 'value'; slot: number } | { kind: 'nulls' | 'nans' | 'clipped'; aggregate: string }>
+  params: Array<string | number | boolean>
+  types: DuckDBType[]
+  outputs: Output[]
 }
 
-export type Schema = Map<string, string>
+/** Key of rows the filter drops (cells are ≥ 0, rows outside a domain have a NULL key). */
+export const FILTERED = -1n
 
 export const quoteIdent = (name: string): string => `"${name.replace(/"/g, '""')}"`
 
-const NUMERIC = /^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|UHUGEINT|FLOAT|DOUBLE|REAL|DECIMAL.*)$/
-const TEMPORAL = /^(TIMESTAMP.*|DATE)$/
+export const NUMERIC = /^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|UHUGEINT|FLOAT|DOUBLE|REAL|DECIMAL\(\d+,\s*\d+\))$/
+const TEXT = /^(VARCHAR|TEXT|STRING|CHAR|BPCHAR)/
+const TEMPORAL = /^(TIMESTAMP(_S|_MS|_NS)?|TIMESTAMP WITH TIME ZONE|DATE)$/
 
-class Builder {
-  readonly params: unknown[] = []
+export class Builder {
+  readonly params: Compiled['params'] = []
+  readonly types: DuckDBType[] = []
   readonly schema: Schema
   readonly q: Query
   constructor(q: Query, schema: Schema) {
     this.q = q
     this.schema = schema
   }
-  p(v: unknown): string {
+  /** A bound parameter with an explicit type (no INTEGER/BIGINT inference surprises). */
+  p(v: string | number | boolean): string {
     this.params.push(v)
+    this.types.push(typeof v === 'string' ? VARCHAR : typeof v === 'number' ? DOUBLE : BOOLEAN)
     return `$${this.params.length}`
   }
   typeOf(column: string, role: string): string {
     const t = this.schema.get(column)
-    if (!t) throw new DataError(`column "${column}" (used in ${role}) is not in dataset "${this.q.dataset}" (columns: ${[...this.schema.keys()].join(', ')})`)
+    if (t === undefined) throw new DataError(`column "${column}" (used in ${role}) is not in dataset "${this.q.dataset}": check the query or the dataset (columns: ${[...this.schema.keys()].join(', ')})`)
     return t
   }
-  col(column: string, role: string): string {
-    this.typeOf(column, role)
-    return quoteIdent(column)
-  }
-  /** A timestamp column as wall time in the query's timezone. */
+  /** A timestamp column as wall time in the query's timezone (negotiation.md §3.2). */
   time(column: string, role: string): string {
     const t = this.typeOf(column, role)
-    if (!TEMPORAL.test(t)) throw new DataError(`column "${column}" has type ${t}; ${role} needs a TIMESTAMP or DATE column`)
-    // TIMESTAMPTZ is an instant: convert to the query's zone; a naive TIMESTAMP is already wall time there
-    return t.startsWith('TIMESTAMP WITH TIME ZONE') ? `timezone(${this.p(this.q.timezone)}, ${quoteIdent(column)})` : quoteIdent(column)
+    if (!TEMPORAL.test(t)) throw new DataError(`column "${column}" has type ${t}; ${role} applies a time function to it and needs a TIMESTAMP or DATE column`)
+    // TIMESTAMPTZ is an instant: convert it to the query's zone; a naive TIMESTAMP is taken as wall time there
+    return t === 'TIMESTAMP WITH TIME ZONE' ? `timezone(${this.p(this.q.timezone)}, ${quoteIdent(column)})` : quoteIdent(column)
   }
   ref(r: ColumnRef, role: string): { sql: string; type: string } {
-    if (!r.fn) return { sql: this.col(r.column, role), type: this.typeOf(r.column, role) }
+    if (!r.fn) return { sql: quoteIdent(r.column), type: this.typeOf(r.column, role) }
     const t = this.time(r.column, role)
     if (r.fn === 'hour') return { sql: `hour(${t})`, type: 'BIGINT' }
     if (r.fn === 'dow') return { sql: `isodow(${t})`, type: 'BIGINT' }
     return { sql: `CAST(${t} AS DATE)`, type: 'DATE' }
   }
+  /** A literal compared with a value of SQL type `type`, bound as a parameter. */
   lit(v: Literal, type: string): string {
     if (v === null) return 'NULL'
-    if (typeof v === 'string' && !/^(VARCHAR|TEXT|STRING)/.test(type)) {
-      // a string compared with a typed column is cast to the column's type, e.g. '2024-03-01' to DATE
-      return `CAST(${this.p(v)} AS ${type.replace(/[^A-Z0-9_ (),]/g, '')})`
-    }
+    // text columns compare as text: 1 matches '1' (DuckDB would otherwise cast every cell to a number)
+    if (TEXT.test(type)) return this.p(String(v))
+    // a string compared with a typed value is cast to that type, e.g. '2024-03-01' to DATE
+    if (typeof v === 'string') return `CAST(${this.p(v)} AS ${sqlType(type)})`
     return this.p(v)
   }
   filter(e: FilterExpr): string {
@@ -74,8 +85,7 @@ class Builder {
       case 'cmp': {
         const r = this.ref(e.ref, 'the filter')
         if (e.value === null) return e.cmp === '=' ? `(${r.sql} IS NULL)` : e.cmp === '!=' ? `(${r.sql} IS NOT NULL)` : 'FALSE'
-        const op = e.cmp === '!=' ? '<>' : e.cmp
-        return `(${r.sql} ${op} ${this.lit(e.value, r.type)})`
+        return `(${r.sql} ${e.cmp === '!=' ? '<>' : e.cmp} ${this.lit(e.value, r.type)})`
       }
       case 'in': {
         const r = this.ref(e.ref, 'the filter')
@@ -91,22 +101,25 @@ class Builder {
       }
     }
   }
-  /** 0-based index within the domain, NULL outside it. */
+  numeric(r: { sql: string; type: string }, column: string, what: string): void {
+    if (!NUMERIC.test(r.type)) throw new DataError(`group_by column "${column}" has type ${r.type}; ${what} needs a numeric column`)
+  }
+  /** 0-based index within the domain, NULL outside it (negotiation.md §3.3). */
   index(d: Domain): string {
     switch (d.kind) {
       case 'int_range': {
         const r = this.ref(d.ref, 'group_by')
-        if (!NUMERIC.test(r.type) && r.type !== 'BIGINT') throw new DataError(`group_by column "${d.ref.column}" has type ${r.type}; an int_range needs a number`)
+        this.numeric(r, d.ref.column, 'an int_range')
         const min = this.p(d.min)
         return `CASE WHEN ${r.sql} >= ${min} AND ${r.sql} <= ${this.p(d.max)} AND ${r.sql} = floor(${r.sql}) THEN CAST(${r.sql} - ${min} AS BIGINT) END`
       }
       case 'categories': {
         const r = this.ref(d.ref, 'group_by')
-        return `CASE ${r.sql} ${d.values.map((v, i) => `WHEN ${this.lit(v, r.type)} THEN ${i}`).join(' ')} END`
+        return `CASE ${d.values.map((v, i) => `WHEN ${r.sql} = ${this.lit(v, r.type)} THEN ${i}`).join(' ')} END`
       }
       case 'bins': {
         const r = this.ref(d.ref, 'group_by')
-        if (!NUMERIC.test(r.type)) throw new DataError(`group_by column "${d.ref.column}" has type ${r.type}; bins need a number`)
+        this.numeric(r, d.ref.column, 'bins')
         const e = d.edges.map((x) => this.p(x))
         const [lo, hi] = d.closed === 'left' ? ['>=', '<'] : ['>', '<=']
         return `CASE ${e.slice(0, -1).map((x, i) => `WHEN ${r.sql} ${lo} ${x} AND ${r.sql} ${hi} ${e[i + 1]} THEN ${i}`).join(' ')} END`
@@ -116,57 +129,88 @@ class Builder {
       case 'day_of_week':
         return `(isodow(${this.time(d.column, 'group_by')}) - 1)`
       case 'date': {
-        const days = domainSize(d)
         const idx = `date_diff('day', CAST(${this.p(d.from)} AS DATE), CAST(${this.time(d.column, 'group_by')} AS DATE))`
-        return `CASE WHEN ${idx} BETWEEN 0 AND ${days - 1} THEN ${idx} END`
+        return `CASE WHEN ${idx} BETWEEN 0 AND ${domainSize(d) - 1} THEN ${idx} END`
       }
     }
   }
 }
 
+/** A DuckDB type name from DESCRIBE, reduced to characters that can only spell a type. */
+function sqlType(t: string): string {
+  return t.replace(/[^A-Za-z0-9_ (),]/g, '')
+}
+
+/** The raw value of a group_by dimension (for the out-of-domain example). */
+export function domainValue(b: Builder, d: Domain): { sql: string; column: string } {
+  if ('ref' in d) return { sql: b.ref(d.ref, 'group_by').sql, column: d.ref.column }
+  return { sql: quoteIdent(d.column), column: d.column }
+}
+
+/** The row key: cell index (row-major, negotiation.md §3.4), NULL outside a domain, -1 if filtered. */
+export function rowKey(b: Builder, q: Query): string {
+  const dims = q.group_by.map((g) => g.domain)
+  const sizes = dims.map(domainSize)
+  const strides = sizes.map((_, d) => sizes.slice(d + 1).reduce((a, x) => a * x, 1))
+  const cell = dims.length === 0 ? '0' : dims.map((d, i) => `(${b.index(d)}) * ${strides[i]}`).join(' + ')
+  return q.filter ? `CASE WHEN coalesce(${b.filter(q.filter)}, FALSE) THEN ${cell} ELSE ${FILTERED} END` : cell
+}
+
+function aggregateInput(b: Builder, a: Exclude<Aggregate, { kind: 'count' }>): string {
+  const t = b.typeOf(a.column, `aggregate "${a.name}"`)
+  if (a.kind === 'count_distinct') return quoteIdent(a.column)
+  if (!NUMERIC.test(t)) throw new DataError(`column "${a.column}" has type ${t}; aggregate "${a.name}" (${a.kind}) needs a numeric column`)
+  return `CAST(${quoteIdent(a.column)} AS DOUBLE)`
+}
+
 export function compileQuery(q: Query, schema: Schema, from: string): Compiled {
   const b = new Builder(q, schema)
-  const dims = q.group_by.map((g) => g.domain)
-  const idx = dims.map((d) => b.index(d))
-  const sizes = dims.map(domainSize)
-  // row-major: cell = Σ idx_d · Π_{e>d} size_e  (negotiation.md §3.4)
-  const strides = sizes.map((_, d) => sizes.slice(d + 1).reduce((a, x) => a * x, 1))
-  const cell = idx.length === 0 ? '0' : idx.map((x, d) => `(${x}) * ${strides[d]}`).join(' + ')
-  const where = q.filter ? `WHERE ${b.filter(q.filter)}` : ''
+  const key = rowKey(b, q)
+  const inputs: string[] = []
   const selects: string[] = []
-  const outputs: Compiled['outputs'] = []
+  const outputs: Output[] = []
   let slot = 0
-  for (const a of q.aggregates) {
+  q.aggregates.forEach((a, ai) => {
     if (a.kind === 'count') {
       selects.push('count(*)')
       outputs.push({ kind: 'value', slot: slot++ })
-      continue
+      return
     }
-    const t = b.typeOf(a.column, `aggregate "${a.name}"`)
-    const c = quoteIdent(a.column)
+    const x = `__mpc_x${ai}`
+    inputs.push(`${aggregateInput(b, a)} AS ${x}`)
     if (a.kind === 'count_distinct') {
-      selects.push(`count(DISTINCT ${c})`)
+      selects.push(`count(DISTINCT ${x})`)
       outputs.push({ kind: 'value', slot: slot++ })
-      continue
+      return
     }
-    if (!NUMERIC.test(t)) throw new DataError(`column "${a.column}" has type ${t}; aggregate "${a.name}" (${a.kind}) needs a number`)
-    const v = `CAST(${c} AS DOUBLE)`
     const lo = b.p(a.clip[0])
     const hi = b.p(a.clip[1])
-    // clip, scale, round half away from zero (DuckDB's round on DOUBLE), sum exactly as HUGEINT
-    // (DuckDB's greatest/least skip NULLs, so a NULL must be kept NULL explicitly)
-    selects.push(`sum(CASE WHEN ${c} IS NOT NULL THEN CAST(round(least(greatest(${v}, ${lo}), ${hi}) * ${b.p(a.scale)}) AS HUGEINT) END)`)
+    // negotiation.md §3.5: clip (a CASE, since DuckDB's greatest/least skip NULLs), then × scale in
+    // binary64, round half away from zero (round on DOUBLE is C's round), summed exactly as HUGEINT
+    const clipped = `CASE WHEN ${x} < ${lo} THEN ${lo} WHEN ${x} > ${hi} THEN ${hi} ELSE ${x} END`
+    selects.push(`sum(CAST(round(${clipped} * ${b.p(a.scale)}) AS HUGEINT))`)
     outputs.push({ kind: 'value', slot: slot++ })
     if (a.kind === 'mean') {
-      selects.push(`count(${c})`)
+      selects.push(`count(${x})`)
       outputs.push({ kind: 'value', slot: slot++ })
     }
-    selects.push(`count(*) FILTER (WHERE ${c} IS NULL)`, `count(*) FILTER (WHERE isnan(${v}))`, `count(*) FILTER (WHERE ${v} < ${lo} OR ${v} > ${hi})`)
-    outputs.push({ kind: 'nulls', aggregate: a.name }, { kind: 'nans', aggregate: a.name }, { kind: 'clipped', aggregate: a.name })
-  }
-  if (slot !== layoutOf(q).slots.length) throw new Error('internal: slot count mismatch')
-  const sql = `SELECT __mpc_cell, count(*) AS __mpc_rows${selects.map((s, i) => `, ${s} AS o${i}`).join('')}
-FROM (SELECT *, ${cell} AS __mpc_cell FROM ${from} ${where}) AS t
-GROUP BY __mpc_cell`
-  return { sql, params: b.params, outputs }
+    selects.push(`count(*) FILTER (WHERE ${x} IS NULL)`, `count(*) FILTER (WHERE isnan(${x}))`, `count(*) FILTER (WHERE ${x} < ${lo} OR ${x} > ${hi})`)
+    outputs.push({ kind: 'nulls', aggregate: ai }, { kind: 'nans', aggregate: ai }, { kind: 'clipped', aggregate: ai })
+  })
+  if (slot !== layoutOf(q).slots.length) throw new Error('internal: slot count differs from the layout')
+  const sql = `SELECT __mpc_key, count(*)${selects.map((s) => `, ${s}`).join('')}
+FROM (SELECT ${key} AS __mpc_key${inputs.map((s) => `, ${s}`).join('')} FROM ${from}) AS __mpc_rows
+GROUP BY __mpc_key`
+  return { sql, params: b.params, types: b.types, outputs }
+}
+
+/** For out_of_domain: fail — the first dimension with a value outside its domain, and one such value. */
+export function compileOutOfDomain(q: Query, schema: Schema, from: string, dim: number): Pick<Compiled, 'sql' | 'params' | 'types'> & { column: string } {
+  const b = new Builder(q, schema)
+  const g = q.group_by[dim]
+  if (!g) throw new Error('internal: no such dimension')
+  const idx = b.index(g.domain)
+  const v = domainValue(b, g.domain)
+  const where = q.filter ? `coalesce(${b.filter(q.filter)}, FALSE) AND ` : ''
+  return { sql: `SELECT CAST(${v.sql} AS VARCHAR) FROM ${from} WHERE ${where}(${idx}) IS NULL LIMIT 1`, params: b.params, types: b.types, column: v.column }
 }

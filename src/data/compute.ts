@@ -1,117 +1,122 @@
 // This provider's vector for an agreed query, computed by DuckDB over its local source
-// (negotiation.md §3.4-3.5). DuckDB aggregates; only one row per non-empty cell comes back to JS,
-// so memory is bounded by the number of cells, not rows. Statistics stay local.
-import { existsSync } from 'node:fs'
-import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api'
+// (negotiation.md §3.4–3.5). DuckDB scans once and aggregates; only one row per non-empty cell
+// comes back to JS, chunk by chunk, so memory is bounded by the number of cells, not rows.
+// Statistics and error messages stay local: they may describe the data.
+import type { DuckDBConnection, DuckDBValue } from '@duckdb/node-api'
 import type { Query } from '../query/types.ts'
-import { layoutOf } from '../query/layout.ts'
+import { layoutOf, slotBounds } from '../query/layout.ts'
 import { DataError } from './errors.ts'
 import type { DatasetSource } from './source.ts'
-import { compileQuery, quoteIdent, type Schema } from './compile.ts'
+import { compileOutOfDomain, compileQuery, FILTERED, type Schema } from './compile.ts'
+import { withSource } from './engine.ts'
+
+export { closeEngine } from './engine.ts'
 
 export interface VectorStats {
+  /** Rows in the source. */
   rows: number
+  /** Rows that passed the filter and fell inside every domain. */
   matched: number
+  /** Rows the filter dropped. */
   filtered: number
+  /** Aggregate values clipped (over all sum/mean aggregates). */
   clipped: number
+  /** Rows that passed the filter but fell outside a domain (dropped). */
   outOfDomain: number
+  /** NULL values skipped by sum/mean aggregates. */
   nullsSkipped: number
   ms: number
 }
 
-const str = (s: string): string => `'${s.replace(/'/g, "''")}'`
-
-/** The FROM clause of a source; paths come from this provider's own config, quoted as SQL strings. */
-async function openSource(c: DuckDBConnection, src: DatasetSource): Promise<string> {
-  if (!/[*?[]/.test(src.path) && !existsSync(src.path)) throw new DataError(`dataset "${src.name}": ${src.path} does not exist: fix datasets.${src.name}.path in config.yaml`)
-  switch (src.format) {
-    case 'parquet':
-      return `read_parquet(${str(src.path)})`
-    case 'json':
-      return `read_json_auto(${str(src.path)})`
-    case 'csv': {
-      const types = src.columns ? `, types = {${Object.entries(src.columns).map(([k, v]) => `${str(k)}: ${str(v)}`).join(', ')}}` : ''
-      return `read_csv(${str(src.path)}, header = true${types})`
-    }
-    case 'duckdb':
-      await c.run(`ATTACH ${str(src.path)} AS __mpc_src (READ_ONLY)`)
-      return `__mpc_src.${quoteIdent(src.table as string)}`
-  }
-}
-
-async function withSource<T>(src: DatasetSource, f: (c: DuckDBConnection, from: string) => Promise<T>): Promise<T> {
-  const db = await DuckDBInstance.create(':memory:')
-  const c = await db.connect()
-  try {
-    const from = await openSource(c, src)
-    return await f(c, from)
-  } catch (e) {
-    if (e instanceof DataError) throw e
-    const msg = (e as Error).message.split('\n')[0] ?? ''
-    throw new DataError(`dataset "${src.name}" (${src.path}): ${msg}`)
-  } finally {
-    c.closeSync()
-    db.closeSync()
-  }
-}
-
 async function schemaOf(c: DuckDBConnection, from: string): Promise<Schema> {
   const r = await c.runAndReadAll(`DESCRIBE SELECT * FROM ${from}`)
-  return new Map(r.getRowObjects().map((o) => [String(o.column_name), String(o.column_type)]))
+  return new Map(r.getRows().map((o) => [String(o[0]), String(o[1])]))
 }
 
 export async function inspectDataset(src: DatasetSource): Promise<{ columns: Array<{ name: string; type: string }>; rows: number }> {
-  return withSource(src, async (c, from) => {
+  return withSource(src, 'UTC', async (c, from) => {
     const schema = await schemaOf(c, from)
     const n = await c.runAndReadAll(`SELECT count(*) FROM ${from}`)
     return { columns: [...schema].map(([name, type]) => ({ name, type })), rows: Number(n.getRows()[0]?.[0] ?? 0) }
   })
 }
 
+const big = (v: DuckDBValue | undefined): bigint => (typeof v === 'bigint' ? v : v === null || v === undefined ? 0n : BigInt(v as number))
+
 export async function computeVector(src: DatasetSource, q: Query, opts: { signal?: AbortSignal } = {}): Promise<{ vector: BigUint64Array; stats: VectorStats }> {
   const t0 = performance.now()
   const layout = layoutOf(q)
-  return withSource(src, async (c, from) => {
-    const schema = await schemaOf(c, from)
-    const { sql, params, outputs } = compileQuery(q, schema, from)
-    const total = Number((await c.runAndReadAll(`SELECT count(*) FROM ${from}`)).getRows()[0]?.[0] ?? 0)
-    if (opts.signal?.aborted) throw new DataError('cancelled')
-    const rows = (await c.runAndReadAll(sql, params as never)).getRows()
-    const per = layout.slots.length
-    const vector = new BigUint64Array(layout.length)
-    const stats: VectorStats = { rows: total, matched: 0, filtered: 0, clipped: 0, outOfDomain: 0, nullsSkipped: 0, ms: 0 }
-    let passed = 0
-    for (const row of rows) {
-      const cell = row[0]
-      const n = Number(row[1])
-      passed += n
-      if (cell === null) {
-        stats.outOfDomain += n
-        continue
+  const per = layout.slots.length
+  // per-provider plausibility (masked-sum.md check 6): what one honest provider can contribute
+  const bounds = slotBounds(q, 1)
+  const vector = new BigUint64Array(layout.length)
+  try {
+    return await withSource(src, q.timezone, async (c, from) => {
+      const schema = await schemaOf(c, from)
+      const { sql, params, types, outputs } = compileQuery(q, schema, from)
+      const stats: VectorStats = { rows: 0, matched: 0, filtered: 0, clipped: 0, outOfDomain: 0, nullsSkipped: 0, ms: 0 }
+      const nulls = new Array<bigint>(q.aggregates.length).fill(0n)
+      const result = await c.stream(sql, params, types)
+      for (;;) {
+        if (opts.signal?.aborted) throw new DataError(`dataset "${src.name}": computation cancelled (the run was stopped)`)
+        const chunk = await result.fetchChunk()
+        if (!chunk || chunk.rowCount === 0) break
+        const cols = chunk.getColumns()
+        const keys = cols[0] ?? []
+        const counts = cols[1] ?? []
+        for (let r = 0; r < chunk.rowCount; r++) {
+          const key = keys[r]
+          const n = Number(counts[r])
+          stats.rows += n
+          if (key === null || key === undefined) {
+            stats.outOfDomain += n
+            continue
+          }
+          if (big(key) === FILTERED) {
+            stats.filtered += n
+            continue
+          }
+          const base = Number(key) * per
+          stats.matched += n
+          outputs.forEach((o, i) => {
+            const v = big(cols[i + 2]?.[r])
+            if (o.kind === 'value') {
+              const b = bounds[o.slot]
+              if (!b || v < b.min || v > b.max) throw new DataError(`aggregate "${layout.slots[o.slot]?.aggregate}": a cell value lies outside what the agreement allows one provider: check max_rows_per_provider and clip`)
+              vector[base + o.slot] = BigInt.asUintN(64, v)
+            } else if (o.kind === 'nans' && v > 0n) {
+              const a = q.aggregates[o.aggregate]
+              throw new DataError(`column "${a && 'column' in a ? a.column : '?'}" of aggregate "${a?.name}" contains NaN: clean the data (NaN cannot be clipped or summed)`)
+            } else if (o.kind === 'nulls') nulls[o.aggregate] = (nulls[o.aggregate] ?? 0n) + v
+            else if (o.kind === 'clipped') stats.clipped += Number(v)
+          })
+        }
       }
-      const ci = Number(cell)
-      stats.matched += n
-      outputs.forEach((o, i) => {
-        const v = row[i + 2]
-        const num = typeof v === 'bigint' ? v : BigInt(Math.trunc(Number(v ?? 0)))
-        if (o.kind === 'value') vector[ci * per + o.slot] = BigInt.asUintN(64, num)
-        else if (o.kind === 'nans' && num > 0n) throw new DataError(`column of aggregate "${o.aggregate}" contains NaN values: clean the data (NaN cannot be clipped or summed)`)
-        else if (o.kind === 'nulls' && num > 0n) {
-          const a = q.aggregates.find((x) => x.name === o.aggregate)
-          if (a && 'nulls' in a && a.nulls === 'fail') throw new DataError(`column "${a.column}" of aggregate "${a.name}" has NULL values and the query says nulls: fail`)
-          stats.nullsSkipped += Number(num)
-        } else if (o.kind === 'clipped') stats.clipped += Number(num)
+      q.aggregates.forEach((a, i) => {
+        const n = nulls[i] ?? 0n
+        if (n > 0n && 'nulls' in a && a.nulls === 'fail') throw new DataError(`column "${a.column}" of aggregate "${a.name}" has ${n} NULL values in matched rows and the query says nulls: fail: clean the data or propose nulls: skip`)
+        stats.nullsSkipped += Number(n)
       })
+      if (stats.outOfDomain > 0 && q.out_of_domain === 'fail') throw await outOfDomainError(c, q, schema, from, stats.outOfDomain)
+      if (stats.matched > q.max_rows_per_provider) throw new DataError(`${stats.matched} rows match but the agreement allows at most ${q.max_rows_per_provider} per provider: narrow the filter or propose a larger max_rows_per_provider`)
+      stats.ms = Math.round(performance.now() - t0)
+      return { vector, stats }
+    }, opts.signal)
+  } catch (e) {
+    vector.fill(0n)
+    throw e
+  }
+}
+
+/** Names the first dimension with a value outside its domain and gives one example value. */
+async function outOfDomainError(c: DuckDBConnection, q: Query, schema: Schema, from: string, n: number): Promise<DataError> {
+  for (let d = 0; d < q.group_by.length; d++) {
+    const x = compileOutOfDomain(q, schema, from, d)
+    const rows = (await c.runAndReadAll(x.sql, x.params, x.types)).getRows()
+    if (rows.length > 0) {
+      const v = rows[0]?.[0]
+      return new DataError(`${n} rows fall outside the group_by domains and the query says out_of_domain: fail; e.g. column "${x.column}" (dimension "${q.group_by[d]?.name}") has ${v === null ? 'NULL' : `value ${String(v)}`}: clean the data or propose out_of_domain: drop`)
     }
-    stats.filtered = total - passed
-    if (stats.outOfDomain > 0 && q.out_of_domain === 'fail') {
-      throw new DataError(`${stats.outOfDomain} rows fall outside a group_by domain and the query says out_of_domain: fail`)
-    }
-    if (stats.matched > q.max_rows_per_provider) {
-      vector.fill(0n)
-      throw new DataError(`${stats.matched} rows match but the agreement allows at most ${q.max_rows_per_provider} per provider`)
-    }
-    stats.ms = Math.round(performance.now() - t0)
-    return { vector, stats }
-  })
+  }
+  return new DataError(`${n} rows fall outside the group_by domains and the query says out_of_domain: fail: clean the data or propose out_of_domain: drop`)
 }

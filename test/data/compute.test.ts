@@ -136,7 +136,7 @@ describe('data errors (exit 6)', () => {
     await sql(`COPY (SELECT 1 AS zone, 'nan'::DOUBLE AS fare) TO '${join(dir, 'nan.parquet')}' (FORMAT parquet)`)
     await bad(computeVector(src('nan.parquet', 'parquet'), q()), /NaN/)
   })
-  it('out of domain with fail', () => bad(computeVector(src('a.parquet', 'parquet'), q({ out_of_domain: 'fail' })), /outside a group_by domain/))
+  it('out of domain with fail', () => bad(computeVector(src('a.parquet', 'parquet'), q({ out_of_domain: 'fail' })), /outside the group_by domains.*column "zone".*value 9/))
   it('more rows than the agreed maximum', () => bad(computeVector(src('a.parquet', 'parquet'), q({ max_rows_per_provider: 2 })), /at most 2/))
   it('bad dataset config', () => {
     expect(() => validateDatasets({ t: { path: 'x', format: 'xlsx' } }, dir)).toThrow(DataError)
