@@ -40,3 +40,8 @@ export class Output {
     if (this.opts.verbose && err instanceof Error && err.stack) process.stderr.write(err.stack + '\n')
   }
 }
+
+/** A person at a terminal (stderr is a TTY), not --json / --quiet, not CI: the ink UI may be used. */
+export function interactive(out: Output): boolean {
+  return process.stderr.isTTY === true && !out.opts.json && !out.opts.quiet && !process.env.CI
+}

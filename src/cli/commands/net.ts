@@ -6,7 +6,7 @@ import { PeerUnreachableError } from '../../net/errors.ts'
 import { multiaddr } from '@multiformats/multiaddr'
 import { startServices, type ServeHooks } from '../../agent/serve.ts'
 import { JsonLog } from '../../agent/log.ts'
-import type { Output } from '../output.ts'
+import { interactive, type Output } from '../output.ts'
 
 export async function serveCommand(home: string, o: { readyFile?: string }, out: Output, signal: AbortSignal, hooks?: ServeHooks): Promise<void> {
   const agent = openAgent(home)
@@ -21,7 +21,15 @@ export async function serveCommand(home: string, o: { readyFile?: string }, out:
       out.log(line)
       log.write('info', line)
     },
-    hooks
+    hooks,
+    // manual approval at the terminal when a person is there; otherwise `mpc-agent approve` decides
+    approve: interactive(out) && process.stdin.isTTY
+      ? async (p, signal) => {
+        const { promptApproval } = await import('../../ui/render.ts')
+        const timedOut = new Promise<boolean>((r) => signal.addEventListener('abort', () => r(false), { once: true }))
+        return Promise.race([promptApproval(p).then((d) => d === 'approve'), timedOut])
+      }
+      : undefined
   })
   const addrs = node.getMultiaddrs().map((a) => a.toString())
   writeRuntime(agent.paths, { pid: process.pid, peerId: agent.identity.peerId, addrs }, o.readyFile)

@@ -11,7 +11,10 @@ import { canonicalize } from '../../crypto/canonical.ts'
 import { toHex } from '../../crypto/bytes.ts'
 import { loadPolicy } from '../../policy/policy.ts'
 import { evaluatePolicy, describeProposal } from '../../policy/evaluate.ts'
-import { PolicyRejected } from '../../protocol/errors.ts'
+import { PolicyRejected, ProtocolAbort } from '../../protocol/errors.ts'
+import type { RunEvent } from '../../agent/events.ts'
+import { exitCodeOf } from '../exit-codes.ts'
+import { interactive } from '../output.ts'
 import type { BuyerHooks } from '../../protocol/masked-sum-buyer.ts'
 import type { Output } from '../output.ts'
 
@@ -37,9 +40,38 @@ export async function queryRun(
   hooks?: BuyerHooks
 ): Promise<void> {
   const agent = openAgent(home)
-  const res = await runQuery(agent, { queryFile: file, out: o.out, format: o.format, retry: o.retry, emit: (e) => out.event(e), log: (l) => out.log(l), signal, hooks })
-  out.log(`wrote ${res.out} (${res.table.cells.length} cells) and ${res.provenance}`)
-  out.result(res.out)
+  // a person at a terminal gets the live ink view; scripts (no TTY, --json, CI) never load ink
+  let ui: { done(): Promise<void> } | null = null
+  const listeners = new Set<(e: RunEvent) => void>()
+  if (interactive(out)) {
+    const q = loadQueryFile(file, agent.identity.peerId, resolverFor(agent))
+    const nameOf = (id: string): string => agent.config.peers.find((p) => p.peerId === id)?.name ?? id
+    const { renderRun } = await import('../../ui/render.ts')
+    ui = await renderRun(q.title, q.participants.providers.map((id) => ({ id, name: nameOf(id) })), (l) => {
+      listeners.add(l)
+      return () => listeners.delete(l)
+    })
+  }
+  const emit = (e: RunEvent): void => {
+    out.event(e)
+    for (const l of listeners) l(e)
+  }
+  try {
+    const res = await runQuery(agent, { queryFile: file, out: o.out, format: o.format, retry: o.retry, emit, log: (l) => { if (!ui) out.log(l) }, signal, hooks })
+    if (!ui) out.log(`wrote ${res.out} (${res.table.cells.length} cells) and ${res.provenance}`)
+    out.result(res.out)
+  } catch (e) {
+    if (ui) {
+      const code = exitCodeOf(e)
+      if (e instanceof ProtocolAbort) emit({ v: 1, type: 'abort', session: null, abort: e.info, exitCode: code })
+      else emit({ v: 1, type: 'error', message: (e as Error).message, exitCode: code })
+    } else if (e instanceof ProtocolAbort && out.opts.json) {
+      out.event({ v: 1, type: 'abort', session: null, abort: e.info, exitCode: exitCodeOf(e) })
+    }
+    throw e
+  } finally {
+    await ui?.done()
+  }
 }
 
 export function policyCheck(home: string, file: string, o: { buyer?: string }, out: Output): void {
