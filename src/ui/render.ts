@@ -18,9 +18,13 @@ export class UiError extends Error {
   override name = 'UiError'
 }
 
-function uiStream(): NodeJS.WriteStream {
-  // progress belongs on stderr (results go to stdout), unless only stdout is a terminal
-  return process.stderr.isTTY ? process.stderr : process.stdout
+export interface UiOptions {
+  /** Where to draw; default stderr when it is a terminal (results go to stdout), else stdout. */
+  stdout?: NodeJS.WriteStream
+}
+
+function uiStream(opts?: UiOptions): NodeJS.WriteStream {
+  return opts?.stdout ?? (process.stderr.isTTY ? process.stderr : process.stdout)
 }
 
 /**
@@ -30,11 +34,12 @@ function uiStream(): NodeJS.WriteStream {
 export async function renderRun(
   title: string,
   peers: Array<{ id: string; name: string }>,
-  subscribe: (listener: (e: RunEvent) => void) => () => void
+  subscribe: (listener: (e: RunEvent) => void) => () => void,
+  opts?: UiOptions
 ): Promise<{ done(): Promise<void> }> {
   let state: RunState = initialRunState({ title, peers })
   const view = (): React.ReactElement => h(RunView, { state, now: Date.now() })
-  const app = render(view(), { stdout: uiStream(), exitOnCtrlC: false, patchConsole: false })
+  const app = render(view(), { stdout: uiStream(opts), exitOnCtrlC: false, patchConsole: false })
   let timer: NodeJS.Timeout | null = null
   const draw = (): void => {
     timer = null

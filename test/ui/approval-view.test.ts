@@ -68,3 +68,10 @@ describe('ApprovalView', () => {
     expect(decisions).toEqual(['reject'])
   })
 })
+
+describe('ApprovalView Ctrl-C', () => {
+  it('Ctrl-C rejects', async () => {
+    const { decisions } = await press(['\u0003'])
+    expect(decisions).toEqual(['reject'])
+  })
+})
