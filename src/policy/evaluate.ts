@@ -21,6 +21,8 @@ export interface PolicyContext {
   configuredPeers: ReadonlyMap<string, 'provider' | 'buyer'>
   history: PolicyHistory
   now: number
+  /** Optional: configured names for peer IDs in reason messages (additive to the brief's context). */
+  nameOf?: (peerId: string) => string
 }
 
 export interface PolicyDecision {
@@ -30,12 +32,16 @@ export interface PolicyDecision {
 
 export function evaluatePolicy(policy: Policy, ctx: PolicyContext): PolicyDecision {
   const { query: q } = ctx
+  const who = (id: string): string => {
+    const n = ctx.nameOf?.(id)
+    return n && n !== id ? `${n} (${id.slice(0, 12)}…)` : id
+  }
   const reasons: PolicyDecision['reasons'] = []
   const no = (code: string, message: string): void => {
     reasons.push({ code, message })
   }
-  if (!policy.buyers.includes(ctx.buyer)) no('buyer_not_allowed', `buyer ${ctx.buyer} is not in this provider's buyers list`)
-  if (q.participants.buyer !== ctx.buyer) no('buyer_mismatch', 'the query names a different buyer than the one proposing it')
+  if (!policy.buyers.includes(ctx.buyer)) no('buyer_not_allowed', `buyer ${who(ctx.buyer)} is not in this provider's buyers list (policy.yaml buyers)`)
+  if (q.participants.buyer !== ctx.buyer) no('buyer_mismatch', `the query names ${who(q.participants.buyer)} as buyer but ${who(ctx.buyer)} proposed it`)
   if (!q.participants.providers.includes(ctx.self)) no('not_a_participant', 'this provider is not among the query\'s providers')
   const rules = policy.datasets[q.dataset]
   if (!rules) no('dataset_not_exposed', `dataset "${q.dataset}" is not exposed by this provider's policy`)
@@ -57,7 +63,7 @@ export function evaluatePolicy(policy: Policy, ctx: PolicyContext): PolicyDecisi
   if (n < policy.min_providers) no('too_few_providers', `${n} providers take part; this provider requires at least ${policy.min_providers}`)
   const others = q.participants.providers.filter((p) => p !== ctx.self)
   for (const p of others) {
-    if (ctx.configuredPeers.get(p) !== 'provider') no('unknown_co_provider', `co-provider ${p} is not a configured provider peer of this agent (providers talk directly)`)
+    if (ctx.configuredPeers.get(p) !== 'provider') no('unknown_co_provider', `co-provider ${who(p)} is not a configured provider peer of this agent; providers connect directly, so add it with \`mpc-agent peers add\` if you trust it`)
   }
   const trusted = others.filter((p) => policy.trusted_co_providers.peers.includes(p)).length
   if (trusted < policy.trusted_co_providers.min) no('untrusted_co_providers', `only ${trusted} of the other providers are trusted; at least ${policy.trusted_co_providers.min} required`)
@@ -73,8 +79,9 @@ export function evaluatePolicy(policy: Policy, ctx: PolicyContext): PolicyDecisi
       no('differencing', `the same query ran within ${policy.differencing_window_s} s over a different set of providers; comparing the two would isolate a provider's data`)
     }
   }
-  for (const p of q.output.slice(1)) {
-    if (!policy.allowed_outputs.includes(p)) no('output_not_allowed', `result recipient ${p} is not in allowed_outputs`)
+  for (const p of q.output) {
+    if (p === q.participants.buyer) continue
+    if (!policy.allowed_outputs.includes(p)) no('output_not_allowed', `the result would also go to ${who(p)}, who is not in allowed_outputs`)
   }
   return { accept: reasons.length === 0, reasons }
 }

@@ -87,12 +87,15 @@ export function parsePolicyText(text: string, source: string, resolve: (nameOrId
   const min_providers = int(o.min_providers, 'min_providers', 3, 0)
   if (min_providers < 3) fail('min_providers', 'must be at least 3: with two providers each learns the other\'s data from the total')
   const t = obj(o.trusted_co_providers ?? {}, 'trusted_co_providers', ['peers', 'min'])
+  const trustedPeers = peers(t.peers, 'trusted_co_providers.peers')
+  const trustedMin = int(t.min, 'trusted_co_providers.min', 0, 0)
+  if (trustedMin > trustedPeers.length) fail('trusted_co_providers.min', `${trustedMin} exceeds the ${trustedPeers.length} peers listed, so no query could ever be accepted`)
   return {
     approval,
     buyers: peers(o.buyers, 'buyers'),
     datasets,
     min_providers,
-    trusted_co_providers: { peers: peers(t.peers, 'trusted_co_providers.peers'), min: int(t.min, 'trusted_co_providers.min', 0, 0) },
+    trusted_co_providers: { peers: trustedPeers, min: trustedMin },
     max_cells: int(o.max_cells, 'max_cells', 1_000_000, 1),
     max_runs_per_buyer_per_day: int(o.max_runs_per_buyer_per_day, 'max_runs_per_buyer_per_day', 100, 0),
     differencing_window_s: int(o.differencing_window_s, 'differencing_window_s', 86_400, 0),

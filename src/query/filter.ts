@@ -80,7 +80,12 @@ function tokenize(text: string): Tok[] {
       } else if ('=<>(),'.includes(c)) {
         out.push({ t: 'op', v: c, at })
         i++
-      } else fail(text, at, `unexpected character ${JSON.stringify(c)}`)
+      } else {
+        // pasted SQL usually fails here first (on * or ;): name the SQL word that started it
+        const sql = out.find((t) => t.t === 'id' && !t.quoted && SQL_WORDS.has(t.v.toUpperCase()))
+        if (sql) fail(text, sql.at, `${(sql as { v: string }).v.toUpperCase()} is SQL, not part of the filter language`)
+        fail(text, at, `unexpected character ${JSON.stringify(c)}`)
+      }
     }
   }
   out.push({ t: 'end', at: text.length })
