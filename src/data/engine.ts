@@ -1,7 +1,9 @@
 // One in-memory DuckDB per process (creating one costs ~150 ms), a fresh connection per call.
-// Spills go to a private temp directory removed on close and at exit: nothing is left behind.
+// Spills go to a private temp directory that DuckDB creates only if it spills, removed on close
+// and at exit: in the usual case nothing is ever written to disk.
 // Sources are this provider's own config (never the query), quoted as SQL strings.
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { existsSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api'
@@ -11,16 +13,27 @@ import type { DatasetSource } from './source.ts'
 
 let engine: Promise<{ db: DuckDBInstance; tmp: string }> | null = null
 let attached = 0
+const spillDirs = new Set<string>()
+let exitHook = false
 
 function cleanup(tmp: string): void {
   rmSync(tmp, { recursive: true, force: true })
 }
 
 async function open(): Promise<{ db: DuckDBInstance; tmp: string }> {
-  const tmp = mkdtempSync(join(tmpdir(), 'mpc-duckdb-'))
-  process.once('exit', () => cleanup(tmp))
+  const tmp = join(tmpdir(), `mpc-duckdb-${process.pid}-${randomBytes(6).toString('hex')}`)
+  spillDirs.add(tmp)
+  if (!exitHook) {
+    exitHook = true
+    process.once('exit', () => spillDirs.forEach(cleanup))
+  }
   const db = await DuckDBInstance.create(':memory:', { temp_directory: tmp, autoinstall_known_extensions: 'false' })
   return { db, tmp }
+}
+
+/** The spill directory of the shared instance (it exists only while DuckDB spills), or null. */
+export async function engineTempDir(): Promise<string | null> {
+  return engine ? (await engine).tmp : null
 }
 
 /** Close the shared instance (tests, shutdown); the next call opens a new one. */
@@ -31,6 +44,7 @@ export async function closeEngine(): Promise<void> {
   const { db, tmp } = await e
   db.closeSync()
   cleanup(tmp)
+  spillDirs.delete(tmp)
 }
 
 const str = (s: string): string => `'${s.replace(/'/g, "''")}'`
