@@ -1,7 +1,10 @@
 // Each policy rule rejects with its own reason code; a conforming query is accepted.
 import { describe, expect, it, beforeAll } from 'vitest'
-import { parsePolicyText, PolicyError, type Policy } from '../../src/policy/policy.ts'
-import { evaluatePolicy, type PolicyContext, type PolicyHistory } from '../../src/policy/evaluate.ts'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { loadPolicy, parsePolicyText, PolicyError, type Policy } from '../../src/policy/policy.ts'
+import { describeProposal, evaluatePolicy, type PolicyContext, type PolicyHistory } from '../../src/policy/evaluate.ts'
 import { validateQuery, templateDigest } from '../../src/query/validate.ts'
 import { comparePeers } from '../../src/crypto/peer.ts'
 import { toHex } from '../../src/crypto/bytes.ts'
@@ -68,9 +71,9 @@ describe('policy', () => {
     expect(evaluatePolicy(policy, ctx(query()))).toEqual({ accept: true, reasons: [] })
   })
 
-  it('buyer_not_allowed', () => expect(codes(query(), { buyer: other.peerId })).toContain('buyer_not_allowed'))
-  it('buyer_mismatch', () => expect(codes(query(), { buyer: ps[1]?.peerId })).toContain('buyer_mismatch'))
-  it('not_a_participant', () => expect(codes(query(), { self: other.peerId })).toContain('not_a_participant'))
+  it('buyer_not_allowed', () => expect(codes(query(), {}, { ...policy, buyers: [other.peerId] })).toEqual(['buyer_not_allowed']))
+  it('buyer_mismatch', () => expect(codes(query(), { buyer: other.peerId }, { ...policy, buyers: [buyer.peerId, other.peerId] })).toEqual(['buyer_mismatch']))
+  it('not_a_participant', () => expect(codes(query(), { self: other.peerId })).toEqual(['not_a_participant']))
   it('dataset_not_exposed', () => expect(codes(query({ dataset: 'payroll' }))).toEqual(['dataset_not_exposed']))
   it('column_not_allowed_filter', () => expect(codes(query({ filter: { op: 'is_null', ref: { column: 'driver' }, negated: false } }))).toEqual(['column_not_allowed_filter']))
   it('column_not_allowed_group_by', () => expect(codes(query({ group_by: [{ name: 'f', domain: { kind: 'bins', ref: { column: 'fare' }, edges: [0, 10], closed: 'left' } }] }))).toEqual(['column_not_allowed_group_by']))
@@ -81,33 +84,104 @@ describe('policy', () => {
     const strict = { ...policy, min_providers: 4 }
     expect(codes(query(), {}, strict)).toEqual(['too_few_providers'])
   })
-  it('unknown_co_provider', () => {
-    const q = query({}, [ps[0] as Party, ps[1] as Party, other])
-    expect(codes(q, { configuredPeers: new Map([[buyer.peerId, 'buyer'], [ps[1]?.peerId as string, 'provider']]) })).toContain('unknown_co_provider')
+  it('unknown_co_provider: every other provider must be a configured provider peer', () => {
+    const notConfigured = new Map<string, 'provider' | 'buyer'>([[buyer.peerId, 'buyer'], [ps[1]?.peerId as string, 'provider']])
+    expect(codes(query(), { configuredPeers: notConfigured })).toEqual(['unknown_co_provider'])
+    const asBuyer = new Map<string, 'provider' | 'buyer'>([[buyer.peerId, 'buyer'], [ps[1]?.peerId as string, 'provider'], [ps[2]?.peerId as string, 'buyer']])
+    expect(codes(query(), { configuredPeers: asBuyer })).toEqual(['unknown_co_provider'])
   })
   it('untrusted_co_providers', () => expect(codes(query({}, [ps[0] as Party, ps[1] as Party, other]))).toEqual(['untrusted_co_providers']))
   it('too_many_cells', () => expect(codes(query({ group_by: [{ name: 'zone', domain: { kind: 'int_range', ref: { column: 'zone' }, min: 1, max: 100 } }, { name: 'h', domain: { kind: 'hour_of_day', column: 'ts' } }] }))).toEqual(['too_many_cells']))
-  it('rate_limited (certified runs count, not successes)', () => expect(codes(query(), { history: { ...noHistory, certifiedRunsByBuyerSince: () => 2 } })).toEqual(['rate_limited']))
+  it('rate_limited: certified runs by this buyer in the last 24 h reach the limit', () => {
+    const now = 1_700_000_000_000
+    const asked: Array<[string, number]> = []
+    const history = (n: number): PolicyHistory => ({ ...noHistory, certifiedRunsByBuyerSince: (b, since) => { asked.push([b, since]); return n } })
+    expect(codes(query(), { now, history: history(1) })).toEqual([])
+    expect(codes(query(), { now, history: history(2) })).toEqual(['rate_limited'])
+    expect(asked[0]).toEqual([buyer.peerId, now - 86_400_000])
+  })
   it('differencing: the same template over a different provider set within the window', () => {
     const q = query()
     const t = toHex(templateDigest(q))
     const history: PolicyHistory = { ...noHistory, sameTemplateSince: (x) => (x === t ? [{ providers: [ps[0]?.peerId as string, ps[1]?.peerId as string, other.peerId] }] : []) }
     expect(codes(q, { history })).toEqual(['differencing'])
+    let since = 0
+    codes(q, { now: 5_000_000, history: { ...history, sameTemplateSince: (_t, s) => { since = s; return [] } } })
+    expect(since).toBe(5_000_000 - 3600 * 1000)
+    expect(codes(q, { history }, { ...policy, differencing_window_s: 0 })).toEqual([])
     const same: PolicyHistory = { ...noHistory, sameTemplateSince: () => [{ providers: q.participants.providers }] }
     expect(codes(q, { history: same })).toEqual([])
   })
   it('output_not_allowed', () => expect(codes(query({ output: [buyer.peerId, ps[1]?.peerId] }))).toEqual(['output_not_allowed']))
-  it('collects every failing rule at once', () => {
-    expect(codes(query({ dataset: 'x' }), { buyer: other.peerId, history: { ...noHistory, certifiedRunsByBuyerSince: () => 9 } }).length).toBeGreaterThanOrEqual(3)
+  it('collects every failing rule at once, not just the first', () => {
+    const q = query({
+      filter: { op: 'is_null', ref: { column: 'driver' }, negated: false },
+      group_by: [{ name: 'l', domain: { kind: 'categories', ref: { column: 'license' }, values: ['HV1'] } }],
+      aggregates: [{ name: 'fare', kind: 'sum', column: 'fare', scale: 1, clip: [0, 1e6], nulls: 'skip' }],
+      output: [buyer.peerId, ps[1]?.peerId]
+    }, [ps[0] as Party, ps[1] as Party, other])
+    const got = codes(q, { buyer: other.peerId, history: { ...noHistory, certifiedRunsByBuyerSince: () => 9 } }, { ...policy, max_cells: 0 })
+    expect(got.sort()).toEqual(['buyer_mismatch', 'buyer_not_allowed', 'clip_required', 'column_denied', 'column_not_allowed_filter', 'output_not_allowed', 'rate_limited', 'too_many_cells', 'untrusted_co_providers'].sort())
+    const d = evaluatePolicy(policy, ctx(query({ dataset: 'payroll' })))
+    expect(d.accept).toBe(false)
+    expect(d.reasons[0]?.message).toBe('dataset "payroll" is not exposed by this provider\'s policy')
+  })
+
+  it('names peers in reasons when the caller passes nameOf', () => {
+    const nameOf = (id: string): string => [...names].find(([, v]) => v === id)?.[0] ?? id
+    const [r] = evaluatePolicy({ ...policy, buyers: [] }, { ...ctx(query()), nameOf }).reasons
+    expect(r?.message).toMatch(/^buyer city \(12D3KooW.{4}…\) is not in this provider's buyers list/)
+  })
+
+  it('describes a proposal in plain language', () => {
+    const nameOf = (id: string): string => [...names].find(([, v]) => v === id)?.[0] ?? id
+    const lines = describeProposal(query({ output: [buyer.peerId, ps[1]?.peerId] }), nameOf)
+    expect(lines[0]).toBe('city asks: "t" (query q)')
+    expect(lines.join('\n')).toContain('filter: fare > 0')
+    expect(lines.join('\n')).toContain('zone (10 values) × h (24 values) = 240 cells')
+    expect(lines.join('\n')).toContain('sum of fare clipped to [0, 100]')
+    expect(lines.join('\n')).toContain('with 3 providers: p1, p2, p3')
+    expect(lines.at(-1)).toContain('also sent to p2')
+    expect(describeProposal(query(), nameOf).at(-1)).toContain('nobody else receives them')
+  })
+})
+
+describe('policy.yaml', () => {
+  it('resolves names to peer IDs and applies defaults', () => {
+    expect(policy.buyers).toEqual([buyer.peerId])
+    expect(policy.trusted_co_providers).toEqual({ peers: [ps[1]?.peerId, ps[2]?.peerId], min: 2 })
+    expect(policy.allowed_outputs).toEqual(['buyer'])
+    expect(policy.datasets.trips?.required_clip).toEqual({ fare: [0, 500] })
+    const min = parsePolicyText('buyers: [city, x]\nallowed_outputs: [buyer, p2]\n', 'policy.yaml', resolve)
+    expect(min).toEqual({
+      approval: 'auto', buyers: [buyer.peerId, other.peerId], datasets: {}, min_providers: 3,
+      trusted_co_providers: { peers: [], min: 0 }, max_cells: 1_000_000, max_runs_per_buyer_per_day: 100,
+      differencing_window_s: 86_400, allowed_outputs: ['buyer', ps[1]?.peerId]
+    })
   })
 
   it.each([
-    ['min_providers 2', POLICY.replace('min_providers: 3', 'min_providers: 2'), /at least 3/],
-    ['unknown key', POLICY + 'bogus: 1\n', /unknown key "bogus"/],
-    ['unknown peer name', POLICY.replace('[p2, p3]', '[p2, nobody]'), /"nobody"/],
-    ['bad approval', POLICY.replace('approval: auto', 'approval: sometimes'), /auto or manual/]
-  ])('rejects a policy file with %s', (_n, text, re) => {
+    ['min_providers 2', POLICY.replace('min_providers: 3', 'min_providers: 2'), /policy\.yaml: min_providers: must be at least 3/],
+    ['unknown key', POLICY + 'bogus: 1\n', /policy\.yaml: \(root\): unknown key "bogus"/],
+    ['unknown dataset rule', POLICY.replace('    deny_columns:', '    allow_everything: true\n    deny_columns:'), /datasets\.trips: unknown key "allow_everything"/],
+    ['unknown peer name', POLICY.replace('[p2, p3]', '[p2, nobody]'), /trusted_co_providers\.peers\[1\]: "nobody" is neither a configured peer nor a peer ID/],
+    ['unknown buyer name', POLICY.replace('buyers: [city]', 'buyers: [town]'), /buyers\[0\]: "town"/],
+    ['bad approval', POLICY.replace('approval: auto', 'approval: sometimes'), /approval: must be auto or manual/],
+    ['a bad required clip', POLICY.replace('fare: [0, 500]', 'fare: [500, 0]'), /required_clip\.fare: expected \[min, max\]/],
+    ['an unsatisfiable trusted minimum', POLICY.replace('min: 2 }', 'min: 3 }'), /trusted_co_providers\.min: 3 exceeds the 2 peers listed/],
+    ['a non-integer limit', POLICY.replace('max_cells: 1000', 'max_cells: 1.5'), /max_cells: expected an integer ≥ 1/],
+    ['a column list that is not strings', POLICY.replace('aggregate_columns: [fare]', 'aggregate_columns: [1]'), /aggregate_columns: expected a list of strings/],
+    ['not YAML', 'buyers: [city\n', /not valid YAML/]
+  ])('refuses a policy file with %s', (_n, text, re) => {
     expect(() => parsePolicyText(text, 'policy.yaml', resolve)).toThrow(PolicyError)
     expect(() => parsePolicyText(text, 'policy.yaml', resolve)).toThrow(re)
+  })
+
+  it('a missing policy.yaml tells the operator to write one', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mpc-policy-'))
+    expect(() => loadPolicy(join(dir, 'policy.yaml'), resolve)).toThrow(PolicyError)
+    expect(() => loadPolicy(join(dir, 'policy.yaml'), resolve)).toThrow(/no policy at .*policy\.yaml: write one/)
+    writeFileSync(join(dir, 'policy.yaml'), POLICY)
+    expect(loadPolicy(join(dir, 'policy.yaml'), resolve)).toEqual(policy)
   })
 })
