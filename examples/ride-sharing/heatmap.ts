@@ -76,7 +76,7 @@ export function heatmapSvg(doc: ResultDoc, zones: Map<number, ZoneInfo> = new Ma
   }))
   const hours = Array.from({ length: 24 }, (_, h) => `<text x="${left + h * cw + cw / 2}" y="${topPad - 6}" font-size="10" text-anchor="middle">${h}</text>`)
   const zoneTicks = [1, 50, 100, 150, 200, 263].map((z) => `<text x="${left - 6}" y="${topPad + (z - 1) * ch + ch}" font-size="10" text-anchor="end">${z}</text>`)
-  const legend = Array.from({ length: 10 }, (_, i) => `<rect x="${left + 24 * cw + 20}" y="${topPad + i * 20}" width="16" height="20" fill="${ramp(1 - i / 9)}"/>`)
+  const legend = Array.from({ length: 10 }, (_, i) => `<rect class="legend" x="${left + 24 * cw + 20}" y="${topPad + i * 20}" width="16" height="20" fill="${ramp(1 - i / 9)}"/>`)
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif">
 <text x="${left}" y="16" font-size="13">Weekday pickups per taxi zone (rows) and hour of day (columns)</text>
 ${hours.join('')}${zoneTicks.join('')}

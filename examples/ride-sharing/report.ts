@@ -10,6 +10,8 @@ export interface ReportInput {
   verification: Array<{ query: string; ok: boolean; mismatches: string[] }>
   agreements: Array<{ company: string; peerId: string; query: string; session: string; signature: string }>
   timings: Array<{ query: string; seconds: number }>
+  /** The agreement certificate of each query as the city holds it (provenance file), shown as JSON. */
+  certificates?: Array<{ query: string; certificate: unknown }>
   companies: Array<{ name: string; trips: number; license: string }>
   trueVehicles?: Map<string, number>
   zones?: Map<number, ZoneInfo>
@@ -56,6 +58,7 @@ ${table(['hour', 'vehicles (sum of per-company distinct counts)', ...(r.trueVehi
 companies in the same hour is counted once per company, so the sum can exceed the true number of distinct vehicles.</p>
 <h2>The agreement each company signed</h2>
 ${table(['company', 'peer ID', 'query', 'session (certificate digest)', 'acceptance signature'], r.agreements.map((a) => [a.company, a.peerId, a.query, a.session, `${a.signature.slice(0, 32)}…`]))}
+${(r.certificates ?? []).map((c) => `<details><summary>certificate of ${esc(c.query)} (JSON)</summary><pre>${esc(JSON.stringify(c.certificate, null, 1))}</pre></details>`).join('\n')}
 <h2>Timings</h2>
 ${table(['query', 'seconds (query run, end to end)'], r.timings.map((t) => [t.query, t.seconds.toFixed(2)]))}
 </body></html>

@@ -191,6 +191,7 @@ async function main(): Promise<void> {
   const verification: Array<{ query: string; ok: boolean; mismatches: string[] }> = []
   const timings: Array<{ query: string; seconds: number }> = []
   const agreements: Array<{ company: string; peerId: string; query: string; session: string; signature: string }> = []
+  const certificates: Array<{ query: string; certificate: unknown }> = []
   const files = companies.map((c) => c.file)
   for (const q of queries) {
     const out = join(work, `${q}.json`)
@@ -208,6 +209,7 @@ async function main(): Promise<void> {
     }
     log(`verified: ${q} (${doc.cells.length} cells, ${(timings.at(-1) as { seconds: number }).seconds.toFixed(2)} s)`)
     const prov = JSON.parse(readFileSync(`${out}.provenance.json`, 'utf8')) as { session: string; certificate: { body: { acceptances: Array<{ provider: string; sig: string }> } } }
+    certificates.push({ query: q, certificate: prov.certificate })
     for (const a of prov.certificate.body.acceptances) {
       agreements.push({ company: peers.find((p) => p.addr.endsWith(a.provider))?.name ?? a.provider, peerId: a.provider, query: q, session: prov.session, signature: a.sig })
     }
@@ -227,7 +229,7 @@ async function main(): Promise<void> {
     log(`vehicles in service per rush hour: ${veh.cells.map((c) => `${c.key[0]}h ${String(c.values.vehicles)}`).join(', ')}`)
     log(`note: summed per-company distinct counts (${summed}) double-count drivers who work for several companies (${truth} distinct over all companies here)`)
   }
-  const { html, svg } = writeReport(work, { results, verification, agreements, timings, companies, trueVehicles, zones })
+  const { html, svg } = writeReport(work, { results, verification, agreements, certificates, timings, companies, trueVehicles, zones })
   log(`wrote ${html} and ${svg}`)
   if (!o.keep) {
     rmSync(join(work, 'homes'), { recursive: true, force: true })

@@ -93,7 +93,7 @@ function docFrom(id: string, e: Expected): ResultDoc {
   const dims = id === 'pickups-zone-hour' ? [{ name: 'zone', labels: zones }, { name: 'hour', labels: hours }]
     : id === 'mean-fare-rush' ? [{ name: 'zone', labels: zones }] : [{ name: 'hour', labels: RUSH.map(String) }]
   const keys: string[][] = dims.length === 2 ? zones.flatMap((z) => hours.map((h) => [z, h])) : (dims[0] as { labels: string[] }).labels.map((l) => [l])
-  const empty = id === 'pickups-zone-hour' ? { pickups: 0 } : id === 'mean-fare-rush' ? { trips: 0, mean_fare: null } : { vehicles: 0 }
+  const empty: Record<string, number | null> = id === 'pickups-zone-hour' ? { pickups: 0 } : id === 'mean-fare-rush' ? { trips: 0, mean_fare: null } : { vehicles: 0 }
   return { query: { id }, dims, cells: keys.map((key) => ({ key, values: { ...empty, ...e.get(key.join('|')) } })) }
 }
 
