@@ -26,6 +26,8 @@ const SQL_WORDS = new Set(['SELECT', 'FROM', 'WHERE', 'UNION', 'INSERT', 'UPDATE
   'BY', 'HAVING', 'EXISTS', 'CAST', 'WITH', 'INTO', 'VALUES', 'EXEC', 'EXECUTE', 'PRAGMA', 'ATTACH', 'DETACH', 'COPY',
   'INSTALL', 'LOAD', 'SET', 'CALL', 'DISTINCT', 'ALL', 'ANY', 'SOME', 'EXCEPT', 'INTERSECT', 'OFFSET', 'RETURNING'])
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/
+/** Control and bidi-override characters; the same set validateQuery refuses in every string. */
+export const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/
 
 function fail(text: string, at: number, msg: string): never {
   throw new QueryError(`filter: ${msg} at position ${at + 1} ("${text.slice(at, at + 20)}")`)
@@ -52,12 +54,13 @@ function tokenize(text: string): Tok[] {
         i++
       }
       if (s.length > MAX_LITERAL_LENGTH) fail(text, at, `string longer than ${MAX_LITERAL_LENGTH} characters`)
+      if (UNPRINTABLE.test(s)) fail(text, at, 'control or bidi-override characters in a string (validateQuery refuses them)')
       out.push({ t: 'str', v: s, at })
     } else if (c === '"') {
       const end = text.indexOf('"', i + 1)
       if (end < 0) fail(text, at, 'unterminated quoted column name')
       const name = text.slice(i + 1, end)
-      if (!name || name.length > MAX_COLUMN_LENGTH || name.includes('\0')) fail(text, at, `quoted column names are 1..${MAX_COLUMN_LENGTH} characters`)
+      if (!name || name.length > MAX_COLUMN_LENGTH || UNPRINTABLE.test(name)) fail(text, at, `quoted column names are 1..${MAX_COLUMN_LENGTH} printable characters`)
       out.push({ t: 'id', v: name, quoted: true, at })
       i = end + 1
     } else if (/[0-9]/.test(c) || (c === '-' && /[0-9.]/.test(text[i + 1] ?? '') && !prevIsValue(out)) || (c === '.' && /[0-9]/.test(text[i + 1] ?? ''))) {

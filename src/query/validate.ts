@@ -5,7 +5,7 @@
 import type { Aggregate, ColumnRef, Domain, FilterExpr, GroupBy, Literal, Query } from './types.ts'
 import { QueryError } from './errors.ts'
 import { MAX_VECTOR_LENGTH, fixedPoint, layoutOf } from './layout.ts'
-import { MAX_COLUMN_LENGTH, MAX_FILTER_DEPTH, MAX_IN_VALUES, MAX_LITERAL_LENGTH } from './filter.ts'
+import { MAX_COLUMN_LENGTH, MAX_FILTER_DEPTH, MAX_IN_VALUES, MAX_LITERAL_LENGTH, UNPRINTABLE } from './filter.ts'
 import { canonicalBytes } from '../crypto/canonical.ts'
 import { labelledHash } from '../crypto/hash.ts'
 import { comparePeers, parsePeer } from '../crypto/peer.ts'
@@ -25,6 +25,8 @@ export const LIMITS = {
 const ID = /^[a-z0-9._-]{1,64}$/ // formats.md
 const NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/
 const DATE = /^\d{4}-\d{2}-\d{2}$/
+// UNPRINTABLE (control and bidi-override characters) is refused in every string: a proposal's text
+// reaches operators' terminals and approval prompts, where it could forge lines or hide text.
 
 type Obj = Record<string, unknown>
 
@@ -51,6 +53,7 @@ export class Validator {
   }
   str(v: unknown, path: string, max = 200, re?: RegExp): string {
     if (typeof v !== 'string' || v.length === 0 || v.length > max) this.fail(path, `expected a non-empty string of at most ${max} characters`)
+    if (UNPRINTABLE.test(v)) this.fail(path, 'control or bidi-override characters are not allowed')
     if (re && !re.test(v)) this.fail(path, `"${v.slice(0, 40)}" does not match ${re.source}`)
     return v
   }
@@ -71,7 +74,9 @@ export class Validator {
     return v as T
   }
   column(v: unknown, path: string): string {
-    if (typeof v !== 'string' || v.length === 0 || v.length > MAX_COLUMN_LENGTH || /[\0"]/.test(v)) this.fail(path, `expected a column name (1-${MAX_COLUMN_LENGTH} characters, no double quotes)`)
+    if (typeof v !== 'string' || v.length === 0 || v.length > MAX_COLUMN_LENGTH || v.includes('"') || UNPRINTABLE.test(v)) {
+      this.fail(path, `expected a column name (1-${MAX_COLUMN_LENGTH} characters, no double quotes or control characters)`)
+    }
     return v
   }
   peer(v: unknown, path: string): string {
@@ -94,8 +99,8 @@ function ref(c: Validator, v: unknown, path: string): ColumnRef {
 function literal(c: Validator, v: unknown, path: string): Literal {
   if (v === null || typeof v === 'boolean') return v
   if (typeof v === 'number') return c.num(v, path)
-  if (typeof v === 'string' && v.length <= MAX_LITERAL_LENGTH) return v
-  return c.fail(path, `expected a literal (number, string ≤ ${MAX_LITERAL_LENGTH} characters, boolean, null)`)
+  if (typeof v === 'string' && v.length <= MAX_LITERAL_LENGTH && !UNPRINTABLE.test(v)) return v
+  return c.fail(path, `expected a literal (number, string ≤ ${MAX_LITERAL_LENGTH} printable characters, boolean, null)`)
 }
 
 function filter(c: Validator, v: unknown, path: string, depth = 0): FilterExpr {

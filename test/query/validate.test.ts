@@ -149,6 +149,10 @@ describe('validateQuery rejects', () => {
     ['an out_of_domain policy', (x) => { x.out_of_domain = 'keep' }, /out_of_domain: expected one of drop, fail/],
     ['a string literal beyond 1000 characters', (x) => { x.filter = { op: 'cmp', cmp: '=', ref: { column: 'c' }, value: 'x'.repeat(1001) } }, /filter\.value: expected a literal/],
     ['a column name with a double quote', (x) => { x.filter = { op: 'is_null', ref: { column: 'a"b' }, negated: false } }, /filter\.ref\.column: expected a column name/],
+    ['an escape sequence in the title', (x) => { x.title = 'ok\u001b[2K\rforged line' }, /title: control or bidi-override characters are not allowed/],
+    ['a bidi override in a category', (x) => { x.group_by = [{ name: 'c', domain: { kind: 'categories', ref: { column: 'c' }, values: ['a\u202eb'] } }] }, /values\[0\]: control or bidi-override/],
+    ['a newline in a column name', (x) => { x.filter = { op: 'is_null', ref: { column: 'a\nb' }, negated: false } }, /filter\.ref\.column: expected a column name/],
+    ['a control character in a literal', (x) => { x.filter = { op: 'cmp', cmp: '=', ref: { column: 'c' }, value: 'a\u0007' } }, /filter\.value: expected a literal/],
     ['a one-argument AND', (x) => { x.filter = { op: 'and', args: [{ op: 'is_null', ref: { column: 'a' }, negated: false }] } }, /filter\.args: expected a list of 2\.\./]
   ]
   it.each(cases)('%s', (_name, tamper, re) => {
