@@ -17,27 +17,29 @@ export interface DatasetSource {
 }
 
 const FORMATS: readonly DatasetFormat[] = ['csv', 'parquet', 'json', 'duckdb']
-const TYPE = /^[A-Za-z][A-Za-z0-9_ ()]*$/
+/** A DuckDB type name such as INTEGER, TIMESTAMP WITH TIME ZONE, DECIMAL(18,3). */
+const TYPE = /^[A-Za-z][A-Za-z0-9_ ]*(\(\s*\d+\s*(,\s*\d+\s*)?\))?$/
 
 export function validateDatasets(raw: Record<string, unknown>, homeDir: string): Record<string, DatasetSource> {
   const out: Record<string, DatasetSource> = {}
   for (const [name, v] of Object.entries(raw)) {
     const where = `config.yaml datasets.${name}`
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new DataError(`${where}: expected {path, format}`)
+    const fix = `: fix datasets.${name} in config.yaml`
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new DataError(`${where}: expected {path, format}${fix}`)
     const o = v as Record<string, unknown>
-    for (const k of Object.keys(o)) if (!['path', 'format', 'table', 'columns'].includes(k)) throw new DataError(`${where}: unknown key "${k}" (allowed: path, format, table, columns)`)
-    if (typeof o.path !== 'string' || !o.path) throw new DataError(`${where}: path must be a file path or glob`)
+    for (const k of Object.keys(o)) if (!['path', 'format', 'table', 'columns'].includes(k)) throw new DataError(`${where}: unknown key "${k}" (allowed: path, format, table, columns)${fix}`)
+    if (typeof o.path !== 'string' || !o.path) throw new DataError(`${where}: path must be a file path or glob${fix}`)
     const format = (o.format ?? inferFormat(o.path)) as DatasetFormat
-    if (!FORMATS.includes(format)) throw new DataError(`${where}: format must be one of ${FORMATS.join(', ')}`)
+    if (!FORMATS.includes(format)) throw new DataError(`${where}: format must be one of ${FORMATS.join(', ')}${fix}`)
     const src: DatasetSource = { name, path: isAbsolute(o.path) ? o.path : resolve(homeDir, o.path), format }
     if (format === 'duckdb') {
-      if (typeof o.table !== 'string' || !o.table) throw new DataError(`${where}: a duckdb dataset needs table: NAME`)
+      if (typeof o.table !== 'string' || !o.table) throw new DataError(`${where}: a duckdb dataset needs table: NAME${fix}`)
       src.table = o.table
-    } else if (o.table !== undefined) throw new DataError(`${where}: table applies only to format duckdb`)
+    } else if (o.table !== undefined) throw new DataError(`${where}: table applies only to format duckdb${fix}`)
     if (o.columns !== undefined) {
-      if (format !== 'csv') throw new DataError(`${where}: columns (declared types) apply only to csv`)
-      if (typeof o.columns !== 'object' || o.columns === null) throw new DataError(`${where}: columns must map column names to DuckDB types`)
-      for (const [c, t] of Object.entries(o.columns)) if (typeof t !== 'string' || !TYPE.test(t)) throw new DataError(`${where}: columns.${c}: not a DuckDB type name`)
+      if (format !== 'csv') throw new DataError(`${where}: columns (declared types) apply only to csv${fix}`)
+      if (typeof o.columns !== 'object' || o.columns === null || Array.isArray(o.columns)) throw new DataError(`${where}: columns must map column names to DuckDB types${fix}`)
+      for (const [c, t] of Object.entries(o.columns)) if (typeof t !== 'string' || !TYPE.test(t)) throw new DataError(`${where}: columns.${c}: not a DuckDB type name${fix}`)
       src.columns = o.columns as Record<string, string>
     }
     out[name] = src
