@@ -37,9 +37,12 @@ export class Builder {
   readonly types: DuckDBType[] = []
   readonly schema: Schema
   readonly q: Query
-  constructor(q: Query, schema: Schema) {
+  /** Whether DuckDB can convert between time zones (the ICU extension is loaded). */
+  readonly icu: boolean
+  constructor(q: Query, schema: Schema, icu = true) {
     this.q = q
     this.schema = schema
+    this.icu = icu
   }
   /** A bound parameter with an explicit type (no INTEGER/BIGINT inference surprises). */
   p(v: string | number | boolean): string {
@@ -57,7 +60,12 @@ export class Builder {
     const t = this.typeOf(column, role)
     if (!TEMPORAL.test(t)) throw new DataError(`column "${column}" has type ${t}; ${role} applies a time function to it and needs a TIMESTAMP or DATE column`)
     // TIMESTAMPTZ is an instant: convert it to the query's zone; a naive TIMESTAMP is taken as wall time there
-    return t === 'TIMESTAMP WITH TIME ZONE' ? `timezone(${this.p(this.q.timezone)}, ${quoteIdent(column)})` : quoteIdent(column)
+    if (t !== 'TIMESTAMP WITH TIME ZONE') return quoteIdent(column)
+    if (!this.icu) {
+      if (!/^(UTC|Etc\/UTC|Etc\/GMT|GMT)$/.test(this.q.timezone)) throw new DataError(`column "${column}" is TIMESTAMPTZ and the query's time zone is ${this.q.timezone}, but this DuckDB build has no ICU extension to convert time zones: store the column as naive local TIMESTAMP or use a DuckDB build with ICU`)
+      return `CAST(${quoteIdent(column)} AS TIMESTAMP)`
+    }
+    return `timezone(${this.p(this.q.timezone)}, ${quoteIdent(column)})`
   }
   ref(r: ColumnRef, role: string): { sql: string; type: string } {
     if (!r.fn) return { sql: quoteIdent(r.column), type: this.typeOf(r.column, role) }
@@ -163,8 +171,8 @@ function aggregateInput(b: Builder, a: Exclude<Aggregate, { kind: 'count' }>): s
   return `CAST(${quoteIdent(a.column)} AS DOUBLE)`
 }
 
-export function compileQuery(q: Query, schema: Schema, from: string): Compiled {
-  const b = new Builder(q, schema)
+export function compileQuery(q: Query, schema: Schema, from: string, icu = true): Compiled {
+  const b = new Builder(q, schema, icu)
   const key = rowKey(b, q)
   const inputs: string[] = []
   const selects: string[] = []
@@ -205,8 +213,8 @@ GROUP BY __mpc_key`
 }
 
 /** For out_of_domain: fail — the first dimension with a value outside its domain, and one such value. */
-export function compileOutOfDomain(q: Query, schema: Schema, from: string, dim: number): Pick<Compiled, 'sql' | 'params' | 'types'> & { column: string } {
-  const b = new Builder(q, schema)
+export function compileOutOfDomain(q: Query, schema: Schema, from: string, dim: number, icu = true): Pick<Compiled, 'sql' | 'params' | 'types'> & { column: string } {
+  const b = new Builder(q, schema, icu)
   const g = q.group_by[dim]
   if (!g) throw new Error('internal: no such dimension')
   const idx = b.index(g.domain)

@@ -51,9 +51,9 @@ export async function computeVector(src: DatasetSource, q: Query, opts: { signal
   const bounds = slotBounds(q, 1)
   const vector = new BigUint64Array(layout.length)
   try {
-    return await withSource(src, q.timezone, async (c, from) => {
+    return await withSource(src, q.timezone, async (c, from, icu) => {
       const schema = await schemaOf(c, from)
-      const { sql, params, types, outputs } = compileQuery(q, schema, from)
+      const { sql, params, types, outputs } = compileQuery(q, schema, from, icu)
       const stats: VectorStats = { rows: 0, matched: 0, filtered: 0, clipped: 0, outOfDomain: 0, nullsSkipped: 0, ms: 0 }
       const nulls = new Array<bigint>(q.aggregates.length).fill(0n)
       const result = await c.stream(sql, params, types)
@@ -97,7 +97,7 @@ export async function computeVector(src: DatasetSource, q: Query, opts: { signal
         if (n > 0n && 'nulls' in a && a.nulls === 'fail') throw new DataError(`column "${a.column}" of aggregate "${a.name}" has ${n} NULL values in matched rows and the query says nulls: fail: clean the data or propose nulls: skip`)
         stats.nullsSkipped += Number(n)
       })
-      if (stats.outOfDomain > 0 && q.out_of_domain === 'fail') throw await outOfDomainError(c, q, schema, from, stats.outOfDomain)
+      if (stats.outOfDomain > 0 && q.out_of_domain === 'fail') throw await outOfDomainError(c, q, schema, from, stats.outOfDomain, icu)
       if (stats.matched > q.max_rows_per_provider) throw new DataError(`${stats.matched} rows match but the agreement allows at most ${q.max_rows_per_provider} per provider: narrow the filter or propose a larger max_rows_per_provider`)
       stats.ms = Math.round(performance.now() - t0)
       return { vector, stats }
@@ -109,9 +109,9 @@ export async function computeVector(src: DatasetSource, q: Query, opts: { signal
 }
 
 /** Names the first dimension with a value outside its domain and gives one example value. */
-async function outOfDomainError(c: DuckDBConnection, q: Query, schema: Schema, from: string, n: number): Promise<DataError> {
+async function outOfDomainError(c: DuckDBConnection, q: Query, schema: Schema, from: string, n: number, icu: boolean): Promise<DataError> {
   for (let d = 0; d < q.group_by.length; d++) {
-    const x = compileOutOfDomain(q, schema, from, d)
+    const x = compileOutOfDomain(q, schema, from, d, icu)
     const rows = (await c.runAndReadAll(x.sql, x.params, x.types)).getRows()
     if (rows.length > 0) {
       const v = rows[0]?.[0]

@@ -11,7 +11,14 @@ import { DataError } from './errors.ts'
 import { quoteIdent } from './compile.ts'
 import type { DatasetSource } from './source.ts'
 
-let engine: Promise<{ db: DuckDBInstance; tmp: string }> | null = null
+interface Engine {
+  db: DuckDBInstance
+  tmp: string
+  /** Whether the ICU extension (time zones) is loaded in this build. */
+  icu: boolean
+}
+
+let engine: Promise<Engine> | null = null
 let attached = 0
 const spillDirs = new Set<string>()
 let exitHook = false
@@ -20,7 +27,7 @@ function cleanup(tmp: string): void {
   rmSync(tmp, { recursive: true, force: true })
 }
 
-async function open(): Promise<{ db: DuckDBInstance; tmp: string }> {
+async function open(): Promise<Engine> {
   const tmp = join(tmpdir(), `mpc-duckdb-${process.pid}-${randomBytes(6).toString('hex')}`)
   spillDirs.add(tmp)
   if (!exitHook) {
@@ -28,7 +35,13 @@ async function open(): Promise<{ db: DuckDBInstance; tmp: string }> {
     process.once('exit', () => spillDirs.forEach(cleanup))
   }
   const db = await DuckDBInstance.create(':memory:', { temp_directory: tmp, autoinstall_known_extensions: 'false' })
-  return { db, tmp }
+  const c = await db.connect()
+  try {
+    const r = await c.runAndReadAll(`SELECT count(*) FROM duckdb_extensions() WHERE extension_name = 'icu' AND loaded`)
+    return { db, tmp, icu: Number(r.getRows()[0]?.[0] ?? 0) > 0 }
+  } finally {
+    c.closeSync()
+  }
 }
 
 /** The spill directory of the shared instance (it exists only while DuckDB spills), or null. */
@@ -83,19 +96,19 @@ export function asDataError(src: DatasetSource, e: unknown): DataError {
 }
 
 /** Run `f` on a fresh connection to the source, with the session time zone set to `timezone`. */
-export async function withSource<T>(src: DatasetSource, timezone: string, f: (c: DuckDBConnection, from: string) => Promise<T>, signal?: AbortSignal): Promise<T> {
+export async function withSource<T>(src: DatasetSource, timezone: string, f: (c: DuckDBConnection, from: string, icu: boolean) => Promise<T>, signal?: AbortSignal): Promise<T> {
   engine ??= open()
-  const { db } = await engine
+  const { db, icu } = await engine
   const c = await db.connect()
   const onAbort = (): void => c.interrupt()
   signal?.addEventListener('abort', onAbort)
   let detach: string | undefined
   try {
     // string literals compared with a TIMESTAMPTZ column are read in the query's zone (negotiation.md §3.2)
-    await c.run(`SET TimeZone = ${str(timezone)}`)
+    if (icu) await c.run(`SET TimeZone = ${str(timezone)}`)
     const s = await openSource(c, src)
     detach = s.detach
-    return await f(c, s.from)
+    return await f(c, s.from, icu)
   } catch (e) {
     if (signal?.aborted) throw new DataError(`dataset "${src.name}": computation cancelled (the run was stopped)`)
     throw asDataError(src, e)

@@ -229,3 +229,13 @@ describe('resources', () => {
     expect(readdirSync(dir).sort()).toEqual(before)
   })
 })
+
+describe('time zones without ICU', () => {
+  it('a TIMESTAMPTZ column with a non-UTC zone is a DataError when the build cannot convert zones', async () => {
+    const schema = new Map([['at', 'TIMESTAMP WITH TIME ZONE'], ['zone', 'INTEGER'], ['fare', 'DOUBLE']])
+    const ny = await q({ timezone: 'America/New_York', group_by: [{ name: 'h', domain: { kind: 'hour_of_day', column: 'at' } }] })
+    expect(() => compileQuery(ny, schema, 'src', false)).toThrow(/no ICU extension/)
+    expect(compileQuery({ ...ny, timezone: 'UTC' }, schema, 'src', false).sql).toContain('CAST("at" AS TIMESTAMP)')
+    expect(compileQuery(ny, schema, 'src', true).sql).toContain('timezone($')
+  })
+})
