@@ -8,6 +8,7 @@ import { parseQueryText, resolveQuery, loadQueryFile } from '../../src/query/par
 import { validateQuery, queryDigest, templateDigest } from '../../src/query/validate.ts'
 import { QueryError } from '../../src/query/errors.ts'
 import type { Query } from '../../src/query/types.ts'
+import { columnsOf } from '../../src/query/columns.ts'
 import { toHex } from '../../src/crypto/bytes.ts'
 import { makeParties, makeParty, type Party } from '../helpers/parties.ts'
 
@@ -148,5 +149,17 @@ describe('query file strictness and limits', () => {
     const t = text.replace('PEER', ps[1]?.peerId as string)
     expect(() => load(t)).toThrow(QueryError)
     expect(() => load(t)).toThrow(re)
+  })
+})
+
+describe('columnsOf', () => {
+  it('lists the columns each role reads, unique and sorted', () => {
+    const full = load(BASE.replace('  - { name: pickups, kind: count }\n', '  - { name: pickups, kind: count }\n  - { name: v, kind: count_distinct, column: vehicle_id }\n  - { name: m, kind: sum, column: base_passenger_fare, clip: [0, 1] }\n')
+      + "filter: \"hour(pickup_datetime) > 6 AND (trip_miles > 0 OR NOT PULocationID IN (1, 2)) AND trip_miles < 100\"\n")
+    expect(columnsOf(full)).toEqual({
+      filter: ['PULocationID', 'pickup_datetime', 'trip_miles'],
+      group_by: ['PULocationID', 'pickup_datetime'],
+      aggregates: ['base_passenger_fare', 'vehicle_id']
+    })
   })
 })
