@@ -47,9 +47,9 @@ export function evaluatePolicy(policy: Policy, ctx: PolicyContext): PolicyDecisi
   if (!rules) no('dataset_not_exposed', `dataset "${q.dataset}" is not exposed by this provider's policy`)
   else {
     const cols = columnsOf(q)
-    for (const c of cols.filter) if (!rules.filter_columns.includes(c)) no('column_not_allowed_filter', `column "${c}" may not be used in a filter`)
-    for (const c of cols.group_by) if (!rules.group_by_columns.includes(c)) no('column_not_allowed_group_by', `column "${c}" may not be grouped by`)
-    for (const c of cols.aggregates) if (!rules.aggregate_columns.includes(c)) no('column_not_allowed_aggregate', `column "${c}" may not be aggregated`)
+    for (const c of cols.filter) if (!rules.filter_columns.includes(c)) no('column_not_allowed_filter', `column "${c}" may not be used in a filter (not in datasets.${q.dataset}.filter_columns)`)
+    for (const c of cols.group_by) if (!rules.group_by_columns.includes(c)) no('column_not_allowed_group_by', `column "${c}" may not be grouped by (not in datasets.${q.dataset}.group_by_columns)`)
+    for (const c of cols.aggregates) if (!rules.aggregate_columns.includes(c)) no('column_not_allowed_aggregate', `column "${c}" may not be aggregated (not in datasets.${q.dataset}.aggregate_columns)`)
     for (const c of new Set([...cols.filter, ...cols.group_by])) {
       if (rules.deny_columns.includes(c)) no('column_denied', `column "${c}" is denied for filter and group_by (it would single out one firm's data)`)
     }
@@ -66,7 +66,7 @@ export function evaluatePolicy(policy: Policy, ctx: PolicyContext): PolicyDecisi
     if (ctx.configuredPeers.get(p) !== 'provider') no('unknown_co_provider', `co-provider ${who(p)} is not a configured provider peer of this agent; providers connect directly, so add it with \`mpc-agent peers add\` if you trust it`)
   }
   const trusted = others.filter((p) => policy.trusted_co_providers.peers.includes(p)).length
-  if (trusted < policy.trusted_co_providers.min) no('untrusted_co_providers', `only ${trusted} of the other providers are trusted; at least ${policy.trusted_co_providers.min} required`)
+  if (trusted < policy.trusted_co_providers.min) no('untrusted_co_providers', `only ${trusted} of the other providers are in trusted_co_providers; at least ${policy.trusted_co_providers.min} required`)
   const cells = layoutOf(q).cells
   if (cells > policy.max_cells) no('too_many_cells', `${cells} cells exceed this provider's limit of ${policy.max_cells}`)
   const day = ctx.now - 86_400_000
