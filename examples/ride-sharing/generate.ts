@@ -34,6 +34,35 @@ function hourCase(weights: number[], u: string): string {
   return `CASE ${whens.join(' ')} ELSE 23 END`
 }
 
+// Busy high-volume FHV pick-up zones in TLC's published trip data (airports, Midtown, and the
+// Brooklyn, Queens and Bronx hubs), roughly busiest first. Only IDs: the lookup file is optional.
+const BUSY = [132, 138, 161, 230, 79, 48, 68, 170, 237, 236, 61, 76, 37, 42, 225, 244, 7, 181, 189, 231,
+  186, 162, 142, 249, 234, 107, 164, 100, 113, 114, 39, 35, 17, 188, 89, 97, 74, 75, 41, 243]
+
+/** Deterministic uniform [0,1) stream for the zone orders (data generation, not cryptography). */
+function prng(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+/**
+ * Company ci's zones 1-263 by popularity: the busy zones first, each moved by up to ~8 places
+ * (so companies agree on the hot spots but not on their order), then the rest in a company order.
+ */
+export function zoneOrder(seed: number, ci: number): number[] {
+  const r = prng(seed * 1000003 + ci * 7919 + 1)
+  const busy = BUSY.map((z, i) => ({ z, k: i + 8 * r() })).sort((a, b) => a.k - b.k).map((x) => x.z)
+  const rest = Array.from({ length: 263 }, (_, i) => i + 1).filter((z) => !BUSY.includes(z))
+    .map((z) => ({ z, k: r() })).sort((a, b) => a.k - b.k).map((x) => x.z)
+  return [...busy, ...rest]
+}
+
 export function plan(k: number, tripsPerCompany: number, dir: string): Company[] {
   if (!Number.isInteger(k) || k < 2 || k > 20) throw new Error('--companies must be between 2 and 20')
   const weights = Array.from({ length: k }, (_, i) => 1 / (i + 1.6)) // a market leader and a long tail
@@ -58,9 +87,11 @@ export async function generate(companies: Company[], seed: number): Promise<void
       mkdirSync(join(co.file, '..'), { recursive: true })
       const u = (stream: number): string => `((hash(${seed}::BIGINT, ${ci}, i, ${stream}) % 1000000007)::DOUBLE / 1000000007)`
       const fleet = Math.max(20, Math.round(co.trips / 60))
-      // zone popularity: a skewed draw over 263 zones, rotated per company (each has its own zone mix)
-      // (×97 scatters the popular zones across the map; 97 is coprime with 263)
-      const zone = (stream: number, rot: number): string => `(1 + ((floor(263 * pow(${u(stream)}, 1.8))::BIGINT * 97 + ${rot}) % 263))`
+      // zone popularity: a skewed draw of a popularity rank, mapped through the company's own zone order
+      // (the city's busy zones first, in a company-specific order: each company has its own zone mix)
+      const order = `[${zoneOrder(seed, ci).join(',')}]`
+      // rank ~ geometric with mean 60: about half the trips start in the 40 busy zones, the quietest zones see few
+      const zone = (stream: number): string => `(${order})[1 + (floor(-ln(1 - ${u(stream)}) * 60)::BIGINT % 263)]`
       await c.run(`COPY (
         WITH d AS (
           SELECT i,
@@ -81,8 +112,8 @@ export async function generate(companies: Company[], seed: number): Promise<void
           '${co.base}' AS dispatching_base_num,
           pickup AS pickup_datetime,
           pickup + to_seconds(secs) AS dropoff_datetime,
-          ${zone(7, ci * 41)}::INTEGER AS PULocationID,
-          ${zone(8, ci * 41 + 17)}::INTEGER AS DOLocationID,
+          ${zone(7)}::INTEGER AS PULocationID,
+          ${zone(8)}::INTEGER AS DOLocationID,
           miles AS trip_miles,
           secs AS trip_time,
           round(2.5 + miles * 1.9 + secs / 60.0 * 0.55 + 25 * pow(uf, 8) + CASE WHEN ${u(9)} < 0.0005 THEN 900 ELSE 0 END, 2) AS base_passenger_fare,

@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api'
-import { generate, plan, splitTlc } from '../../examples/ride-sharing/generate.ts'
+import { generate, plan, splitTlc, zoneOrder } from '../../examples/ride-sharing/generate.ts'
 
 const sha = (f: string): string => createHash('sha256').update(readFileSync(f)).digest('hex')
 const dirs: string[] = []
@@ -44,6 +44,17 @@ describe('plan', () => {
     expect(p.reduce((a, x) => a + x.share, 0)).toBeCloseTo(1, 12)
     for (let i = 1; i < p.length; i++) expect((p[i] as { trips: number }).trips).toBeLessThan((p[i - 1] as { trips: number }).trips)
     expect(new Set(p.map((x) => x.base)).size).toBe(6)
+  })
+})
+
+describe('zoneOrder', () => {
+  it('is a permutation of zones 1-263, busy zones first, different per company, fixed per seed', () => {
+    const a = zoneOrder(7, 0)
+    expect([...a].sort((x, y) => x - y)).toEqual(Array.from({ length: 263 }, (_, i) => i + 1))
+    expect(a.slice(0, 10)).toContain(132)
+    expect(zoneOrder(7, 0)).toEqual(a)
+    expect(zoneOrder(7, 1)).not.toEqual(a)
+    expect(zoneOrder(8, 0)).not.toEqual(a)
   })
 })
 
@@ -97,9 +108,13 @@ describe('generate', () => {
     const perHour = async (h: number): Promise<number> => Number(await one(`SELECT count(*) FROM ${all} WHERE isodow(pickup_datetime) <= 5 AND hour(pickup_datetime) = ${h}`))
     expect(await perHour(8)).toBeGreaterThan(4 * (await perHour(3)))
     expect(await perHour(17)).toBeGreaterThan(await perHour(12))
-    // each company's busiest zone differs
-    const tops = (await c.runAndReadAll(`SELECT filename, arg_max(z, n) FROM (SELECT filename, PULocationID z, count(*) n FROM ${all} GROUP BY ALL) GROUP BY 1`)).getRows()
+    // the companies agree on the city's hot spots but each has its own zone mix (its top-5 order)
+    const tops = (await c.runAndReadAll(`SELECT filename, list(z ORDER BY n DESC, z)[1:5]::VARCHAR FROM (SELECT filename, PULocationID z, count(*) n FROM ${all} GROUP BY ALL) GROUP BY 1`)).getRows()
     expect(new Set(tops.map((r) => String(r[1]))).size).toBe(3)
+    const busy = zoneOrder(3, 0).slice(0, 40).join(',') // the city's busy zones (any company's first 40)
+    const inBusy = Number(await one(`SELECT avg((PULocationID IN (${busy}))::INTEGER) FROM ${all}`))
+    expect(inBusy).toBeGreaterThan(0.4) // 40 of 263 zones: 15 % if uniform
+    expect(Number(await one(`SELECT count(DISTINCT PULocationID) FROM ${all}`))).toBeGreaterThan(200)
     const shared = Number(await one(`SELECT count(*) FROM (SELECT vehicle_id FROM ${all} GROUP BY 1 HAVING count(DISTINCT filename) > 1)`))
     expect(shared).toBeGreaterThan(0)
   })

@@ -2,7 +2,7 @@
 // processes, three queries verified against independent SQL, report written, every child stopped.
 // (The pieces are tested on their own in generate/verify/report.test.ts.)
 import { describe, expect, it, beforeAll, afterAll } from 'vitest'
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -103,4 +103,30 @@ describe('run.ts arguments', () => {
     expect(r.stderr).toMatch(msg)
     expect(r.stderr.trim().split('\n')).toHaveLength(1)
   })
+})
+
+describe('run.ts on Ctrl-C', () => {
+  it('SIGINT while the agents serve: every child stopped, exit 130', async () => {
+    const work = mkdtempSync(join(tmpdir(), 'mpc-rs-int-'))
+    try {
+      const p = spawn(process.execPath, [RUN, '--trips', '2000', '--workdir', work], { stdio: ['ignore', 'pipe', 'pipe'] })
+      let out = ''
+      p.stdout.setEncoding('utf8')
+      const serving = new Promise<void>((res, rej) => {
+        p.stdout.on('data', (d: string) => {
+          out += d
+          if (out.includes('company agents serving')) res()
+        })
+        p.once('exit', (code) => rej(new Error(`run.ts exited (${String(code)}) before the agents served: ${out}`)))
+      })
+      await serving
+      expect(processesMentioning(join(work, 'homes')).length).toBeGreaterThanOrEqual(3)
+      const exited = new Promise<number | null>((res) => p.once('exit', (code) => res(code)))
+      p.kill('SIGINT')
+      expect(await exited).toBe(130)
+      expect(processesMentioning(join(work, 'homes'))).toEqual([])
+    } finally {
+      rmSync(work, { recursive: true, force: true })
+    }
+  }, 120_000)
 })
