@@ -55,7 +55,10 @@ export function inspectCertificate(c: unknown): CertificateSummary | null {
 
 /** Does an inbound masked-sum stream's first message belong to `r`? (masked-sum.md §5.1) */
 export function sameRun(r: ProviderRun, head: { kind: 'start' | 'xcheck'; session: string; proposal?: string }, remote: string): boolean {
-  if (head.kind === 'start') return r.session === head.session || r.buyer === remote
-  return r.providers.includes(remote) && (r.session === head.session || r.proposal === head.proposal)
+  if (r.session === head.session) return head.kind === 'start' || r.providers.includes(remote)
+  // otherwise only a run still waiting for exactly this stream, so the runner can name the fault
+  if (r.aborted) return false
+  if (head.kind === 'start') return r.buyer === remote && !r.buyerChannel.settled
+  return r.proposal === head.proposal && r.peerChannels.get(remote)?.settled === false
 }
 

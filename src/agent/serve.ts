@@ -26,6 +26,7 @@ import { computeVector } from '../data/compute.ts'
 import { validateDatasets, datasetFor } from '../data/source.ts'
 import { fromHex as hexToBytes, fromUtf8, toHex } from '../crypto/bytes.ts'
 import { comparePeers } from '../crypto/peer.ts'
+import { peerIdFromString } from '@libp2p/peer-id'
 
 export interface Services {
   stop(): Promise<void>
@@ -141,9 +142,21 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
         if (p === self || comparePeers(self, p) > 0) continue
         const entry = config.peers.find((x) => x.peerId === p)
         if (!entry) throw new ProtocolAbort({ reason: 'local_error', accused: null, detail: `co-provider ${p} is not a configured peer` })
-        void openChannel(node, entry.addr, MASKED_SUM_PROTOCOL, { signal: stopping.signal })
-          .then((ch) => r.peerChannels.get(p)?.resolve(ch))
-          .catch(() => {}) // surfaces as a timeout naming p below
+        // a connection that died in a partition may still look open until the dial fails: retry
+        // within the negotiation window; if it never works it surfaces as a timeout naming p below
+        void (async () => {
+          const until = Date.now() + q.timeouts.negotiate_s * 1000
+          for (let attempt = 0; Date.now() < until && !stopping.signal.aborted; attempt++) {
+            try {
+              const ch = await openChannel(node, entry.addr, MASKED_SUM_PROTOCOL, { signal: stopping.signal, timeoutMs: Math.max(1000, until - Date.now()) })
+              r.peerChannels.get(p)?.resolve(ch)
+              return
+            } catch {
+              await node.hangUp(peerIdFromString(p)).catch(() => {})
+              await new Promise((res) => setTimeout(res, Math.min(2000, 250 * 2 ** attempt)))
+            }
+          }
+        })()
       }
       const waitMs = q.timeouts.negotiate_s * 1000
       const buyerCh = await within(r.buyerChannel.promise, waitMs, params.buyer, 'START stream')

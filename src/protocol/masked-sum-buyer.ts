@@ -81,6 +81,7 @@ export async function runBuyer(o: BuyerRunOptions): Promise<BuyerRunResult> {
       const h = sha256.create().update(concat(lp(utf8(LABEL.vector)), lp(params.session), lp(parsePeer(p).multihash), u64le(total)))
       let off = 0
       let index = 0
+      let received = 0 // running total per provider, as providers report it
       for (;;) {
         const frame = await ctx.next(ch, computeUntil - Date.now(), off < total ? `CHUNK ${index}` : 'DONE')
         if (frame[0] === MSG.chunk) {
@@ -94,7 +95,7 @@ export async function runBuyer(o: BuyerRunOptions): Promise<BuyerRunResult> {
           off += c.values.length
           index++
           bytesIn += frame.length
-          emit({ type: 'progress', peer: p, cells: off, totalCells: total, bytes: frame.length })
+          emit({ type: 'progress', peer: p, cells: off, totalCells: total, bytes: received += frame.length })
           continue
         }
         const d = decodeJson<DoneMsg>(frame, MSG.done, p, shapes.done)

@@ -87,13 +87,17 @@ export async function runProvider(o: ProviderRunOptions): Promise<ProviderRunRes
     for (const ch of o.peers.values()) ctx.watch(ch)
 
     // §6.1 START from the buyer (check 1, 2)
-    const startP = (async () => {
-      const start = decodeJson<StartMsg>(await ctx.next(o.buyer, t.negotiate_s * 1000, 'START'), MSG.start, o.buyer.remote, shapes.start)
+    // START is read now but judged after the cross-checks: if the buyer equivocated, check 3 (with
+    // its evidence) is the finding every provider reports, not a bare session mismatch
+    const startP = ctx.next(o.buyer, t.negotiate_s * 1000, 'START')
+    startP.catch(() => {})
+    const checkStart = async (): Promise<void> => {
+      const start = decodeJson<StartMsg>(await startP, MSG.start, o.buyer.remote, shapes.start)
       if (o.buyer.remote !== params.buyer) throw new ProtocolAbort({ reason: 'wrong_role', accused: o.buyer.remote, detail: `START from ${o.buyer.remote}, who is not the buyer` })
       if (start.type !== 'start' || start.session !== sessionHex) {
         throw new ProtocolAbort({ reason: 'wrong_session', accused: params.buyer, detail: `START is bound to session ${start.session.slice(0, 16)}…, not ${sessionHex.slice(0, 16)}…` })
       }
-    })()
+    }
 
     // §6.2 cross-check with each co-provider (checks 3, 5)
     emit({ type: 'phase', phase: 'crosscheck', state: 'start', at: Date.now() })
@@ -109,7 +113,8 @@ export async function runProvider(o: ProviderRunOptions): Promise<ProviderRunRes
         throw e
       }
     }
-    await Promise.all([startP, ...others.map((p) => crossCheck(ctx, o, p, keys.get(p) as PairKeys, hooks))])
+    await Promise.all(others.map((p) => crossCheck(ctx, o, p, keys.get(p) as PairKeys, hooks)))
+    await checkStart()
     emit({ type: 'phase', phase: 'crosscheck', state: 'done', at: Date.now() })
     if (hooks.stallAt === 'stream') await never(ctx.signal)
 
@@ -132,7 +137,7 @@ export async function runProvider(o: ProviderRunOptions): Promise<ProviderRunRes
       hooks.mutateChunk?.(index, off, y)
       h.update(new Uint8Array(y.buffer, y.byteOffset, y.byteLength))
       const frame = encodeChunk(index, off, y)
-      for (const f of hooks.chunkFrames ? hooks.chunkFrames(index, frame) : [frame]) await ctx.send(o.buyer, f)
+      for (const f of hooks.chunkFrames ? hooks.chunkFrames(index, frame) : [frame]) await ctx.send(o.buyer, f, t.compute_s * 1000)
       bytes += frame.length
       emit({ type: 'progress', peer: params.buyer, cells: off + n, totalCells: total, bytes })
     }

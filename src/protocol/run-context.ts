@@ -91,15 +91,31 @@ export class RunContext {
     }
   }
 
-  /** Send, failing the run (not just this call) if the peer is gone. */
-  async send(ch: Channel, frame: Uint8Array): Promise<void> {
+  /**
+   * Send, failing the run (not just this call) if the peer is gone or does not take the frame
+   * within `ms` (a peer that stops reading stalls our send under backpressure: check 8).
+   */
+  async send(ch: Channel, frame: Uint8Array, ms = 60_000): Promise<void> {
     this.channels.add(ch)
     if (this.failure) throw this.failure
+    let timer: NodeJS.Timeout | undefined
+    const stalled = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new ProtocolAbort({ reason: 'timeout', accused: ch.remote, detail: `${ch.remote} took no data for ${Math.round(ms / 1000)} s` })), ms)
+    })
+    const failed = new Promise<never>((_, reject) => {
+      if (this.ctrl.signal.aborted) reject(this.failure as Error)
+      this.ctrl.signal.addEventListener('abort', () => reject(this.failure as Error), { once: true })
+    })
+    stalled.catch(() => {})
+    failed.catch(() => {})
     try {
-      await ch.send(frame)
+      await Promise.race([ch.send(frame), stalled, failed])
     } catch (e) {
+      if (e instanceof ProtocolAbort) throw e
       if (this.failure) throw this.failure
       throw new ProtocolAbort({ reason: 'timeout', accused: ch.remote, detail: `${ch.remote} went away: ${(e as Error).message}` })
+    } finally {
+      clearTimeout(timer)
     }
   }
 

@@ -41,10 +41,10 @@ export function collect(child: ChildProcess, timeoutMs = 60_000): Promise<CliRes
       child.kill('SIGKILL')
       reject(new Error(`CLI timed out after ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`))
     }, timeoutMs)
-    child.on('exit', (code, signal) => {
+    // 'close' fires after the process exited AND its stdio drained: no lost last lines
+    child.on('close', (code, signal) => {
       clearTimeout(t)
-      // let stdio drain
-      setImmediate(() => resolve({ code, signal, stdout, stderr }))
+      resolve({ code, signal, stdout, stderr })
     })
   })
 }

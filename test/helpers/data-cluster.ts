@@ -56,7 +56,7 @@ datasets:
     deny_columns: [license]
 min_providers: 3
 trusted_co_providers: { peers: [${others.join(', ')}], min: ${Math.min(2, others.length)} }
-max_cells: 100000
+max_cells: 5000000
 max_runs_per_buyer_per_day: 100
 differencing_window_s: 0
 allowed_outputs: [buyer]
@@ -88,9 +88,11 @@ export interface DataCluster {
   dir: string
 }
 
-export async function makeDataCluster(n: number, rows = 400): Promise<DataCluster> {
+/** `hosts`: run every agent in its own network namespace (hosts[0] the buyer), else all on 127.0.0.1. */
+export async function makeDataCluster(n: number, rows = 400, hosts?: Array<{ ns: string; ip: string }>): Promise<DataCluster> {
   const providers = Array.from({ length: n }, (_, i) => `p${i + 1}`)
-  const cluster = await makeCluster([{ name: 'city', role: 'buyer' }, ...providers.map((name) => ({ name, role: 'provider' as const }))])
+  const netns = (i: number): { netns?: { ns: string; ip: string } } => (hosts?.[i] ? { netns: hosts[i] } : {})
+  const cluster = await makeCluster([{ name: 'city', role: 'buyer', ...netns(0) }, ...providers.map((name, i) => ({ name, role: 'provider' as const, ...netns(i + 1) }))])
   const data: Trip[][] = []
   providers.forEach((name, i) => {
     const a = cluster.byName(name)
