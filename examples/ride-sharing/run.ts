@@ -42,7 +42,7 @@ const children = new Set<ChildProcess>()
 let stopping = false
 
 function fail(msg: string): never {
-  process.stderr.write(`example:ride-sharing: ${msg}\n`)
+  if (!stopping) process.stderr.write(`example:ride-sharing: ${msg}\n`) // after Ctrl-C: the one line is the SIGINT one
   process.exitCode = 1
   throw new Error(msg)
 }
@@ -127,25 +127,30 @@ async function main(): Promise<void> {
   // 2. agent homes: the city and one per company, introduced to each other
   const homes = new Map<string, string>()
   const peers: Array<{ name: string; addr: string; role: string }> = []
-  for (const name of ['city', ...names]) {
-    const home = join(work, 'homes', name)
-    homes.set(name, home)
+  for (const name of ['city', ...names]) homes.set(name, join(work, 'homes', name))
+  // each step in parallel over the homes: every CLI call is its own process (and a second of start-up)
+  const infos = await Promise.all([...homes].map(async ([name, home]) => {
     if (!existsSync(join(home, 'identity.key'))) {
       const port = await freePort()
       const r = await cli(home, ['init', '--name', name, '--listen', `/ip4/127.0.0.1/tcp/${port}`, '--json'])
       if (r.code !== 0) fail(`init ${name}: ${r.stderr.trim()}`)
+      return { name, info: JSON.parse(r.stdout) as { peerId: string } } // init --json prints {peerId, home}
     }
-    const id = await cli(home, ['id', '--json'])
-    const info = JSON.parse(id.stdout) as { peerId: string; addrs: string[] }
+    const id = await cli(home, ['id', '--json']) // a home kept from an earlier run (--workdir DIR)
+    if (id.code !== 0) fail(`id ${name}: ${id.stderr.trim()}`)
+    return { name, info: JSON.parse(id.stdout) as { peerId: string } }
+  }))
+  for (const { name, info } of infos) {
+    const home = homes.get(name) as string
     const listen = (parse(readFileSync(join(home, 'config.yaml'), 'utf8')) as { listen: string[] }).listen[0] as string
     peers.push({ name, addr: `${listen}/p2p/${info.peerId}`, role: name === 'city' ? 'buyer' : 'provider' })
   }
   const directory = join(work, 'peers.yaml')
   writeFileSync(directory, stringify(peers))
-  for (const [name, home] of homes) {
+  await Promise.all([...homes].map(async ([name, home]) => {
     const r = await cli(home, ['peers', 'import', directory])
     if (r.code !== 0) fail(`peers import ${name}: ${r.stderr.trim()}`)
-  }
+  }))
   const template = readFileSync(join(HERE, 'policy.yaml'), 'utf8')
   for (const c of companies) {
     const home = homes.get(c.name) as string
@@ -164,8 +169,8 @@ async function main(): Promise<void> {
     writeFileSync(join(queryDir, `${q}.yaml`), readFileSync(join(HERE, 'queries', `${q}.yaml`), 'utf8').replace('[alpha, beta, gamma]', `[${names.join(', ')}]`))
   }
 
-  // 3. every company serves, as its own process
-  for (const c of companies) {
+  // 3. every company serves, as its own process (started together, each waited for by its ready file)
+  await Promise.all(companies.map(async (c) => {
     const home = homes.get(c.name) as string
     const ready = join(work, `${c.name}.ready.json`)
     rmSync(ready, { force: true })
@@ -183,7 +188,7 @@ async function main(): Promise<void> {
       if (Date.now() > until) fail(`${c.name}'s agent not ready after 30 s`)
       await new Promise((r) => setTimeout(r, 50))
     }
-  }
+  }))
   log(`${companies.length} company agents serving: ${names.join(', ')}`)
 
   // 4. the city's queries, through the real CLI; 5. verified against the plaintext
