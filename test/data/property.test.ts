@@ -16,7 +16,7 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true })
 })
 
-interface Row { zone: number | null; fare: number | null; cat: string | null; drv: string | null }
+interface Row { zone: number | null; fare: number | null; cat: string | null; drv: string | null; ts: number | null }
 type Val = number | string | null
 const CATS = ['a', 'b', "c'd", 'q"r,s', '); DROP TABLE t; --']
 
@@ -29,10 +29,24 @@ const rowArb: fc.Arbitrary<Row> = fc.record({
   zone: fc.option(fc.integer({ min: -1, max: 6 }), { nil: null, freq: 8 }),
   fare: fc.option(fareArb, { nil: null, freq: 6 }),
   cat: fc.option(fc.constantFrom(...CATS), { nil: null, freq: 8 }),
-  drv: fc.option(fc.constantFrom('d1', 'd2', 'd3', 'd4'), { nil: null, freq: 8 })
+  drv: fc.option(fc.constantFrom('d1', 'd2', 'd3', 'd4'), { nil: null, freq: 8 }),
+  // naive wall-clock seconds since 2024-03-01 00:00 (a Friday), over 10 days
+  ts: fc.option(fc.integer({ min: 0, max: 10 * 86400 - 1 }), { nil: null, freq: 8 })
 })
+const T0 = Date.UTC(2024, 2, 1)
+const tsText = (s: number): string => new Date(T0 + s * 1000).toISOString().slice(0, 19).replace('T', ' ')
+const timeFn = (fn: 'hour' | 'dow' | 'date', s: number): number | string => {
+  const d = new Date(T0 + s * 1000)
+  return fn === 'hour' ? d.getUTCHours() : fn === 'dow' ? d.getUTCDay() || 7 : d.toISOString().slice(0, 10)
+}
 
 const col = (r: Row, c: string): Val => (r as unknown as Record<string, Val>)[c] ?? null
+const refVal = (r: Row, ref: ColumnRef): Val => {
+  const v = col(r, ref.column)
+  return ref.fn && v !== null ? timeFn(ref.fn, v as number) : v
+}
+const day = (iso: string): number => (Date.parse(iso + 'T00:00:00Z') - T0) / 86_400_000
+const isoDay = (k: number): string => new Date(T0 + k * 86_400_000).toISOString().slice(0, 10)
 
 const domainArb: fc.Arbitrary<Domain> = fc.oneof(
   fc.record({ min: fc.integer({ min: -1, max: 3 }), w: fc.integer({ min: 0, max: 3 }), c: fc.constantFrom('zone', 'fare') })
@@ -40,7 +54,11 @@ const domainArb: fc.Arbitrary<Domain> = fc.oneof(
   fc.shuffledSubarray(CATS, { minLength: 1 }).map((values) => ({ kind: 'categories', ref: { column: 'cat' }, values }) as Domain),
   fc.shuffledSubarray([0, 1, 2, 3, 5], { minLength: 1 }).map((values) => ({ kind: 'categories', ref: { column: 'zone' }, values }) as Domain),
   fc.record({ edges: fc.uniqueArray(fc.integer({ min: -40, max: 140 }), { minLength: 2, maxLength: 5 }), closed: fc.constantFrom('left' as const, 'right' as const) })
-    .map(({ edges, closed }) => ({ kind: 'bins', ref: { column: 'fare' }, edges: [...edges].sort((a, b) => a - b), closed }) as Domain)
+    .map(({ edges, closed }) => ({ kind: 'bins', ref: { column: 'fare' }, edges: [...edges].sort((a, b) => a - b), closed }) as Domain),
+  fc.constantFrom<Domain>({ kind: 'hour_of_day', column: 'ts' }, { kind: 'day_of_week', column: 'ts' }),
+  fc.record({ from: fc.integer({ min: -1, max: 9 }), w: fc.integer({ min: 0, max: 4 }) }).map(({ from, w }) => ({ kind: 'date', column: 'ts', from: isoDay(from), to: isoDay(from + w) }) as Domain),
+  fc.shuffledSubarray([0, 7, 8, 17, 23], { minLength: 1 }).map((values) => ({ kind: 'categories', ref: { column: 'ts', fn: 'hour' }, values }) as Domain),
+  fc.shuffledSubarray([1, 2, 3, 4, 5].map(isoDay), { minLength: 1 }).map((values) => ({ kind: 'categories', ref: { column: 'ts', fn: 'date' }, values }) as Domain)
 )
 
 const aggArb: fc.Arbitrary<Omit<Aggregate, 'name'>> = fc.oneof(
@@ -60,7 +78,12 @@ const leafArb: fc.Arbitrary<FilterExpr> = fc.oneof(
   fc.record({ values: fc.shuffledSubarray(CATS, { minLength: 1 }), negated: fc.boolean() }).map((x) => ({ op: 'in', ref: { column: 'cat' }, ...x }) as FilterExpr),
   fc.record({ low: fc.integer({ min: -1, max: 4 }), w: fc.integer({ min: 0, max: 3 }), negated: fc.boolean() })
     .map(({ low, w, negated }) => ({ op: 'between', ref: { column: 'zone' }, low, high: low + w, negated }) as FilterExpr),
-  fc.record({ ref: fc.constantFrom<ColumnRef>({ column: 'fare' }, { column: 'cat' }), negated: fc.boolean() }).map((x) => ({ op: 'is_null', ...x }) as FilterExpr)
+  fc.record({ ref: fc.constantFrom<ColumnRef>({ column: 'fare' }, { column: 'cat' }, { column: 'ts' }), negated: fc.boolean() }).map((x) => ({ op: 'is_null', ...x }) as FilterExpr),
+  fc.record({ low: fc.integer({ min: 1, max: 7 }), w: fc.integer({ min: 0, max: 3 }), negated: fc.boolean() })
+    .map(({ low, w, negated }) => ({ op: 'between', ref: { column: 'ts', fn: 'dow' }, low, high: low + w, negated }) as FilterExpr),
+  fc.record({ cmp: fc.constantFrom('<' as const, '>=' as const, '=' as const), k: fc.integer({ min: 0, max: 9 }) })
+    .map(({ cmp, k }) => ({ op: 'cmp', cmp, ref: { column: 'ts', fn: 'date' }, value: isoDay(k) }) as FilterExpr),
+  fc.record({ values: fc.shuffledSubarray([6, 7, 8, 9, 17, 18], { minLength: 1 }), negated: fc.boolean() }).map((x) => ({ op: 'in', ref: { column: 'ts', fn: 'hour' }, ...x }) as FilterExpr)
 )
 const filterArb: fc.Arbitrary<FilterExpr | null> = fc.oneof(
   fc.constant(null),
@@ -87,18 +110,18 @@ function evalFilter(e: FilterExpr, r: Row): Tri {
       return v === null ? null : !v
     }
     case 'cmp': {
-      const x = col(r, e.ref.column)
+      const x = refVal(r, e.ref)
       if (x === null) return null
       const c = cmpv(x, e.value)
       return { '=': c === 0, '!=': c !== 0, '<': c < 0, '<=': c <= 0, '>': c > 0, '>=': c >= 0 }[e.cmp]
     }
     case 'in': {
-      const x = col(r, e.ref.column)
+      const x = refVal(r, e.ref)
       if (x === null) return null
       return e.values.includes(x) !== e.negated
     }
     case 'between': {
-      const x = col(r, e.ref.column)
+      const x = refVal(r, e.ref)
       if (x === null) return null
       return (cmpv(x, e.low) >= 0 && cmpv(x, e.high) <= 0) !== e.negated
     }
@@ -107,8 +130,14 @@ function evalFilter(e: FilterExpr, r: Row): Tri {
   }
 }
 function indexOf(d: Domain, r: Row): number | null {
-  if (!('ref' in d)) throw new Error('not generated')
-  const x = col(r, d.ref.column)
+  if (!('ref' in d)) {
+    if (r.ts === null) return null
+    if (d.kind === 'hour_of_day') return timeFn('hour', r.ts) as number
+    if (d.kind === 'day_of_week') return (timeFn('dow', r.ts) as number) - 1
+    const k = day(timeFn('date', r.ts) as string) - day(d.from)
+    return k >= 0 && k <= day(d.to) - day(d.from) ? k : null
+  }
+  const x = refVal(r, d.ref)
   if (x === null) return null
   switch (d.kind) {
     case 'int_range':
@@ -182,9 +211,9 @@ describe('property: computeVector equals an independent TypeScript computation',
         const group: GroupBy[] = domains.map((domain, i) => ({ name: `g${i}`, domain }))
         const aggregates = aggs0.map((a, i) => ({ ...a, name: `a${i}` }) as Aggregate)
         const file = join(dir, `p${run++}.csv`)
-        writeFileSync(file, 'zone,fare,cat,drv\n' + rows.map((r) => [r.zone, r.fare, r.cat, r.drv].map(csvField).join(',')).join('\n') + '\n')
-        const q = await query({ group_by: group, aggregates, filter })
-        const got = await computeVector(source(dir, file, 'csv', { columns: { zone: 'INTEGER', fare: 'DOUBLE', cat: 'VARCHAR', drv: 'VARCHAR' } }), q)
+        writeFileSync(file, 'zone,fare,cat,drv,ts\n' + rows.map((r) => [r.zone, r.fare, r.cat, r.drv, r.ts === null ? null : tsText(r.ts)].map(csvField).join(',')).join('\n') + '\n')
+        const q = await query({ group_by: group, aggregates, filter, timezone: 'Asia/Kolkata' }) // naive TIMESTAMP: the zone must not shift it
+        const got = await computeVector(source(dir, file, 'csv', { columns: { zone: 'INTEGER', fare: 'DOUBLE', cat: 'VARCHAR', drv: 'VARCHAR', ts: 'TIMESTAMP' } }), q)
         const want = reference(rows, group, aggregates, filter)
         expect(Array.from(got.vector)).toEqual(Array.from(want.vector))
         expect(got.stats).toMatchObject(want.stats)
