@@ -1,13 +1,22 @@
-// Negotiation in one process over memory channels: the happy path and every refusal of §4.
+// Negotiation in one process over memory channels, real Ed25519 identities: the happy path and
+// every refusal of protocols/negotiation.md §4.1–4.3.
 import { describe, expect, it, beforeAll } from 'vitest'
+import { x25519 } from '@noble/curves/ed25519.js'
 import { memoryChannelPair, type Channel } from '../../src/protocol/transport.ts'
-import { certificateDigest, createProposal, negotiate, respondToProposal, verifyCertificate, type Certificate, type NonceStore, type ProviderDecision, type SignedProposal } from '../../src/protocol/negotiation.ts'
+import {
+  CLOCK_SKEW_MS, LABELS, NEG, certificateDigest, createProposal, encodeMessage, negotiate, proposalDigest, respondToProposal,
+  sessionParamsFromCertificate, verifyCertificate, type Certificate, type NegotiationDeps, type NonceStore,
+  type ProviderDecision, type ProviderOutcome, type SignedProposal, type VerifiedProposal
+} from '../../src/protocol/negotiation.ts'
 import { PolicyRejected, ProtocolAbort } from '../../src/protocol/errors.ts'
+import type { ProtocolEvent } from '../../src/protocol/events.ts'
 import { validateQuery } from '../../src/query/validate.ts'
+import { layoutOf } from '../../src/query/layout.ts'
 import { comparePeers } from '../../src/crypto/peer.ts'
-import { toHex } from '../../src/crypto/bytes.ts'
+import { statementDigest } from '../../src/crypto/sign.ts'
+import { fromHex, toHex } from '../../src/crypto/bytes.ts'
 import type { Query } from '../../src/query/types.ts'
-import { makeParties, type Party } from '../helpers/parties.ts'
+import { makeParties, makeParty, type Party } from '../helpers/parties.ts'
 
 class MemNonces implements NonceStore {
   seen = new Set<string>()
@@ -18,142 +27,344 @@ class MemNonces implements NonceStore {
 let buyer: Party
 let providers: Party[]
 let query: Query
-const deps = { checkQuery: (q: unknown) => validateQuery(q), now: () => Date.now() }
+const deps: NegotiationDeps = { checkQuery: (q: unknown) => validateQuery(q), now: () => Date.now() }
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+
+function makeQuery(negotiate_s: number, ps = providers): Query {
+  return validateQuery({
+    version: 1, id: 'q', title: 't', dataset: 'trips', timezone: 'UTC', filter: null,
+    group_by: [{ name: 'h', domain: { kind: 'hour_of_day', column: 'ts' } }],
+    aggregates: [{ name: 'n', kind: 'count' }, { name: 'f', kind: 'mean', column: 'fare', scale: 100, clip: [-5, 500], nulls: 'skip' }],
+    out_of_domain: 'drop', max_rows_per_provider: 1000,
+    participants: { buyer: buyer.peerId, providers: ps.map((p) => p.peerId).sort(comparePeers) },
+    min_providers: 3, output: [buyer.peerId, ps[0]?.peerId], timeouts: { negotiate_s, compute_s: 5, confirm_s: 2 }
+  })
+}
 
 beforeAll(async () => {
   ;({ buyer, providers } = await makeParties(3))
-  query = validateQuery({
-    version: 1, id: 'q', title: 't', dataset: 'trips', timezone: 'UTC', filter: null,
-    group_by: [{ name: 'h', domain: { kind: 'hour_of_day', column: 'ts' } }],
-    aggregates: [{ name: 'n', kind: 'count' }], out_of_domain: 'drop', max_rows_per_provider: 1000,
-    participants: { buyer: buyer.peerId, providers: providers.map((p) => p.peerId).sort(comparePeers) },
-    min_providers: 3, output: [buyer.peerId], timeouts: { negotiate_s: 2, compute_s: 5, confirm_s: 2 }
-  })
+  query = makeQuery(1)
 })
 
+type Settled<T> = PromiseSettledResult<T>
+type ProviderRole = (ch: Channel) => Promise<unknown>
 interface Opts {
   decide?: (i: number) => ProviderDecision | 'silent'
   proposal?: SignedProposal
   nonces?: MemNonces[]
-  /** Tamper with the first frame (the proposal) or the certificate frame on its way to provider i. */
+  /** Rewrite frame n the buyer sends to provider i (n = 0: proposal, n = 1: certificate). */
   tamper?: (i: number, frame: Uint8Array, n: number) => Uint8Array
+  /** Replace provider i by a hand-written (deviant) party. */
+  fake?: (i: number) => ProviderRole | undefined
+  events?: ProtocolEvent[]
+}
+interface RunResult {
+  buyer: Settled<Awaited<ReturnType<typeof negotiate>>>
+  providers: Array<Settled<unknown>>
+  /** Type bytes the buyer sent to each provider. */
+  sent: number[][]
+  decided: number[]
+  certificates: Certificate[][]
 }
 
-async function run(o: Opts = {}): Promise<{ buyer: PromiseSettledResult<Awaited<ReturnType<typeof negotiate>>>; providers: Array<PromiseSettledResult<Awaited<ReturnType<typeof respondToProposal>>>> }> {
+async function run(o: Opts = {}): Promise<RunResult> {
   const channels = new Map<string, Channel>()
+  const sent: number[][] = providers.map(() => [])
+  const decided: number[] = []
+  const certificates: Certificate[][] = providers.map(() => [])
   const provs = providers.map((p, i) => {
     const [b, q] = memoryChannelPair(buyer.peerId, p.peerId)
     let n = 0
-    const tampered: Channel = o.tamper ? { ...b, remote: b.remote, send: (m) => b.send((o.tamper as NonNullable<Opts['tamper']>)(i, m, n++)) } : b
-    channels.set(p.peerId, tampered)
-    const d = o.decide?.(i) ?? { accept: true, reasons: [] }
+    channels.set(p.peerId, {
+      ...b, remote: b.remote,
+      send: (m) => {
+        sent[i]?.push(m[0] as number)
+        return b.send(o.tamper ? o.tamper(i, m, n++) : m)
+      }
+    })
+    const fake = o.fake?.(i)
+    if (fake) return fake(q)
     return respondToProposal({
       signer: p.signer, channel: q, deps, nonces: o.nonces?.[i] ?? new MemNonces(),
-      decide: async () => (d === 'silent' ? new Promise<ProviderDecision>(() => {}) : d)
+      decide: async () => {
+        decided.push(i)
+        const d = o.decide?.(i) ?? { accept: true, reasons: [] } // evaluated when the provider decides
+        return d === 'silent' ? new Promise<ProviderDecision>(() => {}) : d
+      },
+      onCertificate: (c) => certificates[i]?.push(c)
     })
   })
   const proposal = o.proposal ?? createProposal(buyer.signer, query, { now: Date.now() })
-  const [b, ...ps] = await Promise.allSettled([negotiate({ signer: buyer.signer, proposal, channels, deps }), ...provs])
-  return { buyer: b as never, providers: ps as never }
+  const events = o.events
+  const bdeps = events ? { ...deps, events: (e: ProtocolEvent) => events.push(e) } : deps
+  const [b, ...ps] = await Promise.allSettled([negotiate({ signer: buyer.signer, proposal, channels, deps: bdeps }), ...provs])
+  return { buyer: b as RunResult['buyer'], providers: ps, sent, decided, certificates }
 }
 
-const reasonOf = (r: PromiseSettledResult<unknown>): string => (r.status === 'rejected' ? (r.reason as ProtocolAbort).reason ?? (r.reason as Error).name : 'fulfilled')
+function abortOf(r: Settled<unknown> | undefined): ProtocolAbort {
+  if (r?.status !== 'rejected') throw new Error(`expected a failure, got ${r?.status}`)
+  if (!(r.reason instanceof ProtocolAbort)) throw r.reason as Error
+  return r.reason
+}
+function thrown(f: () => unknown): ProtocolAbort {
+  try {
+    f()
+  } catch (e) {
+    if (e instanceof ProtocolAbort) return e
+    throw e
+  }
+  throw new Error('expected a ProtocolAbort, nothing was thrown')
+}
+const reasonOf = (r: Settled<unknown> | undefined): string => abortOf(r).reason
+function certified(r: Settled<unknown> | undefined): ProviderOutcome & { kind: 'certified' } {
+  if (r?.status !== 'fulfilled') throw r?.reason as Error
+  const v = r.value as ProviderOutcome
+  if (v.kind !== 'certified') throw new Error(`expected certified, got ${v.kind}`)
+  return v
+}
 
-describe('negotiation', () => {
-  it('all accept: every party ends with the same certificate and session parameters', async () => {
-    const r = await run()
-    expect(r.buyer.status).toBe('fulfilled')
-    if (r.buyer.status !== 'fulfilled') return
-    for (const p of r.providers) {
-      expect(p.status).toBe('fulfilled')
-      if (p.status !== 'fulfilled' || p.value.kind !== 'certified') throw new Error('not certified')
-      expect(toHex(p.value.params.session)).toBe(toHex(r.buyer.value.params.session))
-      expect([...p.value.params.ephemeralKeys.keys()]).toEqual(query.participants.providers)
+/** A deviant provider: answers the proposal with `body` (given the digest), signed by `p` under `label`. */
+function answering(p: Party, body: (digestHex: string) => Record<string, unknown>, o: { type?: number; label?: string; delayMs?: number } = {}): ProviderRole {
+  return async (ch) => {
+    const f = await ch.receive()
+    const m = JSON.parse(new TextDecoder().decode(f.subarray(1))) as { proposal: SignedProposal['proposal'] }
+    const b = body(toHex(proposalDigest(m.proposal)))
+    await sleep(o.delayMs ?? 0)
+    await ch.send(encodeMessage(o.type ?? NEG.accept, { ...b, sig: toHex(p.signer.sign(statementDigest(o.label ?? LABELS.accept, b))) }))
+    return await ch.receive().catch(() => null)
+  }
+}
+const acceptBody = (p: Party, ephemeral: string) => (d: string) =>
+  ({ v: 1, type: 'accept', proposal: d, provider: p.peerId, role: 'provider', decision: 'accept', ephemeral })
+
+describe('negotiation: happy path', () => {
+  it('1 buyer + 3 providers: identical certificate and SessionParams on every side', async () => {
+    const events: ProtocolEvent[] = []
+    const now = Date.now()
+    const proposal = createProposal(buyer.signer, query, { now })
+    const r = await run({ proposal, events })
+    if (r.buyer.status !== 'fulfilled') throw r.buyer.reason as Error
+    const { params, certificate } = r.buyer.value
+    expect(params.providers).toEqual(query.participants.providers)
+    expect(params.length).toBe(layoutOf(query).length)
+    expect(params.signed).toEqual([false, true, false])
+    expect(params.outputProviders).toEqual([providers[0]?.peerId])
+    expect(params.deadline).toBe(now + (1 + 5 + 2) * 1000 + CLOCK_SKEW_MS)
+    expect(toHex(params.session)).toBe(toHex(certificateDigest(certificate.body)))
+    for (const [i, res] of r.providers.entries()) {
+      const v = certified(res)
+      expect(v.params).toEqual(params)
+      expect(v.certificate).toEqual(certificate)
+      expect(r.certificates[i]).toEqual([certificate])
+      // the private key handed over belongs to the public key in the certificate
+      expect(toHex(x25519.getPublicKey(v.ephemeralPrivateKey))).toBe(toHex(params.ephemeralKeys.get(providers[i]?.peerId as string) as Uint8Array))
+    }
+    expect(new Set([...params.ephemeralKeys.values()].map(toHex)).size).toBe(3)
+    expect(sessionParamsFromCertificate(JSON.parse(JSON.stringify(certificate)) as Certificate, deps)).toEqual(params)
+    expect(events.filter((e) => e.type === 'decision' && e.decision === 'accept')).toHaveLength(3)
+  })
+})
+
+describe('negotiation: the buyer side (§4.2)', () => {
+  it('one rejection: PolicyRejected with that provider and its reasons; no certificate is sent', async () => {
+    const reasons = [{ code: 'column_denied', message: 'no license' }]
+    const r = await run({ decide: (i) => (i === 1 ? { accept: false, reasons } : { accept: true, reasons: [] }) })
+    const e = (r.buyer as PromiseRejectedResult).reason as PolicyRejected
+    expect(e).toBeInstanceOf(PolicyRejected)
+    expect(e.rejections).toEqual([{ provider: providers[1]?.peerId, reasons }])
+    expect(r.sent.flat()).not.toContain(NEG.certificate)
+    expect(r.providers[1]?.status === 'fulfilled' && (r.providers[1].value as ProviderOutcome).kind).toBe('rejected')
+    for (const i of [0, 2]) {
+      expect(reasonOf(r.providers[i])).toBe('peer_abort') // told to stop, never certified
+      expect(abortOf(r.providers[i]).info.by).toBe(buyer.peerId)
     }
   })
 
-  it('a rejection: PolicyRejected naming the provider and its reasons, no certificate', async () => {
-    const r = await run({ decide: (i) => (i === 1 ? { accept: false, reasons: [{ code: 'column_denied', message: 'no license' }] } : { accept: true, reasons: [] }) })
-    expect(r.buyer.status).toBe('rejected')
+  it('two rejections: every rejecting provider is listed with its reasons', async () => {
+    const r = await run({ decide: (i) => (i === 1 ? { accept: true, reasons: [] } : { accept: false, reasons: [{ code: `c${i}`, message: `m${i}` }] }) })
     const e = (r.buyer as PromiseRejectedResult).reason as PolicyRejected
-    expect(e).toBeInstanceOf(PolicyRejected)
-    expect(e.rejections).toEqual([{ provider: providers[1]?.peerId, reasons: [{ code: 'column_denied', message: 'no license' }] }])
-    expect(r.providers[1]?.status === 'fulfilled' && r.providers[1].value.kind).toBe('rejected')
-    for (const i of [0, 2]) expect(r.providers[i]?.status).toBe('rejected') // told to stop, never certified
+    expect(e.rejections.map((x) => [x.provider, x.reasons[0]?.code])).toEqual([[providers[0]?.peerId, 'c0'], [providers[2]?.peerId, 'c2']])
   })
 
-  it('silence: a timeout naming the silent provider', async () => {
-    const r = await run({ decide: (i) => (i === 2 ? 'silent' : { accept: true, reasons: [] }) })
-    const e = (r.buyer as PromiseRejectedResult).reason as ProtocolAbort
-    expect([e.reason, e.accused]).toEqual(['timeout', providers[2]?.peerId])
+  it('silence: timeout accusing the silent provider; every silent one is named', async () => {
+    const r = await run({ decide: (i) => (i === 0 ? { accept: true, reasons: [] } : 'silent') })
+    const e = abortOf(r.buyer)
+    expect([e.reason, e.accused]).toEqual(['timeout', providers[1]?.peerId])
+    expect(e.info.detail).toContain(providers[2]?.peerId)
+    expect(r.sent.flat()).not.toContain(NEG.certificate)
+    for (const p of r.providers) expect(reasonOf(p)).toBe('peer_abort') // the abort ends their wait
   })
 
-  it('a proposal altered after signing is refused (bad_signature)', async () => {
+  it('duplicate ephemeral keys: the later arrival is accused (replay)', async () => {
+    const key = toHex(x25519.getPublicKey(x25519.utils.randomSecretKey()))
+    const r = await run({
+      fake: (i) => (i === 0 ? undefined : answering(providers[i] as Party, acceptBody(providers[i] as Party, key), { delayMs: i === 1 ? 50 : 0 }))
+    })
+    const e = abortOf(r.buyer)
+    expect([e.reason, e.accused]).toEqual(['replay', providers[1]?.peerId])
+    expect(r.sent.flat()).not.toContain(NEG.certificate)
+  })
+
+  it.each([
+    ['names another provider', (p: Party) => answering(p, (d) => ({ ...acceptBody(p, 'ab'.repeat(32))(d), provider: providers[0]?.peerId })), 'not_participant'],
+    ['is bound to another proposal', (p: Party) => answering(p, () => acceptBody(p, 'ab'.repeat(32))('00'.repeat(32))), 'wrong_session'],
+    ['claims the buyer role', (p: Party) => answering(p, (d) => ({ ...acceptBody(p, 'ab'.repeat(32))(d), role: 'buyer' })), 'wrong_role'],
+    ['is signed under the wrong label', (p: Party) => answering(p, acceptBody(p, 'ab'.repeat(32)), { label: LABELS.reject }), 'bad_signature'],
+    ['has a short ephemeral key', (p: Party) => answering(p, acceptBody(p, 'ab'.repeat(31))), 'malformed_message'],
+    ['carries an extra field', (p: Party) => answering(p, (d) => ({ ...acceptBody(p, 'ab'.repeat(32))(d), x: 1 })), 'malformed_message'],
+    ['is a rejection without reasons', (p: Party) => answering(p, (d) => ({ v: 1, type: 'reject', proposal: d, provider: p.peerId, role: 'provider', decision: 'reject', reasons: [] }), { type: NEG.reject, label: LABELS.reject }), 'malformed_message'],
+    ['is a PROPOSAL (a provider acting as buyer)', (p: Party) => answering(p, acceptBody(p, 'ab'.repeat(32)), { type: NEG.proposal }), 'wrong_role']
+  ])('an answer that %s: abort accusing that provider, broadcast to the others', async (_n, mk, reason) => {
+    const r = await run({ fake: (i) => (i === 2 ? mk(providers[2] as Party) : undefined) })
+    const e = abortOf(r.buyer)
+    expect([e.reason, e.accused]).toEqual([reason, providers[2]?.peerId])
+    for (const i of [0, 1]) expect(reasonOf(r.providers[i])).toBe('peer_abort')
+    expect(r.sent.flat()).not.toContain(NEG.certificate)
+  })
+})
+
+describe('negotiation: proposal checks (§4.1)', () => {
+  it('a proposal altered after signing is refused (bad_signature) before any decision', async () => {
     const p = createProposal(buyer.signer, query, { now: Date.now() })
-    const tampered = { ...p, proposal: { ...p.proposal, query: { ...p.proposal.query, title: 'other' } } }
-    const r = await run({ proposal: tampered })
-    for (const x of r.providers) expect(reasonOf(x)).toBe('bad_signature')
+    const r = await run({ proposal: { ...p, proposal: { ...p.proposal, query: { ...p.proposal.query, title: 'other' } } } })
+    for (const x of r.providers) expect([reasonOf(x), abortOf(x).accused]).toEqual(['bad_signature', buyer.peerId])
+    expect(r.decided).toEqual([])
+    expect(reasonOf(r.buyer)).toBe('peer_abort')
   })
 
-  it('an expired proposal is refused', async () => {
-    const r = await run({ proposal: createProposal(buyer.signer, query, { now: Date.now() - 3_600_000 }) })
-    for (const x of r.providers) expect(reasonOf(x)).toBe('expired')
+  it('an expired proposal, or one dated in the future beyond the skew, is refused (expired)', async () => {
+    const old = await run({ proposal: createProposal(buyer.signer, query, { now: Date.now() - 3_600_000 }) })
+    for (const x of old.providers) expect(reasonOf(x)).toBe('expired')
+    const future = await run({ proposal: createProposal(buyer.signer, query, { now: Date.now() + 2 * CLOCK_SKEW_MS }) })
+    for (const x of future.providers) expect(reasonOf(x)).toBe('expired')
+    // inside the allowance: accepted
+    const skewed = await run({ proposal: createProposal(buyer.signer, query, { now: Date.now() + CLOCK_SKEW_MS / 2 }) })
+    expect(skewed.buyer.status).toBe('fulfilled')
   })
 
-  it('a replayed proposal (same nonce) is refused even after a restart of the store', async () => {
+  it('a replayed proposal (same nonce) is refused (replay); the nonce is stored before the decision', async () => {
     const nonces = providers.map(() => new MemNonces())
     const p = createProposal(buyer.signer, query, { now: Date.now() })
-    const first = await run({ proposal: p, nonces })
+    const first = await run({ proposal: p, nonces, decide: (i) => {
+      expect(nonces[i]?.has(p.proposal.nonce)).toBe(true)
+      return { accept: true, reasons: [] }
+    } })
     expect(first.buyer.status).toBe('fulfilled')
     const again = await run({ proposal: p, nonces })
     for (const x of again.providers) expect(reasonOf(x)).toBe('replay')
+    expect(again.decided).toEqual([])
   })
 
-  const certTamper = (f: (c: Certificate) => void, resign: boolean) => (i: number, frame: Uint8Array, n: number): Uint8Array => {
-    if (n !== 1 || i !== 0) return frame // the second frame to provider 0 is the certificate
+  it('a proposal signed by a provider (wrong role) is refused', async () => {
+    const [b, q] = memoryChannelPair(providers[1]?.peerId as string, providers[0]?.peerId as string)
+    const p = createProposal(providers[1]?.signer as Party['signer'], query, { now: Date.now() })
+    await b.send(encodeMessage(NEG.proposal, { proposal: p.proposal, sig: p.sig }))
+    await expect(respondToProposal({ signer: providers[0]?.signer as Party['signer'], channel: q, deps, nonces: new MemNonces(), decide: async () => ({ accept: true, reasons: [] }) }))
+      .rejects.toMatchObject({ info: { reason: 'wrong_role', accused: providers[1]?.peerId } })
+  })
+
+  it('an agent that is not among the providers refuses (not_participant)', async () => {
+    const outsider = await makeParty()
+    const [b, q] = memoryChannelPair(buyer.peerId, outsider.peerId)
+    const p = createProposal(buyer.signer, query, { now: Date.now() })
+    await b.send(encodeMessage(NEG.proposal, { proposal: p.proposal, sig: p.sig }))
+    await expect(respondToProposal({ signer: outsider.signer, channel: q, deps, nonces: new MemNonces(), decide: async () => ({ accept: true, reasons: [] }) }))
+      .rejects.toMatchObject({ info: { reason: 'not_participant', accused: buyer.peerId } })
+  })
+
+  it.each([
+    ['nests too deep', () => new TextEncoder().encode('{"a":' + '['.repeat(100) + ']'.repeat(100) + '}')],
+    ['is not JSON', () => new TextEncoder().encode('{nope')],
+    ['has a non-canonical query', () => {
+      const p = createProposal(buyer.signer, query, { now: Date.now() })
+      const bad = { ...p.proposal, query: { ...p.proposal.query, participants: { ...p.proposal.query.participants, providers: [...p.proposal.query.participants.providers].reverse() } } }
+      return new TextEncoder().encode(JSON.stringify({ proposal: bad, sig: toHex(buyer.signer.sign(proposalDigest(bad))) }))
+    }]
+  ])('a proposal that %s is refused (malformed_message)', async (_n, body) => {
+    const [b, q] = memoryChannelPair(buyer.peerId, providers[0]?.peerId as string)
+    await b.send(new Uint8Array([NEG.proposal, ...body()]))
+    await expect(respondToProposal({ signer: providers[0]?.signer as Party['signer'], channel: q, deps, nonces: new MemNonces(), decide: async () => ({ accept: true, reasons: [] }) }))
+      .rejects.toMatchObject({ info: { reason: 'malformed_message', accused: buyer.peerId } })
+  })
+})
+
+describe('negotiation: certificate checks (§4.3)', () => {
+  /** A deviant buyer: rewrites the certificate to provider 0 and (unless told not to) re-signs it. */
+  const certTamper = (f: (c: Certificate) => void, resign = true) => (i: number, frame: Uint8Array, n: number): Uint8Array => {
+    if (n !== 1 || i !== 0) return frame
     const c = JSON.parse(new TextDecoder().decode(frame.subarray(1))) as Certificate
     f(c)
     if (resign) c.buyer_sig = toHex(buyer.signer.sign(certificateDigest(c.body)))
-    const json = new TextEncoder().encode(JSON.stringify(c))
-    const out = new Uint8Array(json.length + 1)
-    out[0] = frame[0] as number
-    out.set(json, 1)
-    return out
+    return new Uint8Array([frame[0] as number, ...new TextEncoder().encode(JSON.stringify(c))])
   }
+  const resignAccept = (c: Certificate, k: number): void => {
+    const a = c.body.acceptances[k]
+    if (!a) throw new Error('no acceptance')
+    const { sig: _s, ...body } = a
+    a.sig = toHex((providers[k] as Party).signer.sign(statementDigest(LABELS.accept, body)))
+  }
+  const own = (c: Certificate) => c.body.acceptances[0] as Certificate['body']['acceptances'][number]
 
   it.each([
-    ['a forged acceptance', (c: Certificate) => { const a = c.body.acceptances[1]; if (a) a.sig = a.sig.replace(/^../, a.sig.startsWith('00') ? '11' : '00') }, 'invalid_certificate'],
+    ['a forged acceptance', (c: Certificate) => { const a = c.body.acceptances[1]; if (a) a.sig = (a.sig.startsWith('00') ? '11' : '00') + a.sig.slice(2) }, 'invalid_certificate'],
     ['a missing acceptance', (c: Certificate) => { c.body.acceptances.pop() }, 'invalid_certificate'],
-    ['an extra acceptance', (c: Certificate) => { c.body.acceptances.push(c.body.acceptances[0] as never) }, 'invalid_certificate'],
-    ['a swapped ephemeral key for this provider', (c: Certificate) => { const a = c.body.acceptances.find((x) => x.provider === providers[0]?.peerId); if (a) a.ephemeral = 'ab'.repeat(32) }, 'invalid_certificate'],
-    ['a buyer signature over something else', (c: Certificate) => { c.buyer_sig = '00'.repeat(64) }, 'bad_signature']
-  ])('a certificate with %s is refused', async (_n, f, reason) => {
-    // a malicious buyer re-signs what it altered; only the buyer-signature case is left unsigned
+    ['an extra acceptance', (c: Certificate) => { c.body.acceptances.push(c.body.acceptances[2] as never) }, 'invalid_certificate'],
+    ['a duplicated acceptance in place of another', (c: Certificate) => { c.body.acceptances[2] = c.body.acceptances[1] as never }, 'invalid_certificate'],
+    ['acceptances out of canonical order', (c: Certificate) => { c.body.acceptances.reverse() }, 'invalid_certificate'],
+    ['two providers with the same (validly signed) ephemeral key', (c: Certificate) => {
+      const [, a1, a2] = c.body.acceptances
+      if (a1 && a2) a2.ephemeral = a1.ephemeral
+      resignAccept(c, 2)
+    }, 'invalid_certificate'],
+    ['a swapped ephemeral key for this provider', (c: Certificate) => { own(c).ephemeral = 'ab'.repeat(32) }, 'replay'],
+    ['another proposal embedded', (c: Certificate) => { c.body.proposal.proposal.deadline += 1 }, 'invalid_certificate'],
+    ['an added field', (c: Certificate) => { (c.body as unknown as Record<string, unknown>).extra = 1 }, 'malformed_message'],
+    ['a buyer signature over something else', (c: Certificate) => { c.buyer_sig = toHex(buyer.signer.sign(new Uint8Array(32))) }, 'bad_signature']
+  ])('a certificate with %s is refused, accusing the buyer', async (_n, f, reason) => {
     const r = await run({ tamper: certTamper(f, reason !== 'bad_signature') })
-    expect(reasonOf(r.providers[0] as PromiseSettledResult<unknown>)).toBe(reason)
+    expect(r.buyer.status).toBe('fulfilled') // the deviant buyer itself finished
+    const e = abortOf(r.providers[0])
+    expect([e.reason, e.accused]).toEqual([reason, buyer.peerId])
+    expect(r.certificates[0]).toEqual([])
+    certified(r.providers[1])
   })
 
-  it('a certificate replayed to a provider whose ephemeral key changed is refused (replay)', async () => {
+  it('a validly signed certificate from an earlier run does not carry the key this provider holds (replay)', async () => {
     const r = await run()
-    if (r.buyer.status !== 'fulfilled') throw new Error('setup failed')
+    if (r.buyer.status !== 'fulfilled') throw r.buyer.reason as Error
+    const v = certified(r.providers[0])
+    const expect0 = { proposal: v.proposal.digest, self: providers[0]?.peerId as string, buyer: buyer.peerId }
     const cert = r.buyer.value.certificate
-    const me = providers[0]?.peerId as string
-    expect(() => verifyCertificate(cert, deps, { proposal: r.buyer.status === 'fulfilled' ? r.buyer.value.params.session : new Uint8Array(), self: me, ephemeral: new Uint8Array(32), buyer: buyer.peerId }))
-      .toThrow(ProtocolAbort)
-    const digest = (r.providers[0] as PromiseFulfilledResult<{ kind: 'certified'; proposal: { digest: Uint8Array } }>).value.proposal.digest
-    try {
-      verifyCertificate(cert, deps, { proposal: digest, self: me, ephemeral: new Uint8Array(32).fill(9), buyer: buyer.peerId })
-      throw new Error('accepted')
-    } catch (e) {
-      expect((e as ProtocolAbort).reason).toBe('replay')
-    }
+    expect(verifyCertificate(cert, deps, { ...expect0, ephemeral: v.params.ephemeralKeys.get(expect0.self) as Uint8Array }).params).toEqual(v.params)
+    const e = thrown(() => verifyCertificate(cert, deps, { ...expect0, ephemeral: x25519.getPublicKey(x25519.utils.randomSecretKey()) }))
+    expect([e.reason, e.accused]).toEqual(['replay', buyer.peerId])
   })
 
-  it('a proposal from a provider (wrong role) is refused', async () => {
-    const [b, q] = memoryChannelPair(providers[1]?.peerId as string, providers[0]?.peerId as string)
-    const p = createProposal(providers[1]?.signer as Party['signer'], query, { now: Date.now() })
-    await b.send(new Uint8Array([1, ...new TextEncoder().encode(JSON.stringify({ proposal: p.proposal, sig: p.sig }))]))
-    await expect(respondToProposal({ signer: providers[0]?.signer as Party['signer'], channel: q, deps, nonces: new MemNonces(), decide: async () => ({ accept: true, reasons: [] }) }))
-      .rejects.toMatchObject({ info: { reason: 'wrong_role' } })
+  it('a certificate past its deadline is refused (expired)', async () => {
+    const r = await run()
+    if (r.buyer.status !== 'fulfilled') throw r.buyer.reason as Error
+    const c = r.buyer.value.certificate
+    const late = { ...deps, now: () => c.body.proposal.proposal.deadline + CLOCK_SKEW_MS + 1 }
+    expect(thrown(() => verifyCertificate(c, late)).reason).toBe('expired')
+    expect(verifyCertificate(c, { ...deps, now: () => c.body.proposal.proposal.deadline + CLOCK_SKEW_MS }).params.session).toEqual(r.buyer.value.params.session)
+  })
+
+  it('the buyer aborting while the provider decides ends the provider with peer_abort', async () => {
+    const [b, q] = memoryChannelPair(buyer.peerId, providers[0]?.peerId as string)
+    const p = createProposal(buyer.signer, query, { now: Date.now() })
+    await b.send(encodeMessage(NEG.proposal, { proposal: p.proposal, sig: p.sig }))
+    const { encodeAbort } = await import('../../src/protocol/abort.ts')
+    let seen: VerifiedProposal | null = null
+    const res = respondToProposal({
+      signer: providers[0]?.signer as Party['signer'], channel: q, deps, nonces: new MemNonces(),
+      decide: async (vp) => {
+        seen = vp
+        await b.send(encodeAbort(buyer.signer, p.digest, { reason: 'local_error', accused: null, detail: 'changed my mind' }))
+        return new Promise<ProviderDecision>(() => {})
+      }
+    })
+    await expect(res).rejects.toMatchObject({ info: { reason: 'peer_abort', by: buyer.peerId } })
+    expect(toHex((seen as VerifiedProposal | null)?.digest ?? new Uint8Array())).toBe(toHex(p.digest))
+    expect(fromHex(toHex(p.digest), 32)).toEqual(p.digest)
   })
 })
