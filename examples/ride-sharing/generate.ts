@@ -90,8 +90,9 @@ export async function generate(companies: Company[], seed: number): Promise<void
       // zone popularity: a skewed draw of a popularity rank, mapped through the company's own zone order
       // (the city's busy zones first, in a company-specific order: each company has its own zone mix)
       const order = `[${zoneOrder(seed, ci).join(',')}]`
-      // rank ~ geometric with mean 60: about half the trips start in the 40 busy zones, the quietest zones see few
-      const zone = (stream: number): string => `(${order})[1 + (floor(-ln(1 - ${u(stream)}) * 60)::BIGINT % 263)]`
+      // rank ~ Zipf-like, P(rank < r) = ((r + 1)^0.4 - 1) / (264^0.4 - 1): the busiest zone ~4 % of trips,
+      // the 40 busy zones ~40 %, the quietest zone ~1/20 of the busiest
+      const zone = (stream: number): string => `(${order})[1 + least(262, floor(pow(${u(stream)} * (pow(264, 0.4) - 1) + 1, 2.5))::BIGINT - 1)]`
       await c.run(`COPY (
         WITH d AS (
           SELECT i,

@@ -113,7 +113,7 @@ describe('generate', () => {
     expect(new Set(tops.map((r) => String(r[1]))).size).toBe(3)
     const busy = zoneOrder(3, 0).slice(0, 40).join(',') // the city's busy zones (any company's first 40)
     const inBusy = Number(await one(`SELECT avg((PULocationID IN (${busy}))::INTEGER) FROM ${all}`))
-    expect(inBusy).toBeGreaterThan(0.4) // 40 of 263 zones: 15 % if uniform
+    expect(inBusy).toBeGreaterThan(0.33) // 40 of 263 zones: 15 % if uniform, ~40 % by design
     expect(Number(await one(`SELECT count(DISTINCT PULocationID) FROM ${all}`))).toBeGreaterThan(200)
     const shared = Number(await one(`SELECT count(*) FROM (SELECT vehicle_id FROM ${all} GROUP BY 1 HAVING count(DISTINCT filename) > 1)`))
     expect(shared).toBeGreaterThan(0)
