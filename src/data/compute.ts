@@ -56,6 +56,8 @@ export async function computeVector(src: DatasetSource, q: Query, opts: { signal
       const { sql, params, types, outputs } = compileQuery(q, schema, from, icu)
       const stats: VectorStats = { rows: 0, matched: 0, filtered: 0, clipped: 0, outOfDomain: 0, nullsSkipped: 0, ms: 0 }
       const nulls = new Array<bigint>(q.aggregates.length).fill(0n)
+      // an interrupt only reaches a running statement: look again right before the long one
+      if (opts.signal?.aborted) throw new DataError(`dataset "${src.name}": computation cancelled (the run was stopped)`)
       const result = await c.stream(sql, params, types)
       for (;;) {
         if (opts.signal?.aborted) throw new DataError(`dataset "${src.name}": computation cancelled (the run was stopped)`)

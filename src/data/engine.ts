@@ -97,6 +97,8 @@ export function asDataError(src: DatasetSource, e: unknown): DataError {
 
 /** Run `f` on a fresh connection to the source, with the session time zone set to `timezone`. */
 export async function withSource<T>(src: DatasetSource, timezone: string, f: (c: DuckDBConnection, from: string, icu: boolean) => Promise<T>, signal?: AbortSignal): Promise<T> {
+  const cancelled = (): DataError => new DataError(`dataset "${src.name}": computation cancelled (the run was stopped)`)
+  if (signal?.aborted) throw cancelled()
   engine ??= open()
   const { db, icu } = await engine
   const c = await db.connect()
@@ -110,7 +112,7 @@ export async function withSource<T>(src: DatasetSource, timezone: string, f: (c:
     detach = s.detach
     return await f(c, s.from, icu)
   } catch (e) {
-    if (signal?.aborted) throw new DataError(`dataset "${src.name}": computation cancelled (the run was stopped)`)
+    if (signal?.aborted) throw cancelled()
     throw asDataError(src, e)
   } finally {
     signal?.removeEventListener('abort', onAbort)

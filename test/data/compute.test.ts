@@ -197,11 +197,18 @@ describe('data errors (exit 6, one line)', () => {
   it('out of domain with fail names the column and a value', async () => bad(computeVector(src('a.parquet', 'parquet'), await q({ out_of_domain: 'fail' })), /1 rows fall outside.*column "zone" \(dimension "zone"\) has value 9/))
   it('more matched rows than the agreed maximum', async () => bad(computeVector(src('a.parquet', 'parquet'), await q({ max_rows_per_provider: 3 })), /4 rows match but the agreement allows at most 3/))
   it('a literal that does not fit the column type', async () => bad(computeVector(src('a.parquet', 'parquet'), await q({ filter: { op: 'cmp', cmp: '<', ref: { column: 'ts' }, value: 'yesterday' } })), /yesterday/))
-  it('cancellation interrupts and rejects', async () => {
+  it('cancellation before or during the scan rejects (DuckDB is interrupted)', async () => {
     const ac = new AbortController()
     ac.abort()
     await bad(computeVector(src('a.parquet', 'parquet'), await q(), { signal: ac.signal }), /cancelled/)
-  })
+    await sql(`COPY (SELECT CAST(i % 5 AS INTEGER) AS zone, CAST(i % 977 AS DOUBLE) AS fare, 'x' || (i % 1000003) AS driver FROM range(4000000) t(i)) TO '${join(dir, 'big.parquet')}' (FORMAT parquet)`)
+    const mid = new AbortController()
+    const t0 = performance.now()
+    const p = computeVector(src('big.parquet', 'parquet'), await q({ aggregates: [{ name: 'd', kind: 'count_distinct', column: 'driver' }] }), { signal: mid.signal })
+    setTimeout(() => mid.abort(), 30)
+    await bad(p, /cancelled/)
+    expect(performance.now() - t0).toBeLessThan(2000) // the full scan takes seconds here
+  }, 20_000)
 })
 
 describe('fixed point', () => {
