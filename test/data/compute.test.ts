@@ -225,6 +225,21 @@ describe('fixed point', () => {
   })
 })
 
+describe('column types', () => {
+  it('DECIMAL and BIGINT columns are read as binary64 before clip and scale, like the reference', async () => {
+    const vals = ['1.005', '-1.005', '2.675', '0.125', '123456.785', '-0.5']
+    await sql(`COPY (SELECT 1 AS zone, CAST(v AS DECIMAL(18,3)) AS fare, CAST(round(CAST(v AS DOUBLE) * 1000) AS BIGINT) AS milli FROM (VALUES ${vals.map((v) => `('${v}')`).join(', ')}) t(v)) TO '${join(dir, 'dec.parquet')}' (FORMAT parquet)`)
+    for (const scale of [1, 100, 1000]) {
+      const { vector } = await computeVector(src('dec.parquet', 'parquet'), await q({ group_by: [], aggregates: [
+        { name: 'f', kind: 'sum', column: 'fare', scale, clip: [-1e6, 1e6], nulls: 'fail' },
+        { name: 'm', kind: 'sum', column: 'milli', scale, clip: [-1e9, 1e9], nulls: 'fail' }
+      ] }))
+      expect(BigInt.asIntN(64, vector[0] as bigint)).toBe(vals.reduce((a, v) => a + fixedPoint(Number(v), scale), 0n))
+      expect(BigInt.asIntN(64, vector[1] as bigint)).toBe(vals.reduce((a, v) => a + fixedPoint(Math.round(Number(v) * 1000), scale), 0n))
+    }
+  })
+})
+
 describe('resources', () => {
   it('leaves no file behind: no spill directory after closeEngine, nothing new next to the data', async () => {
     const before = readdirSync(dir).sort()
