@@ -82,7 +82,7 @@ export function heatmapSvg(doc: ResultDoc, zones: Map<number, ZoneInfo> = new Ma
 ${hours.join('')}${zoneTicks.join('')}
 <text x="14" y="${topPad + 130 * ch}" font-size="11" transform="rotate(-90 14 ${topPad + 130 * ch})" text-anchor="middle">taxi zone (PULocationID)</text>
 ${rects.join('\n')}
-${legend.join('')}<text x="${left + 24 * cw + 40}" y="${topPad + 10}" font-size="10">${max}</text><text x="${left + 24 * cw + 40}" y="${topPad + 195}" font-size="10">0</text>
+${legend.join('')}<text x="${left + 24 * cw + 40}" y="${topPad + 10}" font-size="10">${max}</text><text x="${left + 24 * cw + 40}" y="${topPad + 195}" font-size="10">0</text><text x="${left + 24 * cw + 20}" y="${topPad + 220}" font-size="10">pickups per cell</text><text x="${left + 24 * cw + 20}" y="${topPad + 234}" font-size="10">(square-root scale)</text>
 </svg>
 `
 }
