@@ -139,9 +139,13 @@ export async function negotiate(o: {
   }))
   const answers = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []))
   const faults = settled.flatMap((s) => (s.status === 'rejected' ? [asAbort(s.reason)] : []))
-  const rejecters = new Set(answers.flatMap((a) => (a.kind === 'reject' ? [a.provider] : [])))
+  // who gets our ABORT: not a provider that rejected (it is done) nor one that aborted itself (§4.5)
+  const done = new Set([
+    ...answers.flatMap((a) => (a.kind === 'reject' ? [a.provider] : [])),
+    ...faults.flatMap((f) => (f.reason === 'peer_abort' && f.info.by ? [f.info.by] : []))
+  ])
   const abortOthers = async (info: AbortInfo): Promise<void> => {
-    await Promise.all(providers.filter((p) => !rejecters.has(p)).map((p) => sendAbort(signer, chan(p), proposal.digest, info)))
+    await Promise.all(providers.filter((p) => !done.has(p)).map((p) => sendAbort(signer, chan(p), proposal.digest, info)))
   }
 
   // any rejection: nobody computes; every rejecting provider is named with its reasons
@@ -156,7 +160,7 @@ export async function negotiate(o: {
     const err = faults.find((f) => f.reason !== 'timeout') ?? (faults[0] as ProtocolAbort)
     const others = silent.filter((s) => s !== err.accused)
     if (others.length) err.info.detail += ` (also silent: ${others.join(', ')})`
-    if (err.info.reason !== 'peer_abort') await abortOthers(err.info)
+    await abortOthers(err.info)
     throw err
   }
   // distinct ephemeral keys (masked-sum.md §3.1): the later arrival of a duplicate is accused

@@ -195,6 +195,17 @@ describe('negotiation: the buyer side (§4.2)', () => {
     for (const p of r.providers) expect(reasonOf(p)).toBe('peer_abort') // the abort ends their wait
   })
 
+  it('a provider that aborts: peer_abort naming it; the buyer stops the others at once', async () => {
+    // the proposal to provider 0 is damaged on the way (its signature no longer verifies)
+    const r = await run({ tamper: (i, f, n) => (i === 0 && n === 0 ? f.map((b, k) => (k === f.length - 3 ? (b === 0x61 ? 0x62 : 0x61) : b)) : f) })
+    expect(reasonOf(r.providers[0])).toBe('bad_signature')
+    const e = abortOf(r.buyer)
+    expect([e.reason, e.info.by, e.accused]).toEqual(['peer_abort', providers[0]?.peerId, buyer.peerId])
+    expect(e.info.detail).toContain('bad_signature')
+    for (const i of [1, 2]) expect([reasonOf(r.providers[i]), abortOf(r.providers[i]).info.by]).toEqual(['peer_abort', buyer.peerId])
+    expect(r.sent[0]).toEqual([NEG.proposal]) // no ABORT answered to an ABORT
+  })
+
   it('duplicate ephemeral keys: the later arrival is accused (replay)', async () => {
     const key = toHex(x25519.getPublicKey(x25519.utils.randomSecretKey()))
     const r = await run({
