@@ -7,4 +7,7 @@ if (major < 22) {
   process.exit(2)
 }
 const { main } = await import('../src/cli/main.ts')
-process.exitCode = await main(process.argv.slice(2))
+const code = await main(process.argv.slice(2))
+// Exit now: a half-closed libp2p socket must not keep a finished cron job alive. stdout and stderr
+// writes to files, pipes and terminals are synchronous on Linux, so nothing printed is lost.
+process.exit(code)

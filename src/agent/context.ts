@@ -58,7 +58,9 @@ export function sameRun(r: ProviderRun, head: { kind: 'start' | 'xcheck'; sessio
   if (r.session === head.session) return head.kind === 'start' || r.providers.includes(remote)
   // otherwise only a run still waiting for exactly this stream, so the runner can name the fault
   if (r.aborted) return false
-  if (head.kind === 'start') return r.buyer === remote && !r.buyerChannel.settled
+  // START routes by exact session only: a second run from the same buyer must never take over a run
+  // still waiting; a START for an unknown session is refused as wrong_session (check 1)
+  if (head.kind === 'start') return false
   return r.proposal === head.proposal && r.peerChannels.get(remote)?.settled === false
 }
 

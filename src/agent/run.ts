@@ -22,7 +22,8 @@ import { validateQuery, queryDigest } from '../query/validate.ts'
 import { decodeResult, resultToCsv, topCells, type ResultTable } from '../query/result.ts'
 import { domainLabels } from '../query/layout.ts'
 import type { Query } from '../query/types.ts'
-import { toHex } from '../crypto/bytes.ts'
+import { fromHex, toHex } from '../crypto/bytes.ts'
+import { encodeAbort } from '../protocol/abort.ts'
 
 export interface QueryRunOptions {
   queryFile: string
@@ -63,6 +64,8 @@ export async function runQuery(agent: Agent, o: QueryRunOptions): Promise<QueryR
   let node: AgentNode | null = null
   let session: string | null = null
   const channels: Channel[] = []
+  const msChannels: Channel[] = []
+  let sumStarted = false
   try {
     node = await startNode(agent, [])
     const addrOf = (p: string): string => {
@@ -113,12 +116,14 @@ export async function runQuery(agent: Agent, o: QueryRunOptions): Promise<QueryR
       try {
         const ch = await openChannel(node as AgentNode, addrOf(p), MASKED_SUM_PROTOCOL, { signal: o.signal })
         channels.push(ch)
+        msChannels.push(ch)
         ms.set(p, ch)
       } catch (e) {
         if (e instanceof PeerUnreachableError) throw new ProtocolAbort({ reason: 'unreachable', accused: p, detail: `${nameOf(p)} became unreachable after the agreement` })
         throw e
       }
     }))
+    sumStarted = true
     const res = await runBuyer({ signer: agent.identity.signer, params, channels: ms, signal: o.signal, hooks: o.hooks, events: (e) => o.emit({ ...e, v: 1 }) })
     mark('masked_sum_ms', tSum)
 
@@ -144,13 +149,19 @@ export async function runQuery(agent: Agent, o: QueryRunOptions): Promise<QueryR
   } catch (e) {
     if (e instanceof ProtocolAbort) {
       audit.append('abort', { session: session ?? undefined, data: e.info })
+      // providers waiting on streams the runner never took over learn at once, not at their timeout
+      if (!sumStarted) {
+        const frame = encodeAbort(agent.identity.signer, session ? fromHex(session, 32) : null, e.info)
+        await Promise.all(msChannels.map((ch) => Promise.race([ch.send(frame).catch(() => {}), new Promise((r) => setTimeout(r, 500))])))
+      }
       throw named(e, nameOf)
     }
     if (e instanceof PolicyRejected) throw new PolicyRejected(e.rejections.map((r) => ({ ...r, provider: nameOf(r.provider) })))
     throw e
   } finally {
     for (const ch of channels) ch.abort(new Error('run finished'))
-    await Promise.resolve(node?.stop()).catch(() => {})
+    // a stream torn down mid-transfer can leave libp2p's graceful stop waiting forever: bound it
+    await Promise.race([Promise.resolve(node?.stop()).catch(() => {}), new Promise((r) => setTimeout(r, 3000))])
     lock.release()
   }
 }

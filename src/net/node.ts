@@ -31,7 +31,12 @@ export async function createAgentNode(opts: NodeOptions): Promise<AgentNode> {
     addresses: { listen: opts.listen },
     transports: [tcp()],
     connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
+    // The receive window must not exceed the read buffer: yamux's default 16 MiB window against a
+    // 4 MiB read buffer aborts a stream whenever the reader lags (a buyer summing N vectors).
+    streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: 4 * 1024 * 1024, maxReadBufferLength: 8 * 1024 * 1024 } })],
+    // a provider's event loop can be busy for seconds masking a large vector; libp2p's 10 s default
+    // for answering a new stream's protocol negotiation then kills legitimate streams
+    connectionManager: { inboundStreamProtocolNegotiationTimeout: 60_000, outboundStreamProtocolNegotiationTimeout: 60_000 },
     connectionGater: {
       denyDialPeer: denied,
       denyInboundEncryptedConnection: denied,
@@ -75,14 +80,21 @@ export async function openChannel(
 ): Promise<Channel> {
   const ma = typeof addr === 'string' ? multiaddr(addr) : addr
   const peer = peerIdOf(ma.toString())
-  const signals = [AbortSignal.timeout(opts.timeoutMs ?? DIAL_TIMEOUT_MS)]
-  if (opts.signal) signals.push(opts.signal)
+  // The dial gets its own controller, disarmed once the stream is open: a signal that fires later
+  // (a plain AbortSignal.timeout) would otherwise also tear down the open stream mid-run.
+  const dial = new AbortController()
+  const timer = setTimeout(() => dial.abort(new Error(`no answer within ${opts.timeoutMs ?? DIAL_TIMEOUT_MS} ms`)), opts.timeoutMs ?? DIAL_TIMEOUT_MS)
+  const onOuter = (): void => dial.abort(opts.signal?.reason)
+  opts.signal?.addEventListener('abort', onOuter, { once: true })
   let stream: Stream
   try {
-    stream = await node.dialProtocol(ma, protocol, { signal: AbortSignal.any(signals) })
+    stream = await node.dialProtocol(ma, protocol, { signal: dial.signal })
   } catch (err) {
     if (opts.signal?.aborted) throw opts.signal.reason
     throw new PeerUnreachableError(peer, (err as Error).message)
+  } finally {
+    clearTimeout(timer)
+    opts.signal?.removeEventListener('abort', onOuter)
   }
   return channelFromStream(stream, peer, { counters: opts.counters })
 }

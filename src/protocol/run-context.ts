@@ -75,7 +75,10 @@ export class RunContext {
   async next(ch: Channel, ms: number, waitingFor: string): Promise<Uint8Array> {
     this.watch(ch)
     const q = this.inboxes.get(ch) as MessageQueue
-    const timer = AbortSignal.timeout(Math.max(1, ms))
+    // a ref'd timer (AbortSignal.timeout is unref'd): the process must live to report the silence
+    const tc = new AbortController()
+    const timer = tc.signal
+    const t = setTimeout(() => tc.abort(new Error('phase deadline')), Math.max(1, ms))
     const both = AbortSignal.any([timer, this.ctrl.signal])
     try {
       return await q.shift(both)
@@ -88,6 +91,8 @@ export class RunContext {
         throw new ProtocolAbort({ reason: 'timeout', accused: ch.remote, detail: `${ch.remote} closed the stream before sending ${waitingFor}` })
       }
       throw new ProtocolAbort({ reason: 'timeout', accused: ch.remote, detail: `${ch.remote}: ${(e as Error).message}` })
+    } finally {
+      clearTimeout(t)
     }
   }
 
