@@ -1,0 +1,39 @@
+// npm run soak [-- --runs 500 --providers 4]: consecutive runs across 1 buyer + N providers (real
+// processes on 127.0.0.1), reporting failures and the providers' RSS growth. Not part of npm test.
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { makeDataCluster } from '../test/helpers/data-cluster.ts'
+
+const { values } = parseArgs({ options: { runs: { type: 'string', default: '500' }, providers: { type: 'string', default: '4' } } })
+const runs = Number(values.runs)
+const dc = await makeDataCluster(Number(values.providers), 500)
+for (const p of dc.providers) await dc.cluster.serve(p)
+const rss = (): number[] => dc.providers.map((p) => {
+  const pid = dc.cluster.byName(p).proc?.pid
+  try {
+    return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0)
+  } catch {
+    return 0
+  }
+})
+const start = rss()
+const failures: string[] = []
+const t0 = Date.now()
+// the differencing defence would refuse repeats over the same template: each run gets its own id
+const base = readFileSync(dc.queryFile, 'utf8')
+for (let i = 0; i < runs; i++) {
+  const q = join(dc.dir, 'soak.yaml')
+  writeFileSync(q, base.replace('id: zones-by-hour', `id: soak-${i}`).replace('max_rows_per_provider: 1000000', `max_rows_per_provider: ${1_000_000 + i}`))
+  const r = await dc.cluster.cli('city', ['query', 'run', q, '--out', join(dc.dir, 'soak.json')])
+  if (r.code !== 0) failures.push(`run ${i}: exit ${String(r.code)}: ${r.stderr.trim().split('\n').at(-1) ?? ''}`)
+  if ((i + 1) % 25 === 0) process.stderr.write(`${i + 1}/${runs} runs, ${failures.length} failures, provider RSS kB ${rss().join(' ')}\n`)
+}
+const end = rss()
+const report = { runs, failures: failures.length, seconds: (Date.now() - t0) / 1000, rss_kb_start: start, rss_kb_end: end, rss_growth_kb: end.map((e, i) => e - (start[i] ?? 0)), first_failures: failures.slice(0, 10) }
+const out = join(mkdtempSync(join(tmpdir(), 'mpc-soak-')), 'soak.json')
+writeFileSync(out, JSON.stringify(report, null, 1))
+process.stdout.write(JSON.stringify(report, null, 1) + `\nwritten to ${out}\n`)
+await dc.cluster.teardown()
+process.exit(failures.length ? 1 : 0)
