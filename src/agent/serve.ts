@@ -84,7 +84,7 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
       decision = evaluatePolicy(policy, {
         query: q, buyer: vp.buyer, self,
         configuredPeers: new Map(config.peers.map((p) => [p.peerId, p.role])),
-        history: audit, now: Date.now()
+        history: audit, now: Date.now(), nameOf
       })
       if (decision.accept && !(q.dataset in datasets)) {
         decision = { accept: false, reasons: [{ code: 'dataset_not_configured', message: `dataset "${q.dataset}" is not configured at ${config.name}` }] }

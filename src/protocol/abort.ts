@@ -1,4 +1,4 @@
-// Signed abort messages, common to both protocols (negotiation.md §6, masked-sum.md §8).
+// Signed abort messages, common to both protocols (negotiation.md §4.5, masked-sum.md §5 and §8).
 // Message type 0x7f; body = JCS JSON of AbortMessage. The signature covers
 // H("mpc-agent/abort/v1", JCS(body without sig)) with the sender's identity key.
 import { canonicalBytes } from '../crypto/canonical.ts'
