@@ -8,7 +8,7 @@
 // rollback to an older (log, head) pair copied earlier — anchor the head elsewhere for that.
 import { appendFileSync, closeSync, existsSync, openSync, readFileSync, readSync, rmSync, statSync, writeSync } from 'node:fs'
 import type { HomePaths } from './home.ts'
-import { writeFileAtomic, type Lock } from './files.ts'
+import { processAlive, writeFileAtomic, type Lock } from './files.ts'
 import { BusyError } from './errors.ts'
 import { canonicalize } from '../crypto/canonical.ts'
 import { fromHex, toHex, utf8 } from '../crypto/bytes.ts'
@@ -185,7 +185,7 @@ function lockWithin(target: string, waitMs: number): Lock {
     } catch {
       // empty or half-written: its owner is writing it right now (or died doing so)
     }
-    const stale = pid ? !alive(pid) : ageMs > STALE_EMPTY_MS
+    const stale = pid ? !processAlive(pid) : ageMs > STALE_EMPTY_MS
     if (stale) {
       try {
         if (readFileSync(path, 'utf8') === text) rmSync(path, { force: true })
@@ -198,15 +198,6 @@ function lockWithin(target: string, waitMs: number): Lock {
       throw new BusyError(`the audit log ${target} stayed locked by pid ${pid || '?'} for ${waitMs} ms; remove ${path} if no mpc-agent process is running`)
     }
     Atomics.wait(nap, 0, 0, 1 + Math.floor(Math.random() * 4))
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM'
   }
 }
 

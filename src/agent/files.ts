@@ -36,7 +36,8 @@ export interface Lock {
   release(): void
 }
 
-function alive(pid: number): boolean {
+/** Whether a process with this PID exists (EPERM: it exists but is not ours). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0)
     return true
@@ -73,7 +74,7 @@ export function acquireLock(target: string): Lock {
       } catch {
         // unreadable or half-written lock: treat as stale
       }
-      if (owner.pid && alive(owner.pid)) {
+      if (owner.pid && processAlive(owner.pid)) {
         throw new BusyError(`another run (pid ${owner.pid}, since ${owner.since}) is writing ${target}; wait for it, or remove ${path} if that process is not mpc-agent`)
       }
       rmSync(path, { force: true }) // stale: owner is dead

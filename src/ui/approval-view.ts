@@ -5,21 +5,12 @@ import React, { useRef, useState } from 'react'
 import { Box, Text, useInput } from 'ink'
 import { shortId } from './state.ts'
 import { fmtNumber } from './format.ts'
+import type { RunEvent } from '../agent/events.ts'
 
 const h = React.createElement
 
-export interface ApprovalProposal {
-  proposalId: string
-  buyer: string
-  dataset: string
-  title: string
-  columns: string[]
-  cells: number
-  providers: string[]
-  policy: { accept: boolean; reasons: string[] }
-  /** Extra plain-language lines (filter, time window, deadline…), shown as given. */
-  lines: string[]
-}
+/** The `proposal` event of a serving agent, plus plain-language lines (filter, time window…) shown as given. */
+export type ApprovalProposal = Omit<Extract<RunEvent, { type: 'proposal' }>, 'v' | 'type'> & { lines: string[] }
 
 export type Decision = 'approve' | 'reject'
 
