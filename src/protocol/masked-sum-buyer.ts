@@ -3,9 +3,7 @@
 // stream (check 4), send the signed inclusion list (check 7), remove the revealed self masks, check
 // the canaries and plausibility (check 6), and sign a receipt with a salted commitment.
 import { randomBytes } from 'node:crypto'
-import { sha256 } from '@noble/hashes/sha2.js'
-import { concat, equalBytes, fromHex, lp, toHex, utf8, wipe } from '../crypto/bytes.ts'
-import { parsePeer } from '../crypto/peer.ts'
+import { equalBytes, fromHex, toHex, wipe } from '../crypto/bytes.ts'
 import { statementDigest, type Signer } from '../crypto/sign.ts'
 import { ProtocolAbort } from './errors.ts'
 import type { EventSink } from './events.ts'
@@ -15,7 +13,7 @@ import { CHUNK_ELEMS, accumulate, removeSelfMask } from './masks.ts'
 import { RunContext, asAbort } from './run-context.ts'
 import { resultCommitment } from './masked-sum-provider.ts'
 import {
-  CANARIES, LABEL, MSG, decodeChunk, decodeJson, encodeChunk, encodeJson, shapes, signBody, verifyBody,
+  CANARIES, LABEL, MSG, decodeChunk, vectorHasher, decodeJson, encodeChunk, encodeJson, shapes, signBody, verifyBody,
   type DoneBody, type DoneMsg, type InclusionBody, type InclusionEntry, type ReceiptBody, type RevealBody, type RevealMsg
 } from './masked-sum-messages.ts'
 
@@ -78,7 +76,7 @@ export async function runBuyer(o: BuyerRunOptions): Promise<BuyerRunResult> {
     const computeUntil = Date.now() + (t.negotiate_s + t.compute_s) * 1000
     const dones = await Promise.all(params.providers.map(async (p) => {
       const ch = o.channels.get(p) as Channel
-      const h = sha256.create().update(concat(lp(utf8(LABEL.vector)), lp(params.session), lp(parsePeer(p).multihash), u64le(total)))
+      const h = vectorHasher(params.session, p, total)
       let off = 0
       let index = 0
       let received = 0 // running total per provider, as providers report it
@@ -104,7 +102,7 @@ export async function runBuyer(o: BuyerRunOptions): Promise<BuyerRunResult> {
         if (d.type !== 'done' || d.session !== sessionHex) throw new ProtocolAbort({ reason: 'wrong_session', accused: p, detail: 'DONE is bound to another session' })
         if (d.provider !== p || d.length !== total || d.chunks !== index) throw bad(p, 'DONE does not describe the stream it ends')
         if (!verifyBody(p, LABEL.done, body, sig)) throw new ProtocolAbort({ reason: 'bad_signature', accused: p, detail: 'DONE signature does not verify' })
-        if (!equalBytes(h.digest(), fromHex(d.hash, 32))) throw bad(p, 'DONE signs a hash of a different vector than the one streamed')
+        if (!equalBytes(new Uint8Array(h.digest()), fromHex(d.hash, 32))) throw bad(p, 'DONE signs a hash of a different vector than the one streamed')
         emit({ type: 'peer', peer: p, state: 'done' })
         return d
       }
@@ -183,11 +181,6 @@ function bad(p: string, detail: string): ProtocolAbort {
   return new ProtocolAbort({ reason: 'bad_vector', accused: p, detail: `${p}: ${detail}` })
 }
 
-function u64le(n: number): Uint8Array {
-  const b = new Uint8Array(8)
-  new DataView(b.buffer).setBigUint64(0, BigInt(n), true)
-  return b
-}
 
 /** Check 6b: each decoded slot lies within what the agreed clip and row bound allow. */
 export function checkPlausible(params: SessionParams, sum: BigUint64Array): void {

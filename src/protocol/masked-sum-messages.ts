@@ -1,8 +1,9 @@
 // Wire messages of /mpc-agent/masked-sum/1.0.0 (protocols/masked-sum.md §5). Every frame is one
 // type byte followed by RFC 8785 JSON, except CHUNK which is binary (§5.4). Decoders check every
 // field's type: nothing from the wire is trusted by shape.
+import { createHash, type Hash } from 'node:crypto'
 import { canonicalBytes } from '../crypto/canonical.ts'
-import { fromHex, fromUtf8, toHex } from '../crypto/bytes.ts'
+import { concat, fromHex, fromUtf8, lp, toHex, utf8 } from '../crypto/bytes.ts'
 import { statementDigest, verifySignature, type Signer } from '../crypto/sign.ts'
 import { parsePeer } from '../crypto/peer.ts'
 import { MSG_ABORT } from './abort.ts'
@@ -43,6 +44,20 @@ export interface RevealBody { v: 1; type: 'reveal'; session: string; provider: s
 export interface RevealMsg extends RevealBody { sig: string }
 export interface ReceiptBody { v: 1; type: 'receipt'; session: string; commitment: string; cells: number }
 export interface ReceiptMsg extends ReceiptBody { sig: string; result?: string[]; r?: string }
+
+export function u64le(n: number): Uint8Array {
+  const b = new Uint8Array(8)
+  new DataView(b.buffer).setBigUint64(0, BigInt(n), true)
+  return b
+}
+
+/**
+ * The incremental hash of a provider's masked vector (§5.2), fed chunk by chunk by both ends.
+ * node:crypto's native SHA-256: the buyer hashes N whole vectors per run.
+ */
+export function vectorHasher(session: Uint8Array, provider: string, total: number): Hash {
+  return createHash('sha256').update(concat(lp(utf8(LABEL.vector)), lp(session), lp(parsePeer(provider).multihash), u64le(total)))
+}
 
 export function encodeJson(type: number, body: object): Uint8Array {
   const json = canonicalBytes(body)

@@ -2,11 +2,9 @@
 // certificate and pair keys with every co-provider (checks 3, 5), stream the double-masked vector
 // to the buyer, sign its hash, check inclusion (check 7), and only then reveal the self-mask seed.
 import { randomBytes } from 'node:crypto'
-import { sha256 } from '@noble/hashes/sha2.js'
-import { concat, equalBytes, fromHex, lp, toHex, utf8, wipe } from '../crypto/bytes.ts'
+import { equalBytes, fromHex, toHex, wipe } from '../crypto/bytes.ts'
 import { confirmTag, pairKeys, KeyAgreementError, type PairKeys } from '../crypto/kdf.ts'
 import { labelledHash } from '../crypto/hash.ts'
-import { parsePeer } from '../crypto/peer.ts'
 import { statementDigest, type Signer } from '../crypto/sign.ts'
 import { ProtocolAbort } from './errors.ts'
 import type { EventSink } from './events.ts'
@@ -15,7 +13,7 @@ import type { Channel } from './transport.ts'
 import { CHUNK_ELEMS, Masker } from './masks.ts'
 import { RunContext, asAbort } from './run-context.ts'
 import {
-  CANARIES, LABEL, MSG, decodeChunk, decodeJson, encodeChunk, encodeJson, shapes, signBody, verifyBody,
+  CANARIES, LABEL, MSG, decodeChunk, vectorHasher, decodeJson, encodeChunk, encodeJson, shapes, signBody, verifyBody,
   type DoneBody, type InclusionBody, type InclusionMsg, type ReceiptMsg, type RevealBody, type StartMsg, type XcheckMsg
 } from './masked-sum-messages.ts'
 
@@ -124,7 +122,7 @@ export async function runProvider(o: ProviderRunOptions): Promise<ProviderRunRes
     masker = new Masker(self, session, seed, others.map((p) => ({ peer: p, prgKey: (keys.get(p) as PairKeys).prgKey })), { zeroMasks: hooks.zeroMasks })
     for (const k of keys.values()) wipe(k.prgKey, k.confirmKey)
     wipe(o.ephemeralPrivateKey)
-    const h = sha256.create().update(concat(lp(utf8(LABEL.vector)), lp(session), lp(parsePeer(self).multihash), u64le(total)))
+    const h = vectorHasher(session, self, total)
     const buf = new BigUint64Array(Math.min(CHUNK_ELEMS, total))
     let index = 0
     let bytes = 0
@@ -143,7 +141,7 @@ export async function runProvider(o: ProviderRunOptions): Promise<ProviderRunRes
     }
     buf.fill(0n)
     wipe(o.vector)
-    const hash = h.digest()
+    const hash = new Uint8Array(h.digest())
     if (hooks.stallAt === 'done') await never(ctx.signal)
     const doneBody: DoneBody = { v: 1, type: 'done', session: sessionHex, provider: self, length: total, chunks: index, hash: toHex(hash) }
     await ctx.send(o.buyer, encodeJson(MSG.done, signBody(signer, LABEL.done, doneBody)))
@@ -207,11 +205,6 @@ function ephemeral(params: SessionParams, peer: string): Uint8Array {
   return k
 }
 
-function u64le(n: number): Uint8Array {
-  const b = new Uint8Array(8)
-  new DataView(b.buffer).setBigUint64(0, BigInt(n), true)
-  return b
-}
 
 /** H(label, r, result LE bytes): the salted commitment in the receipt (§6.5). */
 export function resultCommitment(r: Uint8Array, result: BigUint64Array): Uint8Array {
