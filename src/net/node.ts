@@ -36,7 +36,11 @@ export async function createAgentNode(opts: NodeOptions): Promise<AgentNode> {
     streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: 4 * 1024 * 1024, maxReadBufferLength: 8 * 1024 * 1024 } })],
     // a provider's event loop can be busy for seconds masking a large vector; libp2p's 10 s default
     // for answering a new stream's protocol negotiation then kills legitimate streams
-    connectionManager: { inboundStreamProtocolNegotiationTimeout: 60_000, outboundStreamProtocolNegotiationTimeout: 60_000 },
+    // a run with N providers has each of them dial up to N − 1 co-providers at once: libp2p's default of
+    // 10 pending inbound connections and 5 connections per second per source IP (on loopback or
+    // behind one NAT every peer shares it) refused dials in runs of 6 or more providers. The
+    // allowlist gater, not a rate limit, is the admission control.
+    connectionManager: { inboundStreamProtocolNegotiationTimeout: 60_000, outboundStreamProtocolNegotiationTimeout: 60_000, maxIncomingPendingConnections: 256, inboundConnectionThreshold: 1000 },
     connectionGater: {
       denyDialPeer: denied,
       denyInboundEncryptedConnection: denied,
