@@ -17,6 +17,7 @@ export const DEVIATIONS: Record<string, MainHooks> = {
     serve: { provider: { mutateChunk: (_i, _off, y) => { y[y.length - 1] = (y[y.length - 1] as bigint) + 1n } } }
   },
   'provider:wrong-seed': { serve: { provider: { revealSeed: flip } } },
+  'provider:silent-xcheck': { serve: { provider: { stallAt: 'xcheck' } } },
   'provider:silent-stream': { serve: { provider: { stallAt: 'stream' } } },
   'provider:silent-reveal': { serve: { provider: { stallAt: 'reveal' } } },
   // buyer
