@@ -8,6 +8,7 @@ import { AuditLog } from './audit.ts'
 import { FileNonceStore } from './nonce-store.ts'
 import { ApprovalQueue, startControlServer } from './control.ts'
 import { RunRegistry, deferred, type ProviderRun } from './sessions.ts'
+import { MAX_CONCURRENT_RUNS, MAX_PROPOSALS_PER_PEER_PER_MINUTE, RateLimiter } from './limits.ts'
 import { providerDeps, inspectCertificate, resolverFor, loadLocalPolicy, sameRun } from './context.ts'
 import { MASKED_SUM_PROTOCOL, NEGOTIATE_PROTOCOL } from '../net/constants.ts'
 import { acceptChannel, channelFromStream } from '../net/framing.ts'
@@ -68,8 +69,20 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
   if (initial.error && Object.keys(config.datasets).length > 0) o.log(`mpc-agent serve: ${initial.error} (see README "Policy")`)
 
   // --- negotiation (protocols/negotiation.md) -------------------------------------------------
+  const proposalRate = new RateLimiter(MAX_PROPOSALS_PER_PEER_PER_MINUTE, 60_000)
+  let runs = 0
   await handleProtocol(node, NEGOTIATE_PROTOCOL, (stream, remote) => {
-    track(negotiateAndRun(channelFromStream(stream, remote)))
+    const channel = channelFromStream(stream, remote)
+    // limits (SECURITY.md): an allowlisted peer cannot make this agent negotiate without bound
+    const refusal = !proposalRate.take(remote) ? `more than ${MAX_PROPOSALS_PER_PEER_PER_MINUTE} proposals per minute from ${remote}`
+      : runs >= MAX_CONCURRENT_RUNS ? `${config.name} already handles ${MAX_CONCURRENT_RUNS} runs; try again later` : null
+    if (refusal) {
+      o.log(`negotiation stream from ${nameOf(remote)} refused: ${refusal}`)
+      track(channel.send(encodeAbort(identity.signer, null, { reason: 'local_error', accused: null, detail: refusal })).then(() => channel.close(), () => {}))
+      return
+    }
+    runs++
+    track(negotiateAndRun(channel).finally(() => { runs-- }))
   })
 
   async function decide(vp: VerifiedProposal, signal: AbortSignal): Promise<ProviderDecision> {
