@@ -141,3 +141,35 @@ describe('protocol handlers', () => {
     expect(() => decodeChunk(f, 'x')).toThrow(ProtocolAbort)
   })
 })
+
+describe('negotiation handler', () => {
+  it(`a provider fed ${HANDLER_RUNS * 5} mutated proposals answers or aborts cleanly, never hangs`, async () => {
+    const { createProposal, respondToProposal } = await import('../../src/protocol/negotiation.ts')
+    const { validateQuery } = await import('../../src/query/validate.ts')
+    const { comparePeers } = await import('../../src/crypto/peer.ts')
+    const f = await setup(3, 24)
+    const query = validateQuery({
+      version: 1, id: 'fz', title: 'fuzz', dataset: 'd', timezone: 'UTC', filter: { op: 'cmp', cmp: '>', ref: { column: 'x' }, value: 1 },
+      group_by: [{ name: 'h', domain: { kind: 'hour_of_day', column: 't' } }], aggregates: [{ name: 'n', kind: 'count' }],
+      out_of_domain: 'drop', max_rows_per_provider: 100,
+      participants: { buyer: f.buyer.peerId, providers: f.providers.map((p) => p.peerId).sort(comparePeers) },
+      min_providers: 3, output: [f.buyer.peerId], timeouts: { negotiate_s: 1, compute_s: 1, confirm_s: 1 }
+    })
+    const p = createProposal(f.buyer.signer, query, { now: Date.now() })
+    const json = new TextEncoder().encode(JSON.stringify({ proposal: p.proposal, sig: p.sig }))
+    const frame = Uint8Array.from([0x01, ...json])
+    const me = f.providers[0]!
+    await fc.assert(fc.asyncProperty(mutated([frame]), async (m) => {
+      const [buyerSide, mine] = memoryChannelPair(me.peerId, f.buyer.peerId)
+      await buyerSide.send(m)
+      const nonces = new Set<string>()
+      const r = await respondToProposal({
+        signer: me.signer, channel: mine, nonces: { has: (n) => nonces.has(n), add: (n) => { nonces.add(n) } },
+        deps: { checkQuery: (q) => validateQuery(q), now: () => Date.now() },
+        decide: async () => ({ accept: false, reasons: [{ code: 'fuzz', message: 'no' }] })
+      }).then((x) => x, (e: unknown) => e)
+      if (r instanceof Error) expect(r).toBeInstanceOf(ProtocolAbort)
+      else expect((r as { kind: string }).kind).toBe('rejected')
+    }), { numRuns: HANDLER_RUNS * 5 })
+  }, 600_000)
+})
