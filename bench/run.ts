@@ -69,6 +69,7 @@ async function main(): Promise<void> {
     p.addr = String(r.addr)
   }
   await Promise.all(parties.map((p) => p.ask({ cmd: 'connect', peers: parties.filter((q) => q !== p).map((q) => ({ id: q.id, addr: q.addr })) })))
+  if (process.env.BENCH_DEBUG) process.stderr.write(`${parties.length} parties up and introduced\n`)
   const buyer = parties[0] as Party
   let runId = 0
   const rows: Array<Record<string, unknown>> = []
@@ -80,6 +81,7 @@ async function main(): Promise<void> {
     if (mode === 'secure') for (const p of provs) ephemeral[p.id] = String((await p.ask({ cmd: 'ephemeral', run })).pub)
     const params = { session: randomBytes(32).toString('hex'), length: L, providers: provs.map((p) => p.id), buyer: buyer.id, ephemeral }
     const msg = { cmd: 'run', run, mode, params, providers: params.providers, buyer: buyer.id }
+    if (process.env.BENCH_DEBUG) process.stderr.write(`run ${run} ${mode} N=${N} L=${L}\n`)
     const [b, ...ps] = await Promise.all([buyer, ...provs].map((p) => p.ask(msg)))
     for (const r of [b, ...ps]) if (r?.error) throw new Error(`${mode} N=${N} L=${L}: ${String(r.error)}`)
     return { buyer: b as unknown as RunStats, providers: ps as unknown as RunStats[] }
@@ -87,12 +89,19 @@ async function main(): Promise<void> {
 
   for (const N of Ns) {
     for (const L of Ls) {
-      await once(N, Math.min(L, 1000), 'secure') // warm the connections (the mesh is "already connected")
       const secure: Array<{ buyer: RunStats; providers: RunStats[] }> = []
       const plain: Array<{ buyer: RunStats; providers: RunStats[] }> = []
-      for (let i = 0; i < reps; i++) {
-        secure.push(await once(N, L, 'secure')) // alternating runs
-        plain.push(await once(N, L, 'plain'))
+      try {
+        await once(N, Math.min(L, 1000), 'secure') // warm the connections (the mesh is "already connected")
+        for (let i = 0; i < reps; i++) {
+          secure.push(await once(N, L, 'secure')) // alternating runs
+          plain.push(await once(N, L, 'plain'))
+        }
+      } catch (e) {
+        // a failed cell is a result too: record it and end this N's row
+        rows.push({ N, L, error: (e as Error).message })
+        process.stderr.write(`N=${N} L=${L}: FAILED ${(e as Error).message}\n`)
+        break
       }
       const s = median(secure.map((x) => x.buyer.wall_ms)) / 1000
       const p = median(plain.map((x) => x.buyer.wall_ms)) / 1000
@@ -156,7 +165,9 @@ function writeTable(doc: { env: Record<string, unknown>; rows: Array<Record<stri
     '',
     '| N | L | secure s | plain s | ratio | secure bytes | plain bytes | buyer peak ArrayBuffers |',
     '|---|---|---|---|---|---|---|---|',
-    ...doc.rows.map((r) => `| ${String(r.N)} | ${String(r.L)} | ${String(r.secure_s)} | ${String(r.plain_s)} | ${String(r.ratio)} | ${String(r.secure_bytes)} | ${String(r.plain_bytes)} | ${String(r.buyer_peak_array_buffers)} |`),
+    ...doc.rows.map((r) => (r.error
+      ? `| ${String(r.N)} | ${String(r.L)} | failed: ${String(r.error).slice(0, 80)} | | | | | |`
+      : `| ${String(r.N)} | ${String(r.L)} | ${String(r.secure_s)} | ${String(r.plain_s)} | ${String(r.ratio)} | ${String(r.secure_bytes)} | ${String(r.plain_bytes)} | ${String(r.buyer_peak_array_buffers)} |`)),
     '',
     doc.data ? `Local aggregation: \`${JSON.stringify(doc.data)}\`` : '',
     '<!-- /results -->'

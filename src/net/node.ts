@@ -41,6 +41,10 @@ export async function createAgentNode(opts: NodeOptions): Promise<AgentNode> {
     // behind one NAT every peer shares it) refused dials in runs of 6 or more providers. The
     // allowlist gater, not a rate limit, is the admission control.
     connectionManager: { inboundStreamProtocolNegotiationTimeout: 60_000, outboundStreamProtocolNegotiationTimeout: 60_000, maxIncomingPendingConnections: 256, inboundConnectionThreshold: 1000 },
+    // libp2p pings every connection every 10 s and by default ABORTS it when a ping times out; a ping
+    // queued behind megabytes of vector data on a busy 2-core machine does time out, which killed
+    // large runs mid-stream. Silence is the protocol's job (phase deadlines, masked-sum.md check 8).
+    connectionMonitor: { abortConnectionOnPingFailure: false },
     connectionGater: {
       denyDialPeer: denied,
       denyInboundEncryptedConnection: denied,
