@@ -78,7 +78,7 @@ function params(w: WireParams): SessionParams {
     bounds: [],
     signed: [],
     outputProviders: [],
-    timeouts: { negotiate_s: 120, compute_s: 600, confirm_s: 120 },
+    timeouts: { negotiate_s: 30, compute_s: 120, confirm_s: 30 },
     deadline: Date.now() + 3_600_000
   }
 }
