@@ -6,10 +6,9 @@
 //
 // What it cannot detect: the log AND the head both deleted (an empty home verifies as empty), or a
 // rollback to an older (log, head) pair copied earlier — anchor the head elsewhere for that.
-import { appendFileSync, closeSync, existsSync, openSync, readFileSync, readSync, rmSync, statSync, writeSync } from 'node:fs'
+import { appendFileSync, closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs'
 import type { HomePaths } from './home.ts'
-import { processAlive, writeFileAtomic, type Lock } from './files.ts'
-import { BusyError } from './errors.ts'
+import { acquireLock, writeFileAtomic } from './files.ts'
 import { canonicalize } from '../crypto/canonical.ts'
 import { fromHex, toHex, utf8 } from '../crypto/bytes.ts'
 import { labelledHash } from '../crypto/hash.ts'
@@ -42,8 +41,6 @@ const ZERO = '0'.repeat(64)
 const VECTOR_LIMIT = 64
 /** How long an append waits for another process's append before giving up (they take ms). */
 const LOCK_WAIT_MS = 5_000
-/** An empty lock file this old belongs to a process that died between creating and writing it. */
-const STALE_EMPTY_MS = 2_000
 
 export const lineHash = (line: string): string => toHex(labelledHash(ENTRY_LABEL, utf8(line)))
 
@@ -99,7 +96,7 @@ export class AuditLog implements PolicyHistory {
   /** Append one entry and re-sign the head. Serialised across processes by `audit.jsonl.lock`. */
   append(kind: AuditKind, f: { session?: string; proposal?: string; data: unknown }): AuditEntry {
     if (!AUDIT_KINDS.includes(kind)) throw new TypeError(`unknown audit entry kind ${JSON.stringify(kind)}`)
-    const lock = lockWithin(this.paths.audit, LOCK_WAIT_MS)
+    const lock = acquireLock(this.paths.audit, { waitMs: LOCK_WAIT_MS, what: `the audit log ${this.paths.audit}` })
     try {
       this.reload() // another process (a concurrent `query run`) may have appended
       const entry: AuditEntry = {
@@ -147,59 +144,6 @@ export class AuditLog implements PolicyHistory {
   }
 }
 
-/**
- * An exclusive `<target>.lock` (O_EXCL) held for the few milliseconds of one append, waited for up
- * to `waitMs`. Unlike files.ts acquireLock (made for long runs, fails fast), a lock whose file is
- * still empty (its owner between open and write) or gone between our open and read is treated as
- * held, not stale: only a recorded PID that is dead, or an empty lock older than STALE_EMPTY_MS,
- * is taken over. Two takers of one dead owner's lock can still race; that needs a crash first.
- */
-function lockWithin(target: string, waitMs: number): Lock {
-  const path = `${target}.lock`
-  const deadline = Date.now() + waitMs
-  const nap = new Int32Array(new SharedArrayBuffer(4))
-  for (;;) {
-    try {
-      const fd = openSync(path, 'wx', 0o600)
-      try {
-        writeSync(fd, JSON.stringify({ pid: process.pid, since: new Date().toISOString() }))
-      } finally {
-        closeSync(fd)
-      }
-      let released = false
-      return { path, release: () => { if (!released) { released = true; rmSync(path, { force: true }) } } }
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e
-    }
-    let text = ''
-    let ageMs = 0
-    try {
-      text = readFileSync(path, 'utf8')
-      ageMs = Date.now() - statSync(path).mtimeMs
-    } catch {
-      continue // released between our open and read: try again at once
-    }
-    let pid = 0
-    try {
-      pid = (JSON.parse(text) as { pid?: number }).pid ?? 0
-    } catch {
-      // empty or half-written: its owner is writing it right now (or died doing so)
-    }
-    const stale = pid ? !processAlive(pid) : ageMs > STALE_EMPTY_MS
-    if (stale) {
-      try {
-        if (readFileSync(path, 'utf8') === text) rmSync(path, { force: true })
-      } catch {
-        // already gone
-      }
-      continue
-    }
-    if (Date.now() > deadline) {
-      throw new BusyError(`the audit log ${target} stayed locked by pid ${pid || '?'} for ${waitMs} ms; remove ${path} if no mpc-agent process is running`)
-    }
-    Atomics.wait(nap, 0, 0, 1 + Math.floor(Math.random() * 4))
-  }
-}
 
 /** JSON-safe copy: bigints as strings, typed arrays and long numeric arrays replaced by their length. */
 function redact(v: unknown): unknown {

@@ -1,6 +1,6 @@
 // Files a scheduled job can trust: atomic writes (temporary file + rename, never a partial file)
 // and an exclusive lock per output with stale-owner takeover.
-import { openSync, writeSync, closeSync, renameSync, rmSync, readFileSync, fsyncSync } from 'node:fs'
+import { openSync, writeSync, closeSync, renameSync, rmSync, readFileSync, fsyncSync, statSync } from 'node:fs'
 import { dirname, basename, join } from 'node:path'
 import { BusyError } from './errors.ts'
 
@@ -46,17 +46,27 @@ export function processAlive(pid: number): boolean {
   }
 }
 
+/** An empty lock file older than this is stale (its owner died between open and write). */
+const STALE_EMPTY_MS = 2_000
+
 /**
- * Take `<target>.lock` exclusively (O_EXCL). A lock whose owner PID is dead is stale and taken
- * over; a live owner means another run writes the same output: BusyError (exit 7).
+ * Take `<target>.lock` exclusively (O_EXCL), waiting up to `waitMs` (0: fail at once, as a run on an
+ * output does: exit 7). A lock is taken over only when it is stale: its recorded PID is dead, or it
+ * is still empty after STALE_EMPTY_MS. An empty or just-removed lock is someone between open and
+ * write, so it counts as held (taking it over then would let two owners in).
  */
-export function acquireLock(target: string): Lock {
+export function acquireLock(target: string, opts: { waitMs?: number; what?: string } = {}): Lock {
   const path = `${target}.lock`
-  for (let attempt = 0; attempt < 3; attempt++) {
+  const deadline = Date.now() + (opts.waitMs ?? 0)
+  const nap = new Int32Array(new SharedArrayBuffer(4))
+  for (;;) {
     try {
       const fd = openSync(path, 'wx', 0o600)
-      writeSync(fd, JSON.stringify({ pid: process.pid, since: new Date().toISOString() }))
-      closeSync(fd)
+      try {
+        writeSync(fd, JSON.stringify({ pid: process.pid, since: new Date().toISOString() }))
+      } finally {
+        closeSync(fd)
+      }
       let released = false
       return {
         path,
@@ -68,17 +78,33 @@ export function acquireLock(target: string): Lock {
       }
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e
-      let owner: { pid?: number; since?: string } = {}
-      try {
-        owner = JSON.parse(readFileSync(path, 'utf8')) as typeof owner
-      } catch {
-        // unreadable or half-written lock: treat as stale
-      }
-      if (owner.pid && processAlive(owner.pid)) {
-        throw new BusyError(`another run (pid ${owner.pid}, since ${owner.since}) is writing ${target}; wait for it, or remove ${path} if that process is not mpc-agent`)
-      }
-      rmSync(path, { force: true }) // stale: owner is dead
     }
+    let text = ''
+    let ageMs = 0
+    try {
+      text = readFileSync(path, 'utf8')
+      ageMs = Date.now() - statSync(path).mtimeMs
+    } catch {
+      continue // released between our open and read: try again at once
+    }
+    let owner: { pid?: number; since?: string } = {}
+    try {
+      owner = JSON.parse(text) as typeof owner
+    } catch {
+      // empty or half-written: its owner is writing it right now (or died doing so)
+    }
+    const stale = owner.pid ? !processAlive(owner.pid) : ageMs > STALE_EMPTY_MS
+    if (stale) {
+      try {
+        if (readFileSync(path, 'utf8') === text) rmSync(path, { force: true })
+      } catch {
+        // already gone
+      }
+      continue
+    }
+    if (Date.now() >= deadline) {
+      throw new BusyError(`another run (pid ${owner.pid ?? '?'}${owner.since ? `, since ${owner.since}` : ''}) is writing ${opts.what ?? target}; wait for it, or remove ${path} if that process is not mpc-agent`)
+    }
+    Atomics.wait(nap, 0, 0, 1 + Math.floor(Math.random() * 4))
   }
-  throw new BusyError(`could not take the lock ${path}; remove it if no mpc-agent run is active`)
 }

@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest'
-import { mkdtempSync, readFileSync, writeFileSync, existsSync, readdirSync } from 'node:fs'
+import { mkdtempSync, readFileSync, writeFileSync, existsSync, readdirSync, utimesSync } from 'node:fs'
 import { join } from 'node:path'
 import { tmpdir } from 'node:os'
 import { spawnSync } from 'node:child_process'
@@ -31,6 +31,27 @@ describe('locks', () => {
 })
 
 describe('atomic writes', () => {
+  it('an empty lock is someone between open and write: held while young, stale once old', () => {
+    const target = join(mkdtempSync(join(tmpdir(), 'mpc-lock-')), 'out.json')
+    writeFileSync(`${target}.lock`, '')
+    expect(() => acquireLock(target)).toThrow(BusyError)
+    const old = new Date(Date.now() - 10_000)
+    utimesSync(`${target}.lock`, old, old)
+    const l = acquireLock(target)
+    expect(JSON.parse(readFileSync(`${target}.lock`, 'utf8')).pid).toBe(process.pid)
+    l.release()
+  })
+
+  it('waits for a lock released within waitMs', () => {
+    const target = join(mkdtempSync(join(tmpdir(), 'mpc-lock-')), 'out.json')
+    const first = acquireLock(target)
+    setTimeout(() => first.release(), 1)
+    // synchronous wait: the release above cannot run meanwhile, so this must time out as busy
+    expect(() => acquireLock(target, { waitMs: 50 })).toThrow(BusyError)
+    first.release()
+    acquireLock(target, { waitMs: 50 }).release()
+  })
+
   it('replaces the file whole and leaves no temporary behind', () => {
     const p = join(dir, 'atomic.txt')
     writeFileAtomic(p, 'one')
