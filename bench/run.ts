@@ -18,7 +18,8 @@ const { values: args } = parseArgs({
     l: { type: 'string' },
     reps: { type: 'string' },
     'budget-s': { type: 'string' },
-    'no-data': { type: 'boolean', default: false }
+    'no-data': { type: 'boolean', default: false },
+    'no-ride-sharing': { type: 'boolean', default: false }
   }
 })
 
@@ -138,6 +139,20 @@ async function main(): Promise<void> {
     data = await benchData({ rows: quick ? 1_000_000 : 10_000_000, dir: mkdtempSync(join(tmpdir(), 'mpc-bench-data-')) })
   }
 
+  // item 3: the ride-sharing queries end to end through the real CLI, company agents already serving
+  let rideSharing: unknown = null
+  if (!args['no-ride-sharing']) {
+    const { spawnSync } = await import('node:child_process')
+    const { mkdtempSync } = await import('node:fs')
+    const { tmpdir } = await import('node:os')
+    const { join } = await import('node:path')
+    const trips = quick ? 50_000 : 200_000
+    const r = spawnSync(process.execPath, [fileURLToPath(new URL('../examples/ride-sharing/run.ts', import.meta.url)), '--trips', String(trips), '--workdir', mkdtempSync(join(tmpdir(), 'mpc-bench-rs-'))], { encoding: 'utf8', timeout: 600_000 })
+    const queries = [...r.stdout.matchAll(/verified: (\S+) \((\d+) cells, ([\d.]+) s\)/g)].map((m) => ({ query: m[1], cells: Number(m[2]), seconds: Number(m[3]) }))
+    rideSharing = { trips_per_company: trips, companies: 3, ok: r.status === 0, queries }
+    process.stderr.write(`ride-sharing through the CLI: ${queries.map((q) => `${q.query} ${q.seconds} s`).join(', ')}\n`)
+  }
+
   const env = {
     node: process.version,
     commit: (() => { try { return execSync('git rev-parse --short HEAD', { encoding: 'utf8' }).trim() } catch { return null } })(),
@@ -146,7 +161,7 @@ async function main(): Promise<void> {
   }
   const dir = fileURLToPath(new URL('./results/', import.meta.url))
   mkdirSync(dir, { recursive: true })
-  const doc = { env, rows, data }
+  const doc = { env, rows, data, ride_sharing: rideSharing }
   writeFileSync(`${dir}latest.json`, JSON.stringify(doc, null, 1) + '\n')
   writeTable(doc)
   process.stdout.write(`wrote bench/results/latest.json and the table in bench/README.md\n`)
@@ -156,7 +171,7 @@ function round(x: number): number {
   return Math.round(x * 1000) / 1000
 }
 
-function writeTable(doc: { env: Record<string, unknown>; rows: Array<Record<string, unknown>>; data: unknown }): void {
+function writeTable(doc: { env: Record<string, unknown>; rows: Array<Record<string, unknown>>; data: unknown; ride_sharing: unknown }): void {
   const path = fileURLToPath(new URL('./README.md', import.meta.url))
   const md = existsSync(path) ? readFileSync(path, 'utf8') : '# Benchmarks\n\n<!-- results -->\n<!-- /results -->\n'
   const lines = [
@@ -170,6 +185,7 @@ function writeTable(doc: { env: Record<string, unknown>; rows: Array<Record<stri
       : `| ${String(r.N)} | ${String(r.L)} | ${String(r.secure_s)} | ${String(r.plain_s)} | ${String(r.ratio)} | ${String(r.secure_bytes)} | ${String(r.plain_bytes)} | ${String(r.buyer_peak_array_buffers)} |`)),
     '',
     doc.data ? `Local aggregation: \`${JSON.stringify(doc.data)}\`` : '',
+    doc.ride_sharing ? `Ride-sharing queries through the CLI (agents serving; seconds per \`query run\`, including its process start): \`${JSON.stringify(doc.ride_sharing)}\`` : '',
     '<!-- /results -->'
   ]
   const out = md.replace(/<!-- results -->[\s\S]*<!-- \/results -->/, lines.join('\n'))
