@@ -23,6 +23,11 @@ export function resolverFor(agent: Agent): (nameOrId: string) => string | undefi
   }
 }
 
+/** Peer ID → the name this agent knows it by (its own name for itself), else the ID itself. */
+export function peerNamer(agent: Agent): (peerId: string) => string {
+  return (id) => (id === agent.identity.peerId ? agent.config.name : agent.config.peers.find((p) => p.peerId === id)?.name ?? id)
+}
+
 /**
  * The policy, re-read for every proposal so an operator's edit applies without a restart. A
  * missing or broken policy.yaml accepts nothing; `error` says why (it goes to the log and, as a

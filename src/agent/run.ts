@@ -9,7 +9,7 @@ import type { RunEvent } from './events.ts'
 import { AuditLog } from './audit.ts'
 import { acquireLock, writeFileAtomic } from './files.ts'
 import { ConfigError } from './errors.ts'
-import { resolverFor } from './context.ts'
+import { peerNamer, resolverFor } from './context.ts'
 import { MASKED_SUM_PROTOCOL, NEGOTIATE_PROTOCOL } from '../net/constants.ts'
 import { openChannel, type AgentNode } from '../net/node.ts'
 import { PeerUnreachableError } from '../net/errors.ts'
@@ -55,7 +55,7 @@ export async function runQuery(agent: Agent, o: QueryRunOptions): Promise<QueryR
   const out = resolvePath(o.out ?? `${query.id}.${o.format}`)
   const lock = acquireLock(out)
   const audit = AuditLog.open(agent.paths, agent.identity.signer)
-  const nameOf = (id: string): string => (id === self ? agent.config.name : agent.config.peers.find((p) => p.peerId === id)?.name ?? id)
+  const nameOf = peerNamer(agent)
   const timings: Record<string, number> = {}
   const t0 = performance.now()
   const mark = (k: string, since: number): void => {

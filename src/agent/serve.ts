@@ -9,7 +9,7 @@ import { FileNonceStore } from './nonce-store.ts'
 import { ApprovalQueue, startControlServer } from './control.ts'
 import { RunRegistry, deferred, type ProviderRun } from './sessions.ts'
 import { MAX_CONCURRENT_RUNS, MAX_PROPOSALS_PER_PEER_PER_MINUTE, RateLimiter } from './limits.ts'
-import { providerDeps, inspectCertificate, resolverFor, loadLocalPolicy, sameRun } from './context.ts'
+import { providerDeps, inspectCertificate, peerNamer, resolverFor, loadLocalPolicy, sameRun } from './context.ts'
 import { MASKED_SUM_PROTOCOL, NEGOTIATE_PROTOCOL } from '../net/constants.ts'
 import { acceptChannel, channelFromStream } from '../net/framing.ts'
 import { handleProtocol, openChannel, type AgentNode } from '../net/node.ts'
@@ -58,7 +58,7 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
   const registry = new RunRegistry()
   const stopping = new AbortController()
   const resolve = resolverFor(agent)
-  const nameOf = (id: string): string => config.peers.find((p) => p.peerId === id)?.name ?? id
+  const nameOf = peerNamer(agent)
   const active = new Set<Promise<void>>()
   const track = (p: Promise<void>): void => {
     active.add(p)

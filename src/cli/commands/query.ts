@@ -1,6 +1,6 @@
 // query check | run, policy check: the buyer's and the provider's view of one query file.
 import { openAgent } from '../../agent/agent.ts'
-import { resolverFor } from '../../agent/context.ts'
+import { peerNamer, resolverFor } from '../../agent/context.ts'
 import { AuditLog } from '../../agent/audit.ts'
 import { ConfigError } from '../../agent/errors.ts'
 import { runQuery } from '../../agent/run.ts'
@@ -45,7 +45,7 @@ export async function queryRun(
   const listeners = new Set<(e: RunEvent) => void>()
   if (interactive(out)) {
     const q = loadQueryFile(file, agent.identity.peerId, resolverFor(agent))
-    const nameOf = (id: string): string => agent.config.peers.find((p) => p.peerId === id)?.name ?? id
+    const nameOf = peerNamer(agent)
     const { renderRun } = await import('../../ui/render.ts')
     ui = await renderRun(q.title, q.participants.providers.map((id) => ({ id, name: nameOf(id) })), (l) => {
       listeners.add(l)
@@ -88,7 +88,7 @@ export function policyCheck(home: string, file: string, o: { buyer?: string }, o
     configuredPeers: new Map(agent.config.peers.map((p) => [p.peerId, p.role])),
     history: AuditLog.open(agent.paths, agent.identity.signer), now: Date.now()
   })
-  const nameOf = (id: string): string => agent.config.peers.find((p) => p.peerId === id)?.name ?? (id === agent.identity.peerId ? agent.config.name : id)
+  const nameOf = peerNamer(agent)
   if (out.opts.json) out.data({ accept: decision.accept, reasons: decision.reasons })
   else for (const l of describeProposal(q, nameOf)) out.log(l)
   if (!decision.accept) throw new PolicyRejected([{ provider: agent.config.name, reasons: decision.reasons }])
