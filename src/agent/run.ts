@@ -90,12 +90,37 @@ export async function runQuery(agent: Agent, o: QueryRunOptions): Promise<QueryR
     o.emit({ v: 1, type: 'phase', phase: 'negotiate', state: 'start', at: Date.now() })
     const proposal = createProposal(agent.identity.signer, query, { now: Date.now() })
     audit.append('proposal', { proposal: toHex(proposal.digest), data: { buyer: self, query_id: query.id, title: query.title, dataset: query.dataset, providers: query.participants.providers } })
+    // the masked-sum streams are opened as soon as every provider has accepted, while the
+    // certificate is still being signed, sent and checked: their set-up is off the critical path
+    const ms = new Map<string, Channel>()
+    let msOpen: Promise<void> | null = null
+    let accepted = 0
+    const openMaskedSum = (): Promise<void> => Promise.all(query.participants.providers.map(async (p) => {
+      try {
+        const ch = await openChannel(node as AgentNode, addrOf(p), MASKED_SUM_PROTOCOL, { signal: o.signal, optimistic: true })
+        channels.push(ch)
+        msChannels.push(ch)
+        ms.set(p, ch)
+      } catch (e) {
+        if (e instanceof PeerUnreachableError) throw new ProtocolAbort({ reason: 'unreachable', accused: p, detail: `${nameOf(p)} became unreachable after the agreement` })
+        throw e
+      }
+    })).then(() => {})
     let certificate: Certificate
     let params
     try {
       ;({ certificate, params } = await negotiate({
         signer: agent.identity.signer, proposal, channels: neg,
-        deps: { checkQuery: validateQuery, now: () => Date.now(), events: (e) => o.emit({ ...e, v: 1 }) },
+        deps: {
+          checkQuery: validateQuery, now: () => Date.now(),
+          events: (e) => {
+            o.emit({ ...e, v: 1 })
+            if (e.type === 'decision' && e.decision === 'accept' && ++accepted === query.participants.providers.length) {
+              msOpen = openMaskedSum()
+              msOpen.catch(() => {}) // awaited after the agreement
+            }
+          }
+        },
         signal: o.signal
       }))
     } catch (e) {
@@ -111,18 +136,7 @@ export async function runQuery(agent: Agent, o: QueryRunOptions): Promise<QueryR
 
     // 3. masked sum (protocols/masked-sum.md)
     const tSum = performance.now()
-    const ms = new Map<string, Channel>()
-    await Promise.all(params.providers.map(async (p) => {
-      try {
-        const ch = await openChannel(node as AgentNode, addrOf(p), MASKED_SUM_PROTOCOL, { signal: o.signal })
-        channels.push(ch)
-        msChannels.push(ch)
-        ms.set(p, ch)
-      } catch (e) {
-        if (e instanceof PeerUnreachableError) throw new ProtocolAbort({ reason: 'unreachable', accused: p, detail: `${nameOf(p)} became unreachable after the agreement` })
-        throw e
-      }
-    }))
+    await (msOpen ?? openMaskedSum())
     sumStarted = true
     const res = await runBuyer({ signer: agent.identity.signer, params, channels: ms, signal: o.signal, hooks: o.hooks, events: (e) => o.emit({ ...e, v: 1 }) })
     mark('masked_sum_ms', tSum)
@@ -150,7 +164,7 @@ export async function runQuery(agent: Agent, o: QueryRunOptions): Promise<QueryR
     if (e instanceof ProtocolAbort) {
       audit.append('abort', { session: session ?? undefined, data: e.info })
       // providers waiting on streams the runner never took over learn at once, not at their timeout
-      if (!sumStarted) {
+      if (!sumStarted && session) { // before the agreement there is nothing on these streams to stop
         const frame = encodeAbort(agent.identity.signer, session ? fromHex(session, 32) : null, e.info)
         await Promise.all(msChannels.map((ch) => Promise.race([ch.send(frame).catch(() => {}), new Promise((r) => setTimeout(r, 500))])))
       }

@@ -142,8 +142,12 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
       })
       o.log(`session ${session.slice(0, 12)}: agreement certified by ${params.providers.length} providers; computing`)
       // data is read only now, after every party signed (negotiation.md §1)
-      const vectorP = computeVector(datasetFor(datasets, q.dataset), q, { signal: stopping.signal })
-      vectorP.catch(() => {})
+      const vector = computeVector(datasetFor(datasets, q.dataset), q, { signal: stopping.signal }).then((r) => r.vector, (e: unknown) => {
+        // never forward the local message: it may describe our data
+        o.log(`session ${session?.slice(0, 12)}: ${(e as Error).message}`)
+        throw new ProtocolAbort({ reason: 'local_error', accused: null, detail: `provider ${config.name} could not compute its vector from local data` })
+      })
+      vector.catch(() => {}) // the runner observes it, unless the run failed first
       run = {
         session, proposal: toHex(proposal.digest), buyer: params.buyer, providers: params.providers,
         buyerChannel: deferred(), peerChannels: new Map(params.providers.filter((p) => p !== self).map((p) => [p, deferred<Channel>()]))
@@ -161,7 +165,7 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
           const until = Date.now() + q.timeouts.negotiate_s * 1000
           for (let attempt = 0; Date.now() < until && !stopping.signal.aborted; attempt++) {
             try {
-              const ch = await openChannel(node, entry.addr, MASKED_SUM_PROTOCOL, { signal: stopping.signal, timeoutMs: Math.max(1000, until - Date.now()) })
+              const ch = await openChannel(node, entry.addr, MASKED_SUM_PROTOCOL, { signal: stopping.signal, timeoutMs: Math.max(1000, until - Date.now()), optimistic: true })
               r.peerChannels.get(p)?.resolve(ch)
               return
             } catch {
@@ -171,22 +175,17 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
           }
         })()
       }
+      // The runner starts at once, with the streams and the vector still on their way: it sends
+      // XCHECK on each co-provider stream as soon as that stream exists. (Waiting for every stream
+      // first made each provider wait for the XCHECKs of all lower providers, which in turn waited
+      // for theirs: a chain of N − 1 hops before the first byte of any vector.)
       const waitMs = q.timeouts.negotiate_s * 1000
-      const buyerCh = await within(r.buyerChannel.promise, waitMs, params.buyer, 'START stream')
-      const peers = new Map<string, Channel>()
-      await Promise.all([...r.peerChannels].map(async ([p, d]) => peers.set(p, await within(d.promise, waitMs, p, 'cross-check stream'))))
-      let vector: BigUint64Array
-      try {
-        vector = (await vectorP).vector
-      } catch (e) {
-        // never forward the local message: it may describe our data
-        o.log(`session ${session.slice(0, 12)}: ${(e as Error).message}`)
-        throw new ProtocolAbort({ reason: 'local_error', accused: null, detail: `provider ${config.name} could not compute its vector from local data` })
-      }
       runnerStarted = true
       const res = await runProvider({
         signer: identity.signer, params, proposalDigest: proposal.digest, certificate, inspectCertificate,
-        ephemeralPrivateKey: outcome.ephemeralPrivateKey, vector, buyer: buyerCh, peers,
+        ephemeralPrivateKey: outcome.ephemeralPrivateKey, vector,
+        buyer: within(r.buyerChannel.promise, waitMs, params.buyer, 'START stream'),
+        peers: new Map([...r.peerChannels].map(([p, d]) => [p, within(d.promise, waitMs, p, 'cross-check stream')])),
         signal: stopping.signal, hooks: o.hooks?.provider,
         events: (e) => o.emit({ ...e, v: 1 })
       })

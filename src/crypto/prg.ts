@@ -31,6 +31,24 @@ export class Prg {
     return out
   }
 
+  /**
+   * Hand the next `words` words of keystream (at most 65 536) to `use`, then wipe them. No copy:
+   * `use` reads node:crypto's own output buffer, as u64 words when it is 8-byte aligned (it is a
+   * fresh allocation, so always in practice), else through one aligned copy.
+   */
+  withNext(words: number, use: (ks: BigUint64Array) => void): void {
+    if (!this.cipher) throw new Error('PRG used after destroy()')
+    if (words > ZEROS.length / 8) throw new RangeError(`at most ${ZEROS.length / 8} words at a time`)
+    const out = this.cipher.update(ZEROS.subarray(0, words * 8))
+    const aligned = out.byteOffset % 8 === 0 ? out : Buffer.from(out)
+    try {
+      use(new BigUint64Array(aligned.buffer, aligned.byteOffset, words))
+    } finally {
+      out.fill(0)
+      if (aligned !== out) aligned.fill(0)
+    }
+  }
+
   destroy(): void {
     this.cipher?.final()
     this.cipher = null

@@ -9,6 +9,7 @@ import { ping, type Ping } from '@libp2p/ping'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import type { PeerId, PrivateKey, Stream, Connection } from '@libp2p/interface'
 import { channelFromStream, type StreamChannelOptions } from './framing.ts'
+import { transportCrypto } from './noise-crypto.ts'
 import type { Channel } from '../protocol/transport.ts'
 import { PeerUnreachableError } from './errors.ts'
 import { DIAL_TIMEOUT_MS, MAX_INBOUND_STREAMS } from './constants.ts'
@@ -30,7 +31,8 @@ export async function createAgentNode(opts: NodeOptions): Promise<AgentNode> {
     privateKey: opts.privateKey,
     addresses: { listen: opts.listen },
     transports: [tcp()],
-    connectionEncrypters: [noise()],
+    // node:crypto ChaCha20-Poly1305 keyed once per session key, no output copy (noise-crypto.ts)
+    connectionEncrypters: [noise({ crypto: transportCrypto })],
     // The receive window must not exceed the read buffer: yamux's default 16 MiB window against a
     // 4 MiB read buffer aborts a stream whenever the reader lags (a buyer summing N vectors).
     streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: 4 * 1024 * 1024, maxReadBufferLength: 8 * 1024 * 1024 } })],
@@ -84,7 +86,18 @@ export async function openChannel(
   node: AgentNode,
   addr: Multiaddr | string,
   protocol: string,
-  opts: { signal?: AbortSignal; timeoutMs?: number; counters?: StreamChannelOptions['counters'] } = {}
+  opts: {
+    signal?: AbortSignal
+    timeoutMs?: number
+    counters?: StreamChannelOptions['counters']
+    /**
+     * Optimistic protocol selection (libp2p `negotiateFully: false`): the protocol ID travels with
+     * the first message instead of a round trip before it. For streams whose first message is sent
+     * at once (masked-sum START and XCHECK); a peer that does not speak the protocol then shows up
+     * as a failed read or write, not as a failed open.
+     */
+    optimistic?: boolean
+  } = {}
 ): Promise<Channel> {
   const ma = typeof addr === 'string' ? multiaddr(addr) : addr
   const peer = peerIdOf(ma.toString())
@@ -96,7 +109,7 @@ export async function openChannel(
   opts.signal?.addEventListener('abort', onOuter, { once: true })
   let stream: Stream
   try {
-    stream = await node.dialProtocol(ma, protocol, { signal: dial.signal })
+    stream = await node.dialProtocol(ma, protocol, { signal: dial.signal, negotiateFully: opts.optimistic !== true })
   } catch (err) {
     if (opts.signal?.aborted) throw opts.signal.reason
     throw new PeerUnreachableError(peer, (err as Error).message)

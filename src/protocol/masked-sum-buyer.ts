@@ -50,6 +50,17 @@ export interface BuyerRunResult {
   reveals: RevealMsg[]
   inclusion: InclusionBody & { sig: string }
   bytesIn: number
+  stats: BuyerRunStats
+}
+
+/** Where the buyer's time went (bench/README.md, phase breakdown). */
+export interface BuyerRunStats {
+  /** From START sent to the last DONE verified. */
+  streamMs: number
+  /** Removing the revealed self masks. */
+  unmaskMs: number
+  /** From INCLUSION sent to the last REVEAL applied and check 6 passed. */
+  confirmMs: number
 }
 
 export async function runBuyer(o: BuyerRunOptions): Promise<BuyerRunResult> {
@@ -63,6 +74,7 @@ export async function runBuyer(o: BuyerRunOptions): Promise<BuyerRunResult> {
   const sum = new BigUint64Array(total)
   const state: BuyerState = { phase: 'streaming', sum, revealed: 0 }
   let bytesIn = 0
+  const stats: BuyerRunStats = { streamMs: 0, unmaskMs: 0, confirmMs: 0 }
   try {
     for (const p of params.providers) {
       const ch = o.channels.get(p)
@@ -73,6 +85,7 @@ export async function runBuyer(o: BuyerRunOptions): Promise<BuyerRunResult> {
 
     // §7.2 streaming (check 4): every provider in parallel, chunks added on arrival
     emit({ type: 'phase', phase: 'compute', state: 'start', at: Date.now() })
+    const tStream = performance.now()
     const computeUntil = Date.now() + (t.negotiate_s + t.compute_s) * 1000
     const dones = await Promise.all(params.providers.map(async (p) => {
       const ch = o.channels.get(p) as Channel
@@ -107,10 +120,12 @@ export async function runBuyer(o: BuyerRunOptions): Promise<BuyerRunResult> {
         return d
       }
     }))
+    stats.streamMs = performance.now() - tStream
     emit({ type: 'phase', phase: 'compute', state: 'done', at: Date.now() })
 
     // §7.3 inclusion (check 7): the signed list of every vector summed, to every provider
     emit({ type: 'phase', phase: 'confirm', state: 'start', at: Date.now() })
+    const tConfirm = performance.now()
     state.phase = 'inclusion'
     o.onState?.(state)
     const entries: InclusionEntry[] = dones.map((d) => ({ provider: d.provider, length: d.length, chunks: d.chunks, hash: d.hash, sig: d.sig }))
@@ -123,7 +138,8 @@ export async function runBuyer(o: BuyerRunOptions): Promise<BuyerRunResult> {
       return ctx.send(o.channels.get(p) as Channel, encodeJson(MSG.inclusion, b ? signBody(signer, LABEL.inclusion, b) : signed))
     }))
 
-    // §7.4 reveals: each seed removes one self mask; all must arrive before anything is released
+    // §7.4 reveals: each seed removes one self mask, as soon as its REVEAL verifies (the sum stays
+    // masked by the others' self masks until the last one); all must arrive before anything is released
     const reveals = await Promise.all(params.providers.map(async (p) => {
       const m = decodeJson<RevealMsg>(await ctx.next(o.channels.get(p) as Channel, t.confirm_s * 1000, 'REVEAL'), MSG.reveal, p, shapes.reveal)
       const { sig, ...rb } = m
@@ -131,14 +147,15 @@ export async function runBuyer(o: BuyerRunOptions): Promise<BuyerRunResult> {
         throw new ProtocolAbort({ reason: 'wrong_session', accused: p, detail: 'REVEAL is bound to another session or inclusion list' })
       }
       if (m.provider !== p || !verifyBody(p, LABEL.reveal, rb satisfies RevealBody, sig)) throw new ProtocolAbort({ reason: 'bad_signature', accused: p, detail: 'REVEAL signature does not verify' })
-      return m
-    }))
-    for (const m of reveals) {
+      if (ctx.failure) throw ctx.failure
       const seed = fromHex(m.seed, 32)
+      const t0 = performance.now()
       removeSelfMask(sum, params.session, seed)
+      stats.unmaskMs += performance.now() - t0
       wipe(seed)
       state.revealed++
-    }
+      return m
+    }))
     state.phase = 'revealed'
 
     // §7.5 check 6: canaries, then plausibility. Neither can name a culprit (§9.3).
@@ -148,6 +165,7 @@ export async function runBuyer(o: BuyerRunOptions): Promise<BuyerRunResult> {
       }
     }
     checkPlausible(params, sum)
+    stats.confirmMs = performance.now() - tConfirm
     const data = sum.slice(0, params.length)
 
     // §7.6 receipt with a salted commitment; r and the result only to output recipients
@@ -166,7 +184,7 @@ export async function runBuyer(o: BuyerRunOptions): Promise<BuyerRunResult> {
     await ctx.closeAll()
     ctx.end()
     sum.fill(0n)
-    return { total: data, commitment, r, dones, reveals, inclusion: signed, bytesIn }
+    return { total: data, commitment, r, dones, reveals, inclusion: signed, bytesIn, stats }
   } catch (e) {
     const err = ctx.failure ?? asAbort(e)
     ctx.fail(err)

@@ -136,6 +136,21 @@ export function encodeChunk(index: number, offset: number, values: BigUint64Arra
   return out
 }
 
+/**
+ * A CHUNK frame with room for `count` values, and those values as a u64 view into it (offset 16 of
+ * a fresh buffer: aligned). The provider fills and masks the view in place and sends the frame, so
+ * a chunk is written once and never copied on its way to the transport.
+ */
+export function allocChunk(index: number, offset: number, count: number): { frame: Uint8Array; values: BigUint64Array } {
+  const frame = new Uint8Array(CHUNK_HEADER + count * 8)
+  const dv = new DataView(frame.buffer)
+  frame[0] = MSG.chunk
+  dv.setUint32(4, index, true)
+  dv.setUint32(8, offset, true)
+  dv.setUint32(12, count, true)
+  return { frame, values: new BigUint64Array(frame.buffer, CHUNK_HEADER, count) }
+}
+
 export interface Chunk { index: number; offset: number; values: BigUint64Array }
 
 export function decodeChunk(frame: Uint8Array, from: string): Chunk {

@@ -13,7 +13,7 @@ import type { Channel } from './transport.ts'
 import { CHUNK_ELEMS, Masker } from './masks.ts'
 import { RunContext, asAbort } from './run-context.ts'
 import {
-  CANARIES, LABEL, MSG, decodeChunk, vectorHasher, decodeJson, encodeChunk, encodeJson, shapes, signBody, verifyBody,
+  CANARIES, LABEL, MSG, allocChunk, decodeChunk, vectorHasher, decodeJson, encodeJson, shapes, signBody, verifyBody,
   type DoneBody, type InclusionBody, type InclusionMsg, type ReceiptMsg, type RevealBody, type StartMsg, type XcheckMsg
 } from './masked-sum-messages.ts'
 
@@ -46,20 +46,38 @@ export interface ProviderRunOptions {
   certificate: unknown
   inspectCertificate(c: unknown): CertificateSummary | null
   ephemeralPrivateKey: Uint8Array
-  /** This provider's data vector x_i (params.length values); wiped by the runner. */
-  vector: BigUint64Array
-  buyer: Channel
-  /** One channel per co-provider. */
-  peers: ReadonlyMap<string, Channel>
+  /**
+   * This provider's data vector x_i (params.length values); wiped by the runner. May still be
+   * computing: it is first needed when streaming starts. A rejection must be a ProtocolAbort that
+   * says nothing about the data (the agent maps local data errors to `local_error`).
+   */
+  vector: BigUint64Array | Promise<BigUint64Array>
+  /** The buyer's stream; may arrive while the cross-checks already run. */
+  buyer: Channel | Promise<Channel>
+  /** One channel per co-provider, each possibly still being opened or routed. */
+  peers: ReadonlyMap<string, Channel | Promise<Channel>>
   events?: EventSink
   signal?: AbortSignal
   hooks?: ProviderHooks
+}
+
+/** Where a provider's time went (bench/README.md, phase breakdown). */
+export interface ProviderRunStats {
+  /** Pair-key derivation and every cross-check (XCHECK both ways, key confirmation). */
+  keyAgreementMs: number
+  /** Time spent generating and applying masks (inside the streaming phase). */
+  maskMs: number
+  /** Time spent hashing the masked vector (inside the streaming phase). */
+  hashMs: number
+  /** From the first CHUNK handed to the transport to DONE sent. */
+  streamMs: number
 }
 
 export interface ProviderRunResult {
   receipt: ReceiptMsg
   /** The decoded total, when this provider is an output recipient. */
   result?: BigUint64Array
+  stats: ProviderRunStats
 }
 
 const never = (signal: AbortSignal): Promise<never> =>
@@ -74,36 +92,43 @@ export async function runProvider(o: ProviderRunOptions): Promise<ProviderRunRes
   const emit = o.events ?? (() => {})
   const total = params.length + CANARIES
   const keys = new Map<string, PairKeys>()
+  const stats: ProviderRunStats = { keyAgreementMs: 0, maskMs: 0, hashMs: 0, streamMs: 0 }
+  const vectorP = Promise.resolve(o.vector)
+  vectorP.catch(() => {}) // observed below, or the run failed first
   let masker: Masker | null = null
   let seed: Uint8Array | null = null
   try {
-    if (o.vector.length !== params.length) {
-      throw new ProtocolAbort({ reason: 'local_error', accused: null, detail: `local vector has ${o.vector.length} values, the agreement needs ${params.length}` })
-    }
     const t = params.timeouts
-    ctx.watch(o.buyer)
-    for (const ch of o.peers.values()) ctx.watch(ch)
+    const buyerP = ctx.adopt(Promise.resolve(o.buyer))
+    const others = params.providers.filter((p) => p !== self)
+    const peerPs = new Map<string, Promise<Channel>>()
+    for (const p of others) {
+      const c = o.peers.get(p)
+      if (!c) throw new ProtocolAbort({ reason: 'local_error', accused: null, detail: `no channel to co-provider ${p}` })
+      peerPs.set(p, ctx.adopt(Promise.resolve(c)))
+    }
 
     // §6.1 START from the buyer (check 1, 2)
-    // START is read now but judged after the cross-checks: if the buyer equivocated, check 3 (with
-    // its evidence) is the finding every provider reports, not a bare session mismatch
-    const startP = ctx.next(o.buyer, t.negotiate_s * 1000, 'START')
+    // START is read now but judged after the cross-checks when it is wrong: if the buyer equivocated,
+    // check 3 (with its evidence) is the finding every provider reports, not a bare session mismatch
+    const startP = buyerP.then((b) => ctx.next(b, t.negotiate_s * 1000, 'START'))
     startP.catch(() => {})
-    const checkStart = async (): Promise<void> => {
-      const start = decodeJson<StartMsg>(await startP, MSG.start, o.buyer.remote, shapes.start)
-      if (o.buyer.remote !== params.buyer) throw new ProtocolAbort({ reason: 'wrong_role', accused: o.buyer.remote, detail: `START from ${o.buyer.remote}, who is not the buyer` })
+    const checkStart = async (): Promise<Channel> => {
+      const buyer = await buyerP
+      const start = decodeJson<StartMsg>(await startP, MSG.start, buyer.remote, shapes.start)
+      if (buyer.remote !== params.buyer) throw new ProtocolAbort({ reason: 'wrong_role', accused: buyer.remote, detail: `START from ${buyer.remote}, who is not the buyer` })
       if (start.type !== 'start' || start.session !== sessionHex) {
         throw new ProtocolAbort({ reason: 'wrong_session', accused: params.buyer, detail: `START is bound to session ${start.session.slice(0, 16)}…, not ${sessionHex.slice(0, 16)}…` })
       }
+      return buyer
     }
 
-    // §6.2 cross-check with each co-provider (checks 3, 5)
+    // §6.1 key agreement and cross-check with each co-provider (checks 3, 5), concurrently with START
+    // and with streaming: a cross-check failure fails the run, and no seed is revealed before every
+    // cross-check passed (§6 step 4), so streaming early gives the buyer nothing (§9.2)
     emit({ type: 'phase', phase: 'crosscheck', state: 'start', at: Date.now() })
-    const others = params.providers.filter((p) => p !== self)
+    const tKeys = performance.now()
     for (const p of others) {
-      if (!o.peers.has(p)) throw new ProtocolAbort({ reason: 'local_error', accused: null, detail: `no channel to co-provider ${p}` })
-      const ch = o.peers.get(p) as Channel
-      if (ch.remote !== p) throw new ProtocolAbort({ reason: 'not_participant', accused: ch.remote, detail: `${ch.remote} is not co-provider ${p}` })
       try {
         keys.set(p, pairKeys(session, o.ephemeralPrivateKey, { peerId: self, ephemeralPublic: ephemeral(params, self) }, { peerId: p, ephemeralPublic: ephemeral(params, p) }))
       } catch (e) {
@@ -111,55 +136,78 @@ export async function runProvider(o: ProviderRunOptions): Promise<ProviderRunRes
         throw e
       }
     }
-    await Promise.all(others.map((p) => crossCheck(ctx, o, p, keys.get(p) as PairKeys, hooks)))
-    await checkStart()
-    emit({ type: 'phase', phase: 'crosscheck', state: 'done', at: Date.now() })
+    wipe(o.ephemeralPrivateKey)
+    const crossChecked = Promise.all(others.map(async (p) => {
+      const ch = await (peerPs.get(p) as Promise<Channel>)
+      if (ch.remote !== p) throw new ProtocolAbort({ reason: 'not_participant', accused: ch.remote, detail: `${ch.remote} is not co-provider ${p}` })
+      await crossCheck(ctx, o, ch, p, keys.get(p) as PairKeys, hooks)
+    })).then(() => {
+      stats.keyAgreementMs = performance.now() - tKeys
+      for (const k of keys.values()) wipe(k.confirmKey)
+      emit({ type: 'phase', phase: 'crosscheck', state: 'done', at: Date.now() })
+    })
+    crossChecked.catch((e: unknown) => ctx.fail(asAbort(e)))
+
+    let buyer: Channel
+    try {
+      buyer = await checkStart()
+    } catch (e) {
+      await crossChecked.catch(() => {}) // a check-3 finding outranks the bare session mismatch
+      throw ctx.failure ?? e
+    }
+    const vector = await ctx.race(vectorP)
+    if (vector.length !== params.length) {
+      throw new ProtocolAbort({ reason: 'local_error', accused: null, detail: `local vector has ${vector.length} values, the agreement needs ${params.length}` })
+    }
     if (hooks.stallAt === 'stream') await never(ctx.signal)
 
-    // §6.3 stream y_i = x_i + PRG(s_i) + Σ± m_ij in chunks, hashing as we go
+    // §6.2 stream y_i = x_i + PRG(s_i) + Σ± m_ij in chunks, hashing as we go. Each chunk is filled
+    // and masked in place inside its own CHUNK frame, which then goes to the transport uncopied.
     emit({ type: 'phase', phase: 'compute', state: 'start', at: Date.now() })
+    const tStream = performance.now()
     seed = new Uint8Array(randomBytes(32))
     masker = new Masker(self, session, seed, others.map((p) => ({ peer: p, prgKey: (keys.get(p) as PairKeys).prgKey })), { zeroMasks: hooks.zeroMasks })
-    for (const k of keys.values()) wipe(k.prgKey, k.confirmKey)
-    wipe(o.ephemeralPrivateKey)
+    for (const k of keys.values()) wipe(k.prgKey)
     const h = vectorHasher(session, self, total)
-    const buf = new BigUint64Array(Math.min(CHUNK_ELEMS, total))
     let index = 0
     let bytes = 0
     for (let off = 0; off < total; off += CHUNK_ELEMS, index++) {
       const n = Math.min(CHUNK_ELEMS, total - off)
-      const y = buf.subarray(0, n)
-      y.fill(0n)
-      if (off < params.length) y.set(o.vector.subarray(off, Math.min(params.length, off + n)))
+      const { frame, values: y } = allocChunk(index, off, n)
+      if (off < params.length) y.set(vector.subarray(off, Math.min(params.length, off + n)))
+      const t0 = performance.now()
       masker.mask(y)
+      const t1 = performance.now()
       hooks.mutateChunk?.(index, off, y)
       h.update(new Uint8Array(y.buffer, y.byteOffset, y.byteLength))
-      const frame = encodeChunk(index, off, y)
-      for (const f of hooks.chunkFrames ? hooks.chunkFrames(index, frame) : [frame]) await ctx.send(o.buyer, f, t.compute_s * 1000)
+      stats.maskMs += t1 - t0
+      stats.hashMs += performance.now() - t1
+      for (const f of hooks.chunkFrames ? hooks.chunkFrames(index, frame) : [frame]) await ctx.send(buyer, f, t.compute_s * 1000)
       bytes += frame.length
       emit({ type: 'progress', peer: params.buyer, cells: off + n, totalCells: total, bytes })
     }
-    buf.fill(0n)
-    wipe(o.vector)
+    wipe(vector)
     const hash = new Uint8Array(h.digest())
     if (hooks.stallAt === 'done') await never(ctx.signal)
     const doneBody: DoneBody = { v: 1, type: 'done', session: sessionHex, provider: self, length: total, chunks: index, hash: toHex(hash) }
-    await ctx.send(o.buyer, encodeJson(MSG.done, signBody(signer, LABEL.done, doneBody)))
+    await ctx.send(buyer, encodeJson(MSG.done, signBody(signer, LABEL.done, doneBody)))
+    stats.streamMs = performance.now() - tStream
     emit({ type: 'phase', phase: 'compute', state: 'done', at: Date.now() })
 
     // §6.4 inclusion check (check 7), then reveal s_i. The wait outlasts the buyer's own wait for the
     // slowest provider (negotiate_s + compute_s), so a silent co-provider is accused by the buyer, not us.
     emit({ type: 'phase', phase: 'confirm', state: 'start', at: Date.now() })
-    const inclusion = decodeJson<InclusionMsg>(await ctx.next(o.buyer, (t.negotiate_s + t.compute_s + t.confirm_s) * 1000, 'INCLUSION'), MSG.inclusion, params.buyer, shapes.inclusion)
+    const inclusion = decodeJson<InclusionMsg>(await ctx.next(buyer, (t.negotiate_s + t.compute_s + t.confirm_s) * 1000, 'INCLUSION'), MSG.inclusion, params.buyer, shapes.inclusion)
     const inclusionDigest = checkInclusion(params, self, doneBody, inclusion)
+    await crossChecked // §6 step 4: no seed before every co-provider confirmed the pair key
     if (hooks.stallAt === 'reveal') await never(ctx.signal)
     const shown = hooks.revealSeed ? hooks.revealSeed(seed) : seed
     const revealBody: RevealBody = { v: 1, type: 'reveal', session: sessionHex, provider: self, inclusion: toHex(inclusionDigest), seed: toHex(shown) }
-    await ctx.send(o.buyer, encodeJson(MSG.reveal, signBody(signer, LABEL.reveal, revealBody)))
+    await ctx.send(buyer, encodeJson(MSG.reveal, signBody(signer, LABEL.reveal, revealBody)))
     wipe(seed)
 
     // §6.5 receipt (and the result, for output recipients)
-    const receipt = decodeJson<ReceiptMsg>(await ctx.next(o.buyer, t.confirm_s * 1000, 'RECEIPT'), MSG.receipt, params.buyer, shapes.receipt, ['r', 'result'])
+    const receipt = decodeJson<ReceiptMsg>(await ctx.next(buyer, t.confirm_s * 1000, 'RECEIPT'), MSG.receipt, params.buyer, shapes.receipt, ['r', 'result'])
     const { sig: rsig, r, result: _unused, ...rbody } = receipt
     if (receipt.type !== 'receipt' || receipt.session !== sessionHex || !verifyBody(params.buyer, LABEL.receipt, rbody, rsig)) {
       throw new ProtocolAbort({ reason: 'bad_signature', accused: params.buyer, detail: 'RECEIPT is not signed by the buyer for this session' })
@@ -170,7 +218,7 @@ export async function runProvider(o: ProviderRunOptions): Promise<ProviderRunRes
       result = new BigUint64Array(params.length)
       let off = 0
       for (let i = 0; off < params.length; i++) {
-        const c = decodeChunk(await ctx.next(o.buyer, t.confirm_s * 1000, 'result CHUNK'), params.buyer)
+        const c = decodeChunk(await ctx.next(buyer, t.confirm_s * 1000, 'result CHUNK'), params.buyer)
         if (c.index !== i || c.offset !== off || c.values.length === 0 || off + c.values.length > params.length) {
           throw new ProtocolAbort({ reason: 'bad_vector', accused: params.buyer, detail: `result CHUNK ${c.index} out of order or out of range` })
         }
@@ -185,7 +233,7 @@ export async function runProvider(o: ProviderRunOptions): Promise<ProviderRunRes
     emit({ type: 'phase', phase: 'confirm', state: 'done', at: Date.now() })
     await ctx.closeAll()
     ctx.end()
-    return { receipt, result }
+    return { receipt, result, stats }
   } catch (e) {
     const err = ctx.failure ?? asAbort(e)
     ctx.fail(err)
@@ -194,7 +242,8 @@ export async function runProvider(o: ProviderRunOptions): Promise<ProviderRunRes
   } finally {
     masker?.destroy()
     if (seed) wipe(seed)
-    wipe(o.vector, o.ephemeralPrivateKey)
+    wipe(o.ephemeralPrivateKey)
+    void vectorP.then((v) => wipe(v), () => {}) // also when it arrives after the run ended
     for (const k of keys.values()) wipe(k.prgKey, k.confirmKey)
   }
 }
@@ -211,9 +260,8 @@ export function resultCommitment(r: Uint8Array, result: BigUint64Array): Uint8Ar
   return labelledHash(LABEL.result, r, new Uint8Array(result.buffer, result.byteOffset, result.byteLength))
 }
 
-async function crossCheck(ctx: RunContext, o: ProviderRunOptions, peer: string, k: PairKeys, hooks: ProviderHooks): Promise<void> {
+async function crossCheck(ctx: RunContext, o: ProviderRunOptions, ch: Channel, peer: string, k: PairKeys, hooks: ProviderHooks): Promise<void> {
   const { params, signer } = o
-  const ch = o.peers.get(peer) as Channel
   const self = signer.peerId
   const sessionHex = toHex(params.session)
   let tag = confirmTag(k.confirmKey, params.session, self, peer)

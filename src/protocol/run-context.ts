@@ -71,6 +71,33 @@ export class RunContext {
     })()
   }
 
+  /**
+   * A channel that may still be opening: watched once it arrives. If the run failed before it
+   * arrived, it is told why (ABORT, then closed) so its peer stops at once, and the promise rejects
+   * with the run's failure.
+   */
+  adopt(p: Promise<Channel>): Promise<Channel> {
+    const q = p.then(async (ch) => {
+      const failure = this.failure
+      if (failure) {
+        if (failure.info.by !== ch.remote) await this.tell(ch, encodeAbort(this.signer, this.session, failure.info))
+        throw failure
+      }
+      this.watch(ch)
+      return ch
+    })
+    q.catch(() => {})
+    return q
+  }
+
+  /** `p`, unless the run fails first. */
+  race<T>(p: Promise<T>): Promise<T> {
+    return Promise.race([p, new Promise<never>((_, reject) => {
+      if (this.ctrl.signal.aborted) reject(this.failure as Error)
+      this.ctrl.signal.addEventListener('abort', () => reject(this.failure as Error), { once: true })
+    })])
+  }
+
   /** The next frame from `ch` within `ms`, else a timeout accusing `ch.remote`. */
   async next(ch: Channel, ms: number, waitingFor: string): Promise<Uint8Array> {
     this.watch(ch)
@@ -129,14 +156,19 @@ export class RunContext {
     const frame = encodeAbort(this.signer, this.session, info)
     await Promise.all([...this.channels].map(async (ch) => {
       if (info.by && info.by === ch.remote) return // do not echo an abort back to its sender
-      try {
-        await Promise.race([ch.send(frame), new Promise((r) => setTimeout(r, 1000))])
-        await Promise.race([ch.close(), new Promise((r) => setTimeout(r, 500))])
-      } catch {
-        // peer already gone
-      }
+      await this.tell(ch, frame)
     }))
     this.end()
+  }
+
+  /** Best effort, bounded: one ABORT frame, then close. */
+  private async tell(ch: Channel, frame: Uint8Array): Promise<void> {
+    try {
+      await Promise.race([ch.send(frame), new Promise((r) => setTimeout(r, 1000))])
+      await Promise.race([ch.close(), new Promise((r) => setTimeout(r, 500))])
+    } catch {
+      // peer already gone
+    }
   }
 
   /** Close all channels gracefully and stop the readers. */

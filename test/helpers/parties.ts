@@ -98,6 +98,20 @@ export interface RunAllOptions {
   paramsFor?: (peerId: string) => SessionParams
   certificateFor?: (peerId: string) => unknown
   onState?: BuyerRunOptions['onState']
+  /**
+   * Hand the runner its streams and vector late, as serve does (they arrive while it already runs):
+   * ms before the buyer's stream, before co-provider stream k (per provider and peer), before the vector.
+   */
+  late?: { buyer?: number; peer?: (self: string, peer: string) => number; vector?: number }
+  /** Called with every frame a provider sends to the buyer. */
+  tapToBuyer?: (provider: string, frame: Uint8Array) => void
+}
+
+const later = <T>(v: T, ms: number | undefined): T | Promise<T> =>
+  ms ? new Promise((r) => setTimeout(() => r(v), ms)) : v
+
+function tapped(ch: Channel, tap: (frame: Uint8Array) => void): Channel {
+  return { remote: ch.remote, send: (m) => { tap(m); return ch.send(m) }, receive: (x) => ch.receive(x), close: () => ch.close(), abort: (e) => ch.abort(e) }
 }
 
 export interface RunAllResult {
@@ -124,6 +138,7 @@ export async function runAll(s: Setup, o: RunAllOptions): Promise<RunAllResult> 
     }
   }
   const cert = testCertificate(s.buyer, s.params.session, s.proposal)
+  const late = o.late ?? {}
   const providerRuns = s.providers.map((p, i) => runProvider({
     signer: p.signer,
     params: o.paramsFor ? o.paramsFor(p.peerId) : s.params,
@@ -131,9 +146,9 @@ export async function runAll(s: Setup, o: RunAllOptions): Promise<RunAllResult> 
     certificate: o.certificateFor ? o.certificateFor(p.peerId) : cert,
     inspectCertificate: inspectTestCertificate,
     ephemeralPrivateKey: Uint8Array.from(s.ephemeral.get(p.peerId) as Uint8Array),
-    vector: (o.vectors[i] as BigUint64Array).slice(),
-    buyer: toBuyer.get(p.peerId) as Channel,
-    peers: peers.get(p.peerId) as Map<string, Channel>,
+    vector: later((o.vectors[i] as BigUint64Array).slice(), late.vector),
+    buyer: later(o.tapToBuyer ? tapped(toBuyer.get(p.peerId) as Channel, (f) => o.tapToBuyer?.(p.peerId, f)) : toBuyer.get(p.peerId) as Channel, late.buyer),
+    peers: new Map([...(peers.get(p.peerId) as Map<string, Channel>)].map(([q, ch]) => [q, later(ch, late.peer?.(p.peerId, q))])),
     hooks: o.providerHooks?.get(p.peerId)
   }))
   const buyerRun = runBuyer({ signer: s.buyer.signer, params: s.params, channels: buyerChannels, hooks: o.buyerHooks, onState: o.onState })

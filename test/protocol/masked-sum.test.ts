@@ -7,7 +7,7 @@ import { CANARIES } from '../../src/protocol/masked-sum-messages.ts'
 import { resultCommitment } from '../../src/protocol/masked-sum-provider.ts'
 import type { BuyerState } from '../../src/protocol/masked-sum-buyer.ts'
 import { equalBytes } from '../../src/crypto/bytes.ts'
-import { plainSum, randomVector, runAll, setup, testCertificate, type RunAllResult } from '../helpers/parties.ts'
+import { plainSum, randomVector, runAll, setup, testCertificate, type Party, type RunAllResult } from '../helpers/parties.ts'
 
 function abortOf(r: PromiseSettledResult<unknown>): ProtocolAbort {
   if (r.status !== 'rejected') throw new Error('expected the run to abort, it succeeded')
@@ -50,6 +50,56 @@ describe('masked sum: correctness', () => {
     expect(out.value.result).toEqual(want)
     expect(res.providers[0]?.status === 'fulfilled' && res.providers[0].value.result).toBe(undefined)
     expect(equalBytes(resultCommitment(res.buyer.value.r, want), res.buyer.value.commitment)).toBe(true)
+  })
+})
+
+describe('masked sum: runner start before its inputs (as serve starts it)', () => {
+  it('streams and the vector arrive late, co-provider streams in chain order: the sum is exact', async () => {
+    const s = await setup(4, 2000)
+    const vectors = s.providers.map(() => randomVector(2000))
+    const rank = new Map(s.providers.map((p, i) => [p.peerId, i]))
+    const res = await runAll(s, {
+      vectors,
+      // the stream between providers i < j arrives after 20·(i + j) ms: the last pair is the slowest
+      late: { buyer: 30, vector: 50, peer: (a, b) => 20 * ((rank.get(a) ?? 0) + (rank.get(b) ?? 0)) }
+    })
+    if (res.buyer.status !== 'fulfilled') throw res.buyer.reason
+    expect(res.buyer.value.total).toEqual(plainSum(vectors, 2000))
+    for (const p of res.providers) expect(p.status).toBe('fulfilled')
+  })
+
+  it('a provider streams while a cross-check is still pending, but reveals nothing when that cross-check then fails', async () => {
+    const s = await setup(3, 70_000, fast) // two chunks
+    const bad = s.providers[2]?.peerId as string
+    const sent = new Map<string, number[]>(s.providers.map((p) => [p.peerId, []]))
+    const res = await runAll(s, {
+      vectors: s.providers.map(() => randomVector(70_000)),
+      providerHooks: new Map([[bad, { confirmTag: (t: Uint8Array) => t.map((b) => b ^ 1) }]]),
+      // the honest providers' stream to the bad one arrives only after they streamed
+      late: { peer: (a, b) => (a === bad || b === bad ? 300 : 0) },
+      tapToBuyer: (p, f) => sent.get(p)?.push(f[0] as number)
+    })
+    expectAbort(res, 'key_confirmation_failed', bad)
+    for (const p of s.providers.slice(0, 2)) {
+      const types = sent.get(p.peerId) as number[]
+      expect(types.filter((t) => t === 0x20).length, 'streamed before the cross-check ended').toBe(2)
+      expect(types).not.toContain(0x23) // no REVEAL
+    }
+  })
+
+  it('a stream that arrives after the run failed is told why (ABORT), not left waiting', async () => {
+    const s = await setup(3, 10, fast)
+    const [a, b, c] = s.providers as [Party, Party, Party]
+    const res = await runAll(s, {
+      vectors: s.providers.map(() => randomVector(10)),
+      providerHooks: new Map([[c.peerId, { confirmTag: (t: Uint8Array) => t.map((x) => x ^ 1) }]]),
+      late: { peer: (x, y) => ((x === a.peerId && y === b.peerId) ? 600 : 0) }
+    })
+    // a learns of c's bad tag at once and fails; its stream to b arrives later and carries a's ABORT,
+    // so b fails with a's relayed finding instead of a timeout
+    expectAbort(res, 'key_confirmation_failed', c.peerId)
+    const bAbort = abortOf(res.providers[1] as PromiseSettledResult<unknown>)
+    expect(bAbort.reason).not.toBe('timeout')
   })
 })
 
