@@ -1,213 +1,367 @@
-// One benchmark party as its own OS process, driven by bench/run.ts over IPC. It runs the real
-// masked-sum runners over real libp2p (TCP + Noise + yamux) streams, and — bench code only, no
-// production path does this — a plaintext baseline that sends the unmasked vector over the same
-// connections with the same framing, chunking and backpressure, so the ratio measures masking alone.
-import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
+// One benchmark party as its own OS process, driven by bench/run.ts over IPC (bench/ipc.ts). It runs
+// the real negotiation (bench/negotiate.ts) and the real masked-sum runners over real libp2p (TCP +
+// Noise + yamux) streams, and — bench code only, no production path does this — a plaintext
+// baseline that sends the unmasked vector over the same connections with the same framing,
+// chunking and backpressure (channelFromStream), summed with the same `accumulate`, so the ratio
+// measures the protocol alone.
+//
+// Timed window (the row's secure_s / plain_s, on the buyer's clock):
+//   secure  start "agreement": negotiate() resolved at the buyer, i.e. every provider accepted and
+//                 the buyer-signed certificate has been sent on every negotiation stream;
+//           stop  "result": runBuyer() returned the total in memory (self masks removed, canaries and
+//                 plausibility checked, receipts sent, streams closed).
+//   plain   start: the buyer starts opening its streams (as secure does right after the agreement);
+//           stop: every provider's last chunk is summed and the buyer's streams are closed.
+// Negotiation (createProposal → certificate in hand) is recorded separately, never in the window.
+import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
 import { createAgentNode, handleProtocol, openChannel, type AgentNode } from '../src/net/node.ts'
 import { channelFromStream } from '../src/net/framing.ts'
-import { signerFromSeed } from '../src/crypto/sign.ts'
-import { ephemeralKeyPair } from '../src/crypto/kdf.ts'
+import { signerFromSeed, type Signer } from '../src/crypto/sign.ts'
 import { comparePeers } from '../src/crypto/peer.ts'
-import { fromHex, toHex } from '../src/crypto/bytes.ts'
 import { runProvider } from '../src/protocol/masked-sum-provider.ts'
 import { runBuyer } from '../src/protocol/masked-sum-buyer.ts'
 import { CHUNK_ELEMS, accumulate } from '../src/protocol/masks.ts'
 import { decodeChunk, encodeChunk } from '../src/protocol/masked-sum-messages.ts'
-import type { SessionParams } from '../src/protocol/session.ts'
+import { inspectCertificate } from '../src/agent/context.ts'
 import type { Channel } from '../src/protocol/transport.ts'
 import type { ProtocolEvent } from '../src/protocol/events.ts'
+import type { Query } from '../src/query/types.ts'
+import type { Memory, Request, RunSpec, RunStats } from './ipc.ts'
+import { benchQuery, benchVector } from './workload.ts'
+import { buyerAgreement, providerAgreement } from './negotiate.ts'
 
+const NEGOTIATE = '/mpc-agent-bench/negotiate/1.0.0'
 const SECURE = '/mpc-agent-bench/secure/1.0.0'
 const PLAIN = '/mpc-agent-bench/plain/1.0.0'
-
-type Msg =
-  | { cmd: 'init'; key?: string }
-  | { cmd: 'connect'; peers: Array<{ id: string; addr: string }> }
-  | { cmd: 'ephemeral'; run: number }
-  | { cmd: 'run'; run: number; mode: 'secure' | 'plain'; params: WireParams; providers: string[]; buyer: string }
-  | { cmd: 'exit' }
-
-interface WireParams {
-  session: string
-  length: number
-  providers: string[]
-  buyer: string
-  ephemeral: Record<string, string>
-}
+/** A stream the run needs that never arrives fails the run instead of hanging the bench. */
+const TAKE_TIMEOUT_MS = 90_000
 
 let node: AgentNode
+let signer: Signer
 let self = ''
-let signer: ReturnType<typeof signerFromSeed>
+const allow = new Set<string>()
 const addrs = new Map<string, string>()
-const eph = new Map<number, Uint8Array>()
-// inbound streams by run and remote, for the runner to pick up
-const inboundChannels = new Map<string, Channel[]>()
+/** Frame bytes of every bench channel of this process, inbound and outbound. */
+const counters = { sent: 0, received: 0 }
+
+// ---- inbound streams: the first frame names the run; the run's code picks the channel up -------
+
+const inbound = new Map<string, Channel[]>()
 const waiters = new Map<string, Array<(c: Channel) => void>>()
+const keyOf = (proto: string, run: number, remote: string): string => `${proto} ${run} ${remote}`
 
 function deliver(key: string, ch: Channel): void {
   const w = waiters.get(key)?.shift()
   if (w) return w(ch)
-  const list = inboundChannels.get(key) ?? []
-  list.push(ch)
-  inboundChannels.set(key, list)
+  inbound.set(key, [...(inbound.get(key) ?? []), ch])
 }
 
 function take(key: string): Promise<Channel> {
-  const hit = inboundChannels.get(key)?.shift()
+  const hit = inbound.get(key)?.shift()
   if (hit) return Promise.resolve(hit)
-  return new Promise((resolve) => {
-    const list = waiters.get(key) ?? []
-    list.push(resolve)
-    waiters.set(key, list)
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      waiters.set(key, (waiters.get(key) ?? []).filter((x) => x !== got))
+      reject(new Error(`no stream ${key} within ${TAKE_TIMEOUT_MS / 1000} s`))
+    }, TAKE_TIMEOUT_MS)
+    const got = (c: Channel): void => {
+      clearTimeout(timer)
+      resolve(c)
+    }
+    waiters.set(key, [...(waiters.get(key) ?? []), got])
   })
 }
 
-function send(m: unknown): void {
-  process.send?.(m)
+async function open(proto: string, run: number, peer: string, timeoutMs?: number): Promise<Channel> {
+  // optimistic protocol selection, as the agent opens its masked-sum streams (the hello goes at once)
+  const ch = await openChannel(node, addrs.get(peer) as string, proto, { counters, timeoutMs, optimistic: proto !== NEGOTIATE })
+  await ch.send(new TextEncoder().encode(JSON.stringify({ run })))
+  return ch
 }
 
-function params(w: WireParams): SessionParams {
-  return {
-    session: fromHex(w.session, 32),
-    buyerSignature: new Uint8Array(64),
-    buyer: w.buyer,
-    providers: w.providers,
-    ephemeralKeys: new Map(Object.entries(w.ephemeral).map(([k, v]) => [k, fromHex(v, 32)])),
-    length: w.length,
-    bounds: [],
-    signed: [],
-    outputProviders: [],
-    timeouts: { negotiate_s: 30, compute_s: 120, confirm_s: 30 },
-    deadline: Date.now() + 3_600_000
-  }
-}
-
-/** The provider's input: a deterministic vector (the same for both modes). */
-function vectorFor(length: number, seed: number): BigUint64Array {
-  const v = new BigUint64Array(length)
-  for (let i = 0; i < length; i++) v[i] = BigInt((i * 2654435761 + seed) % 1000)
-  return v
-}
-
-async function handleRun(m: Extract<Msg, { cmd: 'run' }>): Promise<unknown> {
-  const p = params(m.params)
-  const isBuyer = self === m.buyer
-  const cpu0 = process.cpuUsage()
-  const counters = { sent: 0, received: 0 }
-  const t0 = performance.now()
-  const phases: Record<string, number> = {}
-  const events = (e: ProtocolEvent): void => {
-    if (e.type === 'phase') phases[`${e.phase}_${e.state}`] = Math.round((performance.now() - t0) * 10) / 10
-  }
-  let peakAB = process.memoryUsage().arrayBuffers
-  const sampler = setInterval(() => { peakAB = Math.max(peakAB, process.memoryUsage().arrayBuffers) }, 5)
-  try {
-    if (isBuyer) {
-      // stream per provider, opened by the buyer; first frame names the run
-      const chans = new Map<string, Channel>()
-      await Promise.all(m.providers.map(async (prov) => {
-        const ch = await openChannel(node, addrs.get(prov) as string, m.mode === 'secure' ? SECURE : PLAIN, { counters })
-        await ch.send(new TextEncoder().encode(JSON.stringify({ run: m.run, role: 'buyer' })))
-        chans.set(prov, ch)
-      }))
-      if (m.mode === 'secure') {
-        phases.streams_open = Math.round((performance.now() - t0) * 10) / 10
-        const res = await runBuyer({ signer, params: p, channels: chans, events })
-        res.total.fill(0n)
-      } else {
-        const sum = new BigUint64Array(p.length)
-        await Promise.all([...chans.values()].map(async (ch) => {
-          let off = 0
-          while (off < p.length) {
-            const c = decodeChunk(await ch.receive(), ch.remote)
-            accumulate(sum, c.offset, c.values)
-            off += c.values.length
-          }
-          await ch.close()
-        }))
-      }
-    } else {
-      // as in serve: co-provider streams are opened while waiting for the buyer's START stream
-      const buyerP = take(`${m.run}/${m.buyer}`)
-      const vector = vectorFor(p.length, m.providers.indexOf(self))
-      if (m.mode === 'secure') {
-        const peers = new Map<string, Channel>()
-        await Promise.all(m.providers.filter((q) => q !== self).map(async (q) => {
-          if (comparePeers(self, q) < 0) {
-            const ch = await openChannel(node, addrs.get(q) as string, SECURE, { counters })
-            await ch.send(new TextEncoder().encode(JSON.stringify({ run: m.run, role: 'provider' })))
-            peers.set(q, ch)
-          } else peers.set(q, await take(`${m.run}/${q}`))
-        }))
-        const buyerCh = await buyerP
-        await runProvider({
-          signer, params: p, proposalDigest: new Uint8Array(32), certificate: null, inspectCertificate: () => null,
-          ephemeralPrivateKey: eph.get(m.run) as Uint8Array, vector, buyer: buyerCh, peers, events
-        })
-      } else {
-        const buyerCh = await buyerP
-        for (let off = 0, i = 0; off < p.length; off += CHUNK_ELEMS, i++) await buyerCh.send(encodeChunk(i, off, vector.subarray(off, off + CHUNK_ELEMS)))
-        await buyerCh.receive().catch(() => {}) // wait for the buyer's close
-      }
+/** As serve does for co-provider streams: retry within the negotiation window. */
+async function openWithin(proto: string, run: number, peer: string, windowMs: number): Promise<Channel> {
+  const until = Date.now() + windowMs
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await open(proto, run, peer, Math.max(1000, until - Date.now()))
+    } catch (e) {
+      if (Date.now() >= until) throw e
+      await sleep(Math.min(2000, 250 * 2 ** attempt))
     }
-  } finally {
-    clearInterval(sampler)
   }
-  const cpu = process.cpuUsage(cpu0)
-  return { phases, wall_ms: performance.now() - t0, cpu_s: (cpu.user + cpu.system) / 1e6, bytes_sent: counters.sent, bytes_received: counters.received, peak_array_buffers: peakAB, rss: process.memoryUsage().rss }
 }
 
-async function onMessage(m: Msg): Promise<void> {
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+
+// ---- measurement ----------------------------------------------------------------------------
+
+function sample(): Memory {
+  const u = process.memoryUsage()
+  return { array_buffers: u.arrayBuffers, heap_used: u.heapUsed, rss: u.rss, sum: u.arrayBuffers + u.heapUsed }
+}
+
+class PeakMemory {
+  private m = sample()
+  private readonly timer = setInterval(() => this.add(sample()), 5)
+  private add(s: Memory): void {
+    this.m = { array_buffers: Math.max(this.m.array_buffers, s.array_buffers), heap_used: Math.max(this.m.heap_used, s.heap_used), rss: Math.max(this.m.rss, s.rss), sum: Math.max(this.m.sum, s.sum) }
+  }
+  stop(): Memory {
+    clearInterval(this.timer)
+    this.add(sample())
+    return this.m
+  }
+}
+
+const cpuSeconds = (u: NodeJS.CpuUsage): number => (u.user + u.system) / 1e6
+const ms1 = (x: number): number => Math.round(x * 10) / 10
+
+/** A timed window: wall clock, this process's CPU and frame bytes, phase marks relative to its start. */
+class Window {
+  readonly t0 = performance.now()
+  private readonly cpu0 = process.cpuUsage()
+  private readonly sent0 = counters.sent
+  private readonly received0 = counters.received
+  readonly marks: Record<string, number> = {}
+  result: { wall_ms: number; cpu_s: number; bytes_sent: number; bytes_received: number } | null = null
+  mark(k: string): void {
+    this.marks[k] = ms1(performance.now() - this.t0)
+  }
+  readonly events = (e: ProtocolEvent): void => {
+    if (e.type === 'phase') this.mark(`${e.phase}_${e.state}`)
+  }
+  stop(): void {
+    this.result = { wall_ms: performance.now() - this.t0, cpu_s: cpuSeconds(process.cpuUsage(this.cpu0)), bytes_sent: counters.sent - this.sent0, bytes_received: counters.received - this.received0 }
+  }
+}
+
+interface Negotiated { ms: number | null; cpu_s: number; sent: number }
+interface Outcome { w: Window; stats: Record<string, number> | null; negotiation: Negotiated | null }
+
+/** The runner's optional `stats` (numbers only), read defensively: older runners have none. */
+function statsOf(res: object): Record<string, number> | null {
+  const raw: unknown = 'stats' in res ? res.stats : undefined
+  if (typeof raw !== 'object' || raw === null) return null
+  const out: Record<string, number> = {}
+  for (const [k, v] of Object.entries(raw)) if (typeof v === 'number' && Number.isFinite(v)) out[k] = v
+  return Object.keys(out).length ? out : null
+}
+
+// ---- the four run bodies ------------------------------------------------------------------------
+
+const queries = new Map<string, Query>()
+function queryFor(s: RunSpec): Query {
+  const k = `${s.length} ${s.providers.join(',')}`
+  let q = queries.get(k)
+  if (!q) queries.set(k, (q = benchQuery(s.length, s.buyer, s.providers)))
+  return q
+}
+
+async function buyerSecure(s: RunSpec): Promise<Outcome> {
+  const query = queryFor(s)
+  // negotiation streams first, as `query run` dials before it proposes (in no window)
+  const neg = new Map(await Promise.all(s.providers.map(async (p) => [p, await open(NEGOTIATE, s.run, p)] as const)))
+  const cpuNeg = process.cpuUsage()
+  const sentNeg = counters.sent
+  // as `query run` does: the masked-sum streams are opened once every provider accepted, while the
+  // certificate is signed and delivered
+  let accepted = 0
+  let opening: Promise<Map<string, Channel>> | null = null
+  const openAll = (): Promise<Map<string, Channel>> => Promise.all(s.providers.map(async (p) => [p, await open(SECURE, s.run, p)] as const)).then((e) => new Map(e))
+  const a = await buyerAgreement(signer, query, neg, (e) => {
+    if (e.type === 'decision' && e.decision === 'accept' && ++accepted === s.providers.length) {
+      opening = openAll()
+      opening.catch(() => {})
+    }
+  })
+  const negotiation = { ms: a.agreedAt - a.proposedAt, cpu_s: cpuSeconds(process.cpuUsage(cpuNeg)), sent: counters.sent - sentNeg }
+  const w = new Window() // ← AGREEMENT: the certificate is in hand
+  for (const ch of neg.values()) void ch.close()
+  const chans = await (opening ?? openAll())
+  w.mark('streams_open')
+  const res = await runBuyer({ signer, params: a.params, channels: chans, events: w.events })
+  w.stop() // ← RESULT: the total is in memory
+  return { w, stats: statsOf(res), negotiation }
+}
+
+async function buyerPlain(s: RunSpec): Promise<Outcome> {
+  // streams are opened before the window: the secure buyer opens its own during the negotiation,
+  // which the plaintext baseline does not have, so neither window contains stream set-up
+  const chans = await Promise.all(s.providers.map((p) => open(PLAIN, s.run, p)))
+  const w = new Window() // ← streams open (their hello sent)
+  w.mark('streams_open')
+  const sum = new BigUint64Array(s.length)
+  await Promise.all(chans.map(async (ch) => {
+    for (let off = 0; off < s.length;) {
+      const c = decodeChunk(await ch.receive(), ch.remote)
+      accumulate(sum, c.offset, c.values)
+      off += c.values.length
+    }
+    await ch.close()
+  }))
+  w.stop() // ← the total is in memory
+  return { w, stats: null, negotiation: null }
+}
+
+async function providerSecure(s: RunSpec, vector: BigUint64Array): Promise<Outcome> {
+  const negCh = await take(keyOf(NEGOTIATE, s.run, s.buyer))
+  const cpuNeg = process.cpuUsage()
+  const sentNeg = counters.sent
+  const outcome = await providerAgreement(signer, negCh)
+  const negotiation = { ms: null, cpu_s: cpuSeconds(process.cpuUsage(cpuNeg)), sent: counters.sent - sentNeg }
+  const w = new Window() // ← this provider's agreement: its certificate verified
+  void negCh.close()
+  const { params } = outcome
+  // as in serve: the runner starts at once; the lower provider of each pair dials the higher one,
+  // and every stream (and the buyer's) is handed over while it is still on its way
+  const windowMs = params.timeouts.negotiate_s * 1000
+  const peers = new Map(params.providers.filter((q) => q !== self).map((q) =>
+    [q, comparePeers(self, q) < 0 ? openWithin(SECURE, s.run, q, windowMs) : take(keyOf(SECURE, s.run, q))] as const))
+  const res = await runProvider({
+    signer, params, proposalDigest: outcome.proposal.digest, certificate: outcome.certificate, inspectCertificate,
+    ephemeralPrivateKey: outcome.ephemeralPrivateKey, vector, buyer: take(keyOf(SECURE, s.run, params.buyer)), peers, events: w.events
+  })
+  w.stop()
+  return { w, stats: statsOf(res), negotiation }
+}
+
+async function providerPlain(s: RunSpec, vector: BigUint64Array): Promise<Outcome> {
+  const w = new Window()
+  const ch = await take(keyOf(PLAIN, s.run, s.buyer))
+  w.mark('stream_open')
+  for (let off = 0, i = 0; off < s.length; off += CHUNK_ELEMS, i++) await ch.send(encodeChunk(i, off, vector.subarray(off, off + CHUNK_ELEMS)))
+  w.mark('sent')
+  await ch.receive().catch(() => {}) // the buyer's close
+  w.stop()
+  return { w, stats: null, negotiation: null }
+}
+
+// ---- per-run state prepared outside the window ---------------------------------------------------
+
+let base: { key: string; vector: BigUint64Array } | null = null
+const prepared = new Map<number, { vector: BigUint64Array | null; idle: Memory }>()
+
+function prepare(run: number, length: number, seed: number | null): void {
+  let vector: BigUint64Array | null = null
+  if (seed !== null) {
+    const key = `${length}/${seed}`
+    if (base?.key !== key) base = { key, vector: benchVector(length, seed) }
+    vector = base.vector.slice() // the runner wipes its input: a fresh copy per run
+  }
+  globalThis.gc?.() // garbage from the previous run must not count in this one
+  prepared.set(run, { vector, idle: sample() })
+}
+
+/** Must reach its first await only after registering the streams it waits for (see 'arm'). */
+async function runParty(s: RunSpec): Promise<RunStats> {
+  const isBuyer = s.buyer === self
+  const prep = prepared.get(s.run)
+  prepared.delete(s.run)
+  const idle = prep?.idle ?? sample()
+  const vector = prep?.vector ?? (isBuyer ? null : benchVector(s.length, 0))
+  counters.sent = 0
+  counters.received = 0
+  const peak = new PeakMemory()
+  let out: Outcome
+  try {
+    out = isBuyer
+      ? await (s.mode === 'secure' ? buyerSecure(s) : buyerPlain(s))
+      : await (s.mode === 'secure' ? providerSecure(s, vector as BigUint64Array) : providerPlain(s, vector as BigUint64Array))
+  } catch (e) {
+    peak.stop()
+    throw e
+  }
+  const memoryPeak = peak.stop()
+  const r = out.w.result as NonNullable<Window['result']>
+  return {
+    role: isBuyer ? 'buyer' : 'provider', mode: s.mode,
+    wall_ms: r.wall_ms, cpu_s: r.cpu_s, bytes_sent: r.bytes_sent, bytes_received: r.bytes_received,
+    negotiation_ms: out.negotiation?.ms ?? null, cpu_negotiation_s: out.negotiation?.cpu_s ?? null,
+    negotiation_bytes_sent: out.negotiation?.sent ?? 0,
+    marks: out.w.marks, stats: out.stats,
+    memory: { idle, peak: memoryPeak }
+  }
+}
+
+// ---- IPC -------------------------------------------------------------------------------------
+
+const armed = new Map<number, Promise<RunStats>>()
+
+async function handle(m: Request): Promise<Record<string, unknown>> {
   switch (m.cmd) {
     case 'init': {
-      const key = m.key ? privateKeyFromProtobuf(fromHex(m.key)) : await generateKeyPair('Ed25519')
+      const key = await generateKeyPair('Ed25519')
       self = peerIdFromPrivateKey(key).toString()
       signer = signerFromSeed(self, key.raw.subarray(0, 32))
-      const allow = new Set<string>()
       node = await createAgentNode({ privateKey: key, listen: ['/ip4/127.0.0.1/tcp/0'], allow })
       await node.start()
-      ;(globalThis as { allow?: Set<string> }).allow = allow
-      for (const proto of [SECURE, PLAIN]) {
+      for (const proto of [NEGOTIATE, SECURE, PLAIN]) {
         await handleProtocol(node, proto, async (stream, remote) => {
-          const ch = channelFromStream(stream, remote)
+          const ch = channelFromStream(stream, remote, { counters })
           const hello = JSON.parse(new TextDecoder().decode(await ch.receive())) as { run: number }
-          deliver(`${hello.run}/${remote}`, ch)
+          deliver(keyOf(proto, hello.run, remote), ch)
         })
       }
-      send({ ok: 'init', id: self, addr: node.getMultiaddrs()[0]?.toString(), key: toHex(privateKeyToProtobuf(key)) })
-      return
+      return { id: self, addr: node.getMultiaddrs()[0]?.toString() }
     }
-    case 'connect': {
-      const allow = (globalThis as { allow?: Set<string> }).allow as Set<string>
+    case 'connect':
       for (const p of m.peers) {
+        if (p.id === self) continue
         allow.add(p.id)
         addrs.set(p.id, p.addr)
       }
-      send({ ok: 'connect' })
-      return
+      return {}
+    case 'dial': {
+      const failed: string[] = []
+      const queue = [...m.peers]
+      await Promise.all(Array.from({ length: m.concurrency }, async () => {
+        for (let p = queue.shift(); p !== undefined; p = queue.shift()) {
+          for (let attempt = 1; ; attempt++) {
+            try {
+              await node.dial(multiaddr(addrs.get(p) as string), { signal: AbortSignal.timeout(30_000) })
+              break
+            } catch (e) {
+              if (attempt >= 3) {
+                failed.push(`${p}: ${(e as Error).message}`)
+                break
+              }
+              await sleep(500 * attempt)
+            }
+          }
+        }
+      }))
+      return { connections: node.getConnections().length, failed }
     }
-    case 'ephemeral': {
-      const kp = ephemeralKeyPair()
-      eph.set(m.run, kp.privateKey)
-      send({ ok: 'ephemeral', pub: toHex(kp.publicKey) })
-      return
+    case 'prepare':
+      prepare(m.run, m.length, m.seed)
+      return {}
+    case 'run':
+      return { stats: await runParty(m) }
+    case 'arm': {
+      const p = runParty(m) // registers its stream waiters synchronously
+      p.catch(() => {})
+      armed.set(m.run, p)
+      return {}
     }
-    case 'run': {
-      try {
-        send({ ok: 'run', ...(await handleRun(m) as object) })
-      } catch (e) {
-        send({ ok: 'run', error: (e as Error).message })
-      }
-      return
+    case 'collect': {
+      const p = armed.get(m.run)
+      armed.delete(m.run)
+      if (!p) throw new Error(`run ${m.run} was never armed`)
+      return { stats: await p }
     }
     case 'exit':
-      await node?.stop()
+      await Promise.race([node?.stop(), sleep(3000)]).catch(() => {})
       process.exit(0)
   }
 }
 
-process.on('message', (m: Msg) => {
-  void onMessage(m)
+process.on('message', (m: Request & { seq: number }) => {
+  void handle(m).then(
+    (r) => process.send?.({ seq: m.seq, ok: m.cmd, ...r }),
+    (e: unknown) => process.send?.({ seq: m.seq, ok: m.cmd, error: e instanceof Error ? e.message : String(e) })
+  )
 })
-send({ ok: 'boot' })
+process.send?.({ seq: 0, ok: 'boot' })

@@ -1,15 +1,17 @@
-// npm run bench [-- --quick] [-- --n 3,5 --l 1000,100000 --reps 3 --budget-s 60]
-// Secure masked sum vs a plaintext baseline over the same libp2p connections, every party its own
-// process (bench/agent.ts) on 127.0.0.1. Writes bench/results/latest.json and the table in
-// bench/README.md. A benchmark, not a test: it measures and records, it asserts nothing.
-import { fork, type ChildProcess } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
-import { cpus, totalmem } from 'node:os'
-import { execSync } from 'node:child_process'
-import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs'
+// npm run bench [-- --quick] [-- --n 3,5 --l 1000,100000 --reps 3 --budget-s 60 --no-scale --no-data --no-ride-sharing]
+// Secure masked sum (after a real negotiation) vs a plaintext baseline over the same libp2p
+// connections, every party its own process (bench/agent.ts) on 127.0.0.1. Writes
+// bench/results/latest.json and the tables in bench/README.md (bench/report.ts). A benchmark, not a
+// test: it measures and records, it asserts nothing. What the timed window is: bench/agent.ts.
+import { execSync, fork, spawnSync, type ChildProcess } from 'node:child_process'
+import { cpus, tmpdir, totalmem } from 'node:os'
+import { mkdirSync, mkdtempSync, existsSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { comparePeers } from '../src/crypto/peer.ts'
+import type { Mode, Reply, Request, RunSpec, RunStats } from './ipc.ts'
+import { round, summarize, writeTable, type ErrorRow, type Row, type RowEnv, type RunPair } from './report.ts'
 
 const { values: args } = parseArgs({
   options: {
@@ -18,6 +20,11 @@ const { values: args } = parseArgs({
     l: { type: 'string' },
     reps: { type: 'string' },
     'budget-s': { type: 'string' },
+    scale: { type: 'boolean', default: false },
+    'no-scale': { type: 'boolean', default: false },
+    'scale-n': { type: 'string', default: '50' },
+    'scale-l': { type: 'string', default: '100000' },
+    'scale-reps': { type: 'string', default: '3' },
     'no-data': { type: 'boolean', default: false },
     'no-ride-sharing': { type: 'boolean', default: false }
   }
@@ -26,177 +33,231 @@ const { values: args } = parseArgs({
 const quick = args.quick === true
 const Ns = (args.n ?? (quick ? '3,5' : '3,5,10,20')).split(',').map(Number)
 const Ls = (args.l ?? (quick ? '1000,100000' : '1000,10000,100000,1000000')).split(',').map(Number)
-const reps = Number(args.reps ?? (quick ? 3 : 3))
+const reps = Number(args.reps ?? 3)
 // a grid cell whose secure run exceeds the budget ends that N's row (documented in bench/README.md)
 const budgetS = Number(args['budget-s'] ?? (quick ? 10 : 60))
+// the scale row runs after the full default grid; never with --quick, nor when --n/--l narrow the grid (unless --scale)
+const scale = args['no-scale'] || quick ? null
+  : args.scale || (args.n === undefined && args.l === undefined) ? { N: Number(args['scale-n']), L: Number(args['scale-l']), reps: Number(args['scale-reps']) } : null
+const log = (line: string): void => {
+  process.stderr.write(`${line}\n`)
+}
 
-interface Reply { ok: string; [k: string]: unknown }
+const children: ChildProcess[] = []
+const AGENT = fileURLToPath(new URL('./agent.ts', import.meta.url))
 
 class Party {
   readonly proc: ChildProcess
+  readonly booted: Promise<void>
   id = ''
   addr = ''
-  private pending: Array<(r: Reply) => void> = []
+  private seq = 0
+  private readonly pending = new Map<number, (r: Reply) => void>()
   constructor() {
-    this.proc = fork(fileURLToPath(new URL('./agent.ts', import.meta.url)), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    // --expose-gc: every party collects garbage before each run (bench/agent.ts prepare)
+    this.proc = fork(AGENT, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [...process.execArgv, '--expose-gc'] })
     children.push(this.proc)
-    this.proc.on('message', (m: Reply) => this.pending.shift()?.(m))
-  }
-  ask(m: unknown): Promise<Reply> {
-    return new Promise((resolve) => {
-      this.pending.push(resolve)
-      this.proc.send(m as object)
+    this.booted = new Promise((resolve, reject) => {
+      this.proc.on('message', (m: Reply) => {
+        if (m.seq === 0) return resolve()
+        this.pending.get(m.seq)?.(m)
+        this.pending.delete(m.seq)
+      })
+      this.proc.once('exit', (code) => {
+        reject(new Error(`agent exited (${String(code)}) before it booted`))
+        for (const [seq, f] of this.pending) f({ seq, ok: 'exit', error: `agent ${this.id} exited (${String(code)})` })
+        this.pending.clear()
+      })
     })
   }
-  next(): Promise<Reply> {
-    return new Promise((resolve) => this.pending.push(resolve))
+  ask(m: Request): Promise<Reply> {
+    const seq = ++this.seq
+    return new Promise((resolve) => {
+      const gone = (): void => resolve({ seq, ok: m.cmd, error: `agent ${this.id} is not running` })
+      if (!this.proc.connected) return gone()
+      this.pending.set(seq, resolve)
+      this.proc.send({ ...m, seq }, (err) => {
+        if (err && this.pending.delete(seq)) gone()
+      })
+    })
+  }
+  async must(m: Request): Promise<Reply> {
+    const r = await this.ask(m)
+    if (r.error) throw new Error(`${m.cmd}: ${r.error}`)
+    return r
   }
 }
 
-interface RunStats { phases: Record<string, number>; wall_ms: number; cpu_s: number; bytes_sent: number; bytes_received: number; peak_array_buffers: number; rss: number; error?: string }
+/** parties[0] is the buyer, every other party a provider. */
+const parties: Party[] = []
+const meshes: Array<Record<string, unknown>> = []
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s[Math.floor(s.length / 2)] ?? NaN
+/** Start agents up to `total`, allowlist everyone everywhere, and open the mesh's connections. */
+async function grow(total: number): Promise<void> {
+  if (parties.length >= total) return
+  const t0 = performance.now()
+  const fresh = Array.from({ length: total - parties.length }, () => new Party())
+  await Promise.all(fresh.map((p) => p.booted))
+  await Promise.all(fresh.map(async (p) => {
+    const r = await p.must({ cmd: 'init' })
+    p.id = String(r.id)
+    p.addr = String(r.addr)
+  }))
+  parties.push(...fresh)
+  const tBoot = performance.now()
+  const peers = parties.map((p) => ({ id: p.id, addr: p.addr }))
+  await Promise.all(parties.map((p) => p.must({ cmd: 'connect', peers })))
+  // the buyer dials every provider; each provider dials the higher ones (the direction the runs use),
+  // one party at a time so 2 cores are not swamped with handshakes
+  const failed: string[] = []
+  for (const [i, p] of parties.entries()) {
+    const targets = parties.slice(1).filter((q) => q !== p && (i === 0 || comparePeers(p.id, q.id) < 0)).map((q) => q.id)
+    failed.push(...((await p.must({ cmd: 'dial', peers: targets, concurrency: 8 })).failed as string[]))
+  }
+  const connections = (await Promise.all(parties.map((p) => p.must({ cmd: 'dial', peers: [], concurrency: 1 })))).map((r) => Number(r.connections))
+  const mesh = { processes: parties.length, boot_s: round((tBoot - t0) / 1000, 1), dial_s: round((performance.now() - tBoot) / 1000, 1), connections_min: Math.min(...connections), connections_max: Math.max(...connections), failed }
+  meshes.push(mesh)
+  log(`${parties.length} agents up in ${mesh.boot_s} s, mesh dialled in ${mesh.dial_s} s (${mesh.connections_min}–${mesh.connections_max} connections per agent)${failed.length ? `; ${failed.length} dials FAILED: ${failed.slice(0, 3).join('; ')}` : ''}`)
+}
+
+/** Ask an agent to stop its node and exit; kill it if it has not within 5 s (or is already gone). */
+function stop(p: Party): Promise<void> {
+  if (p.proc.exitCode !== null || p.proc.signalCode !== null) return Promise.resolve()
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => p.proc.kill('SIGKILL'), 5000)
+    p.proc.once('exit', () => {
+      clearTimeout(timer)
+      resolve()
+    })
+    try {
+      p.proc.send({ cmd: 'exit', seq: -1 })
+    } catch {
+      p.proc.kill('SIGKILL')
+    }
+  })
+}
+
+let runId = 0
+
+/** One run: prepare (outside the window) → providers armed → the buyer's run → the providers' stats. */
+async function once(N: number, L: number, mode: Mode): Promise<RunPair> {
+  const buyer = parties[0] as Party
+  const provs = parties.slice(1, N + 1).sort((a, b) => comparePeers(a.id, b.id))
+  const spec: RunSpec = { run: ++runId, mode, length: L, providers: provs.map((p) => p.id), buyer: buyer.id }
+  if (process.env.BENCH_DEBUG) log(`run ${spec.run} ${mode} N=${N} L=${L}`)
+  await Promise.all([buyer, ...provs].map((p, i) => p.must({ cmd: 'prepare', run: spec.run, length: L, seed: i === 0 ? null : i - 1 })))
+  await Promise.all(provs.map((p) => p.must({ cmd: 'arm', ...spec })))
+  const b = await buyer.ask({ cmd: 'run', ...spec })
+  const ps = await Promise.all(provs.map((p) => p.ask({ cmd: 'collect', run: spec.run })))
+  const err = [b, ...ps].find((r) => r.error)
+  if (err) throw new Error(`${mode} N=${N} L=${L}: ${String(err.error)}`)
+  return { buyer: b.stats as RunStats, providers: ps.map((r) => r.stats as RunStats) }
+}
+
+/** A grid cell: one small warm-up run (all connections and streams exist), then alternating runs. */
+async function cell(N: number, L: number, n: number, env: RowEnv): Promise<Row | ErrorRow> {
+  const secure: RunPair[] = []
+  const plain: RunPair[] = []
+  try {
+    await once(N, Math.min(L, 1000), 'secure')
+    for (let i = 0; i < n; i++) {
+      secure.push(await once(N, L, 'secure'))
+      plain.push(await once(N, L, 'plain'))
+    }
+  } catch (e) {
+    log(`N=${N} L=${L}: FAILED ${(e as Error).message}`)
+    return { N, L, error: (e as Error).message }
+  }
+  const row = summarize(N, L, secure, plain, env)
+  log(`N=${N} L=${L}: secure ${row.secure_s} s, plain ${row.plain_s} s, ratio ${row.ratio}, bytes ${row.secure_bytes}/${row.plain_bytes}, negotiation ${row.phases_ms.negotiation} ms, buyer peak ${row.buyer_peak_vectors} vectors`)
+  return row
 }
 
 async function main(): Promise<void> {
-  const maxN = Math.max(...Ns)
-  const parties = Array.from({ length: maxN + 1 }, () => new Party())
-  await Promise.all(parties.map((p) => p.next())) // boot
-  for (const p of parties) {
-    const r = await p.ask({ cmd: 'init' })
-    p.id = String(r.id)
-    p.addr = String(r.addr)
+  const tStart = performance.now()
+  const sections: Record<string, number> = {}
+  const section = (k: string, since: number): void => {
+    sections[k] = round((performance.now() - since) / 1000, 1)
   }
-  await Promise.all(parties.map((p) => p.ask({ cmd: 'connect', peers: parties.filter((q) => q !== p).map((q) => ({ id: q.id, addr: q.addr })) })))
-  if (process.env.BENCH_DEBUG) process.stderr.write(`${parties.length} parties up and introduced\n`)
-  const buyer = parties[0] as Party
-  let runId = 0
-  const rows: Array<Record<string, unknown>> = []
-
-  async function once(N: number, L: number, mode: 'secure' | 'plain'): Promise<{ buyer: RunStats; providers: RunStats[] }> {
-    const provs = parties.slice(1, N + 1).sort((a, b) => comparePeers(a.id, b.id))
-    const run = ++runId
-    const ephemeral: Record<string, string> = {}
-    if (mode === 'secure') for (const p of provs) ephemeral[p.id] = String((await p.ask({ cmd: 'ephemeral', run })).pub)
-    const params = { session: randomBytes(32).toString('hex'), length: L, providers: provs.map((p) => p.id), buyer: buyer.id, ephemeral }
-    const msg = { cmd: 'run', run, mode, params, providers: params.providers, buyer: buyer.id }
-    if (process.env.BENCH_DEBUG) process.stderr.write(`run ${run} ${mode} N=${N} L=${L}\n`)
-    const [b, ...ps] = await Promise.all([buyer, ...provs].map((p) => p.ask(msg)))
-    for (const r of [b, ...ps]) if (r?.error) throw new Error(`${mode} N=${N} L=${L}: ${String(r.error)}`)
-    return { buyer: b as unknown as RunStats, providers: ps as unknown as RunStats[] }
+  const git = (cmd: string): string | null => {
+    try {
+      return execSync(cmd, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
+    } catch {
+      return null
+    }
   }
+  const rowEnv: RowEnv = { node: process.version, commit: git('git rev-parse --short HEAD'), cpu: cpus()[0]?.model }
 
+  let t = performance.now()
+  await grow(Math.max(...Ns) + 1)
+  const rows: Array<Row | ErrorRow> = []
   for (const N of Ns) {
     for (const L of Ls) {
-      const secure: Array<{ buyer: RunStats; providers: RunStats[] }> = []
-      const plain: Array<{ buyer: RunStats; providers: RunStats[] }> = []
-      try {
-        await once(N, Math.min(L, 1000), 'secure') // warm the connections (the mesh is "already connected")
-        for (let i = 0; i < reps; i++) {
-          secure.push(await once(N, L, 'secure')) // alternating runs
-          plain.push(await once(N, L, 'plain'))
-        }
-      } catch (e) {
-        // a failed cell is a result too: record it and end this N's row
-        rows.push({ N, L, error: (e as Error).message })
-        process.stderr.write(`N=${N} L=${L}: FAILED ${(e as Error).message}\n`)
-        break
-      }
-      const s = median(secure.map((x) => x.buyer.wall_ms)) / 1000
-      const p = median(plain.map((x) => x.buyer.wall_ms)) / 1000
-      const bytes = (xs: typeof secure): number => median(xs.map((x) => x.buyer.bytes_received + x.providers.reduce((a, y) => a + y.bytes_sent, 0)))
-      const vectorBytes = (xs: typeof secure): number => median(xs.map((x) => x.buyer.bytes_received))
-      const row = {
-        N, L,
-        secure_s: round(s), plain_s: round(p), ratio: round(s / p),
-        secure_bytes: bytes(secure), plain_bytes: bytes(plain),
-        vector_bytes_ratio: round(vectorBytes(secure) / vectorBytes(plain)),
-        cpu_s: { buyer_secure: round(median(secure.map((x) => x.buyer.cpu_s))), provider_secure: round(median(secure.flatMap((x) => x.providers.map((y) => y.cpu_s)))), buyer_plain: round(median(plain.map((x) => x.buyer.cpu_s))), provider_plain: round(median(plain.flatMap((x) => x.providers.map((y) => y.cpu_s)))) },
-        buyer_peak_array_buffers: Math.max(...secure.map((x) => x.buyer.peak_array_buffers)),
-        vector_bytes: L * 8,
-        // last secure run's phase marks, ms from the buyer's start (buyer) / the provider's start (provider 0)
-        phases_ms: { buyer: secure.at(-1)?.buyer.phases, provider: secure.at(-1)?.providers[0]?.phases }
-      }
+      const row = await cell(N, L, reps, rowEnv)
       rows.push(row)
-      process.stderr.write(`N=${N} L=${L}: secure ${row.secure_s} s, plain ${row.plain_s} s, ratio ${row.ratio}, bytes ${row.secure_bytes}/${row.plain_bytes}\n`)
-      if (s > budgetS) {
-        process.stderr.write(`N=${N}: L=${L} took ${s.toFixed(1)} s > budget ${budgetS} s; larger L skipped\n`)
+      if ('error' in row) break // a failed cell is a result too; it ends this N's row
+      if (row.secure_s > budgetS) {
+        log(`N=${N}: L=${L} took ${row.secure_s} s > budget ${budgetS} s; larger L skipped`)
         break
       }
     }
   }
-  await Promise.all(parties.map((p) => { p.proc.send({ cmd: 'exit' }); return new Promise((r) => p.proc.once('exit', r)) }))
+  section('grid', t)
+
+  let scaleRow: Row | ErrorRow | null = null
+  if (scale) {
+    t = performance.now()
+    try {
+      await grow(scale.N + 1)
+      scaleRow = await cell(scale.N, scale.L, scale.reps, rowEnv)
+    } catch (e) {
+      scaleRow = { N: scale.N, L: scale.L, error: `set-up: ${(e as Error).message}` }
+      log(`scale N=${scale.N}: FAILED ${(e as Error).message}`)
+    }
+    section('scale', t)
+  }
+  await Promise.all(parties.map(stop))
 
   let data: unknown = null
-  if (!args['no-data'] && existsSync(fileURLToPath(new URL('./data.ts', import.meta.url)))) {
-    const dataModule = './data.ts' // optional: present once the data layer's bench lands
-    const { benchData } = (await import(dataModule)) as { benchData: (o: { rows: number; dir: string }) => Promise<unknown> }
-    const { mkdtempSync } = await import('node:fs')
-    const { tmpdir } = await import('node:os')
-    const { join } = await import('node:path')
+  if (!args['no-data']) {
+    t = performance.now()
+    const { benchData } = await import('./data.ts')
     data = await benchData({ rows: quick ? 1_000_000 : 10_000_000, dir: mkdtempSync(join(tmpdir(), 'mpc-bench-data-')) })
+    section('data', t)
   }
 
-  // item 3: the ride-sharing queries end to end through the real CLI, company agents already serving
+  // the ride-sharing queries end to end through the real CLI, company agents already serving
   let rideSharing: unknown = null
   if (!args['no-ride-sharing']) {
-    const { spawnSync } = await import('node:child_process')
-    const { mkdtempSync } = await import('node:fs')
-    const { tmpdir } = await import('node:os')
-    const { join } = await import('node:path')
-    const trips = quick ? 50_000 : 200_000
+    t = performance.now()
+    const trips = quick ? 20_000 : 200_000
     const r = spawnSync(process.execPath, [fileURLToPath(new URL('../examples/ride-sharing/run.ts', import.meta.url)), '--trips', String(trips), '--workdir', mkdtempSync(join(tmpdir(), 'mpc-bench-rs-'))], { encoding: 'utf8', timeout: 600_000 })
     const queries = [...r.stdout.matchAll(/verified: (\S+) \((\d+) cells, ([\d.]+) s\)/g)].map((m) => ({ query: m[1], cells: Number(m[2]), seconds: Number(m[3]) }))
     rideSharing = { trips_per_company: trips, companies: 3, ok: r.status === 0, queries }
-    process.stderr.write(`ride-sharing through the CLI: ${queries.map((q) => `${q.query} ${q.seconds} s`).join(', ')}\n`)
+    log(`ride-sharing through the CLI: ${queries.map((q) => `${q.query} ${q.seconds} s`).join(', ')}`)
+    section('ride_sharing', t)
   }
+  section('total', tStart)
 
   const env = {
-    node: process.version,
-    commit: (() => { try { return execSync('git rev-parse --short HEAD', { encoding: 'utf8' }).trim() } catch { return null } })(),
-    cpu: cpus()[0]?.model, cores: cpus().length, mem_gib: Math.round(totalmem() / 2 ** 30),
-    date: new Date().toISOString(), quick, reps, budget_s: budgetS
+    ...rowEnv,
+    dirty: (git('git status --porcelain') ?? '') !== '',
+    cores: cpus().length, mem_gib: Math.round(totalmem() / 2 ** 30),
+    date: new Date().toISOString(), quick, reps, budget_s: budgetS, sections_s: sections, mesh: meshes
   }
   const dir = fileURLToPath(new URL('./results/', import.meta.url))
   mkdirSync(dir, { recursive: true })
-  const doc = { env, rows, data, ride_sharing: rideSharing }
+  const doc = { env, rows, scale: scaleRow, data, ride_sharing: rideSharing }
   writeFileSync(`${dir}latest.json`, JSON.stringify(doc, null, 1) + '\n')
   writeTable(doc)
-  process.stdout.write(`wrote bench/results/latest.json and the table in bench/README.md\n`)
+  process.stdout.write(`wrote bench/results/latest.json and the tables in bench/README.md (${sections.total} s: ${JSON.stringify(sections)})\n`)
 }
 
-function round(x: number): number {
-  return Math.round(x * 1000) / 1000
-}
-
-function writeTable(doc: { env: Record<string, unknown>; rows: Array<Record<string, unknown>>; data: unknown; ride_sharing: unknown }): void {
-  const path = fileURLToPath(new URL('./README.md', import.meta.url))
-  const md = existsSync(path) ? readFileSync(path, 'utf8') : '# Benchmarks\n\n<!-- results -->\n<!-- /results -->\n'
-  const lines = [
-    '<!-- results -->',
-    `Last run: ${String(doc.env.date)}, commit ${String(doc.env.commit)}, ${String(doc.env.cpu)} × ${String(doc.env.cores)}, Node ${String(doc.env.node)}${doc.env.quick ? ' (--quick)' : ''}.`,
-    '',
-    '| N | L | secure s | plain s | ratio | secure bytes | plain bytes | buyer peak ArrayBuffers |',
-    '|---|---|---|---|---|---|---|---|',
-    ...doc.rows.map((r) => (r.error
-      ? `| ${String(r.N)} | ${String(r.L)} | failed: ${String(r.error).slice(0, 80)} | | | | | |`
-      : `| ${String(r.N)} | ${String(r.L)} | ${String(r.secure_s)} | ${String(r.plain_s)} | ${String(r.ratio)} | ${String(r.secure_bytes)} | ${String(r.plain_bytes)} | ${String(r.buyer_peak_array_buffers)} |`)),
-    '',
-    doc.data ? `Local aggregation: \`${JSON.stringify(doc.data)}\`` : '',
-    doc.ride_sharing ? `Ride-sharing queries through the CLI (agents serving; seconds per \`query run\`, including its process start): \`${JSON.stringify(doc.ride_sharing)}\`` : '',
-    '<!-- /results -->'
-  ]
-  const out = md.replace(/<!-- results -->[\s\S]*<!-- \/results -->/, lines.join('\n'))
-  writeFileSync(path, out)
-}
-
-const children: ChildProcess[] = []
 try {
+  if (!existsSync(AGENT)) throw new Error(`${AGENT} is missing`)
   await main()
 } catch (e) {
-  process.stderr.write(`bench failed: ${(e as Error).message}\n`)
+  log(`bench failed: ${(e as Error).message}`)
   for (const c of children) c.kill('SIGKILL')
   process.exit(1)
 }

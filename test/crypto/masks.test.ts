@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs'
 import fc from 'fast-check'
 import { x25519 } from '@noble/curves/ed25519.js'
 import { fromHex, toHex } from '../../src/crypto/bytes.ts'
-import { confirmTag, pairKeys, selfMaskKey, KeyAgreementError } from '../../src/crypto/kdf.ts'
+import { confirmTag, ephemeralKeyPair, pairKeys, selfMaskKey, x25519Shared, KeyAgreementError } from '../../src/crypto/kdf.ts'
 import { Prg } from '../../src/crypto/prg.ts'
 import { removeSelfMask } from '../../src/protocol/masks.ts'
 import { fixedParties, maskAll, seedOf } from '../helpers/mask-fixtures.ts'
@@ -17,6 +17,23 @@ function sumOf(vs: BigUint64Array[], L: number): BigUint64Array {
   for (const v of vs) for (let i = 0; i < L; i++) s[i] = (s[i] as bigint) + (v[i] as bigint)
   return s
 }
+
+describe('X25519 (node:crypto)', () => {
+  it('RFC 7748 §6.1 test vector', () => {
+    const a = fromHex('77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a', 32)
+    const bPub = fromHex('de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f', 32)
+    expect(toHex(x25519Shared(a, bPub))).toBe('4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742')
+  })
+
+  it('fresh key pairs agree with @noble/curves, both ways', () => {
+    for (let i = 0; i < 20; i++) {
+      const k = ephemeralKeyPair()
+      const o = x25519.keygen()
+      expect(toHex(k.publicKey)).toBe(toHex(x25519.getPublicKey(k.privateKey)))
+      expect(toHex(x25519Shared(k.privateKey, o.publicKey))).toBe(toHex(x25519.getSharedSecret(o.secretKey, k.publicKey)))
+    }
+  })
+})
 
 describe('pair keys', () => {
   it('both ends derive the same keys whichever computes (canonical order, not caller order)', async () => {
