@@ -1,7 +1,9 @@
 // Protocol IDs and limits of the wire (protocols/negotiation.md §1, masked-sum.md §1).
+import { PROTOCOLS } from '../protocol/negotiation-messages.ts'
 
-export const NEGOTIATE_PROTOCOL = '/mpc-agent/negotiate/1.0.0'
-export const MASKED_SUM_PROTOCOL = '/mpc-agent/masked-sum/1.0.0'
+export const NEGOTIATE_PROTOCOL = PROTOCOLS.negotiate
+// one source of truth: the proposal binds exactly these versions (negotiation.md §4)
+export const MASKED_SUM_PROTOCOL = PROTOCOLS.masked_sum
 
 /** Largest frame: one 65,536-element chunk (512 KiB) plus headers, or a certificate for 100 providers. */
 export const MAX_FRAME_BYTES = 1024 * 1024

@@ -1,4 +1,4 @@
-// Wire messages of /mpc-agent/masked-sum/1.0.0 (protocols/masked-sum.md §5). Every frame is one
+// Wire messages of /mpc-agent/masked-sum/2.0.0 (protocols/masked-sum.md §5). Every frame is one
 // type byte followed by RFC 8785 JSON, except CHUNK which is binary (§5.4). Decoders check every
 // field's type: nothing from the wire is trusted by shape.
 import { createHash, type Hash } from 'node:crypto'
@@ -9,9 +9,13 @@ import { parsePeer } from '../crypto/peer.ts'
 import { MSG_ABORT } from './abort.ts'
 import { ProtocolAbort, type AbortReason } from './errors.ts'
 
+/** The `v` of every JSON message of this protocol version (§5). */
+export const WIRE_VERSION = 2
+
 export const MSG = {
   start: 0x10,
   xcheck: 0x11,
+  xcert: 0x12,
   chunk: 0x20,
   done: 0x21,
   inclusion: 0x22,
@@ -21,28 +25,30 @@ export const MSG = {
 } as const
 
 export const LABEL = {
-  vector: 'mpc-agent/masked-sum/v1/vector',
-  done: 'mpc-agent/masked-sum/v1/done',
-  inclusion: 'mpc-agent/masked-sum/v1/inclusion',
-  reveal: 'mpc-agent/masked-sum/v1/reveal',
-  receipt: 'mpc-agent/masked-sum/v1/receipt',
-  result: 'mpc-agent/masked-sum/v1/result'
+  vector: 'mpc-agent/masked-sum/v2/vector',
+  done: 'mpc-agent/masked-sum/v2/done',
+  inclusion: 'mpc-agent/masked-sum/v2/inclusion',
+  reveal: 'mpc-agent/masked-sum/v2/reveal',
+  receipt: 'mpc-agent/masked-sum/v2/receipt',
+  result: 'mpc-agent/masked-sum/v2/result'
 } as const
 
 /** Four canary cells follow the data part; their true value is 0 for every provider (check 6). */
 export const CANARIES = 4
 export const CHUNK_HEADER = 16
 
-export interface StartMsg { v: 1; type: 'start'; session: string }
-export interface XcheckMsg { v: 1; type: 'xcheck'; session: string; proposal: string; certificate: unknown; confirm: string }
-export interface DoneBody { v: 1; type: 'done'; session: string; provider: string; length: number; chunks: number; hash: string }
+export interface StartMsg { v: 2; type: 'start'; session: string }
+export interface XcheckMsg { v: 2; type: 'xcheck'; session: string; proposal: string; confirm: string }
+/** Sent only when a co-provider's XCHECK names another session: the evidence for check 3 (§5.1). */
+export interface XcertMsg { v: 2; type: 'xcert'; session: string; certificate: unknown }
+export interface DoneBody { v: 2; type: 'done'; session: string; provider: string; length: number; chunks: number; hash: string }
 export interface DoneMsg extends DoneBody { sig: string }
 export interface InclusionEntry { provider: string; length: number; chunks: number; hash: string; sig: string }
-export interface InclusionBody { v: 1; type: 'inclusion'; session: string; entries: InclusionEntry[] }
+export interface InclusionBody { v: 2; type: 'inclusion'; session: string; entries: InclusionEntry[] }
 export interface InclusionMsg extends InclusionBody { sig: string }
-export interface RevealBody { v: 1; type: 'reveal'; session: string; provider: string; inclusion: string; seed: string }
+export interface RevealBody { v: 2; type: 'reveal'; session: string; provider: string; inclusion: string; seed: string }
 export interface RevealMsg extends RevealBody { sig: string }
-export interface ReceiptBody { v: 1; type: 'receipt'; session: string; commitment: string; cells: number }
+export interface ReceiptBody { v: 2; type: 'receipt'; session: string; commitment: string; cells: number }
 export interface ReceiptMsg extends ReceiptBody { sig: string; result?: string[]; r?: string }
 
 export function u64le(n: number): Uint8Array {
@@ -98,7 +104,7 @@ export function decodeJson<T>(frame: Uint8Array, type: number, from: string, sha
   if (typeof m !== 'object' || m === null || Array.isArray(m)) fail('malformed_message', from, 'message is not a JSON object')
   const o = m as Record<string, unknown>
   for (const k of Object.keys(o)) if (!(k in shape)) fail('malformed_message', from, `unexpected field "${k}"`)
-  if (o.v !== 1) fail('wrong_session', from, `unsupported message version ${JSON.stringify(o.v)}`)
+  if (o.v !== WIRE_VERSION) fail('wrong_session', from, `unsupported message version ${JSON.stringify(o.v)}`)
   for (const [k, t] of Object.entries(shape)) {
     const v = o[k]
     if (v === undefined) {
@@ -117,7 +123,8 @@ export function decodeJson<T>(frame: Uint8Array, type: number, from: string, sha
 
 export const shapes = {
   start: { v: 'number', type: 'string', session: 'hex32' },
-  xcheck: { v: 'number', type: 'string', session: 'hex32', proposal: 'hex32', certificate: 'any', confirm: 'hex32' },
+  xcheck: { v: 'number', type: 'string', session: 'hex32', proposal: 'hex32', confirm: 'hex32' },
+  xcert: { v: 'number', type: 'string', session: 'hex32', certificate: 'any' },
   done: { v: 'number', type: 'string', session: 'hex32', provider: 'string', length: 'number', chunks: 'number', hash: 'hex32', sig: 'hex64' },
   inclusion: { v: 'number', type: 'string', session: 'hex32', entries: 'array', sig: 'hex64' },
   reveal: { v: 'number', type: 'string', session: 'hex32', provider: 'string', inclusion: 'hex32', seed: 'hex32', sig: 'hex64' },

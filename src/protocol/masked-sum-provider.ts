@@ -1,4 +1,4 @@
-// Provider side of /mpc-agent/masked-sum/1.0.0 (protocols/masked-sum.md §6): cross-check the
+// Provider side of /mpc-agent/masked-sum/2.0.0 (protocols/masked-sum.md §6): cross-check the
 // certificate and pair keys with every co-provider (checks 3, 5), stream the double-masked vector
 // to the buyer, sign its hash, check inclusion (check 7), and only then reveal the self-mask seed.
 import { randomBytes } from 'node:crypto'
@@ -14,7 +14,7 @@ import { CHUNK_ELEMS, Masker } from './masks.ts'
 import { RunContext, asAbort } from './run-context.ts'
 import {
   CANARIES, LABEL, MSG, allocChunk, decodeChunk, vectorHasher, decodeJson, encodeJson, shapes, signBody, verifyBody,
-  type DoneBody, type InclusionBody, type InclusionMsg, type ReceiptMsg, type RevealBody, type StartMsg, type XcheckMsg
+  type DoneBody, type InclusionBody, type InclusionMsg, type ReceiptMsg, type RevealBody, type StartMsg, type XcertMsg, type XcheckMsg
 } from './masked-sum-messages.ts'
 
 /** What a provider knows about a certificate it receives from a co-provider (injected by the agent). */
@@ -189,7 +189,7 @@ export async function runProvider(o: ProviderRunOptions): Promise<ProviderRunRes
     wipe(vector)
     const hash = new Uint8Array(h.digest())
     if (hooks.stallAt === 'done') await never(ctx.signal)
-    const doneBody: DoneBody = { v: 1, type: 'done', session: sessionHex, provider: self, length: total, chunks: index, hash: toHex(hash) }
+    const doneBody: DoneBody = { v: 2, type: 'done', session: sessionHex, provider: self, length: total, chunks: index, hash: toHex(hash) }
     await ctx.send(buyer, encodeJson(MSG.done, signBody(signer, LABEL.done, doneBody)))
     stats.streamMs = performance.now() - tStream
     emit({ type: 'phase', phase: 'compute', state: 'done', at: Date.now() })
@@ -202,7 +202,7 @@ export async function runProvider(o: ProviderRunOptions): Promise<ProviderRunRes
     await crossChecked // §6 step 4: no seed before every co-provider confirmed the pair key
     if (hooks.stallAt === 'reveal') await never(ctx.signal)
     const shown = hooks.revealSeed ? hooks.revealSeed(seed) : seed
-    const revealBody: RevealBody = { v: 1, type: 'reveal', session: sessionHex, provider: self, inclusion: toHex(inclusionDigest), seed: toHex(shown) }
+    const revealBody: RevealBody = { v: 2, type: 'reveal', session: sessionHex, provider: self, inclusion: toHex(inclusionDigest), seed: toHex(shown) }
     await ctx.send(buyer, encodeJson(MSG.reveal, signBody(signer, LABEL.reveal, revealBody)))
     wipe(seed)
 
@@ -267,14 +267,20 @@ async function crossCheck(ctx: RunContext, o: ProviderRunOptions, ch: Channel, p
   let tag = confirmTag(k.confirmKey, params.session, self, peer)
   if (hooks.confirmTag) tag = hooks.confirmTag(tag, peer)
   if (hooks.stallAt !== 'xcheck') {
-    const msg: XcheckMsg = { v: 1, type: 'xcheck', session: sessionHex, proposal: toHex(o.proposalDigest), certificate: o.certificate, confirm: toHex(tag) }
+    const msg: XcheckMsg = { v: 2, type: 'xcheck', session: sessionHex, proposal: toHex(o.proposalDigest), confirm: toHex(tag) }
     await ctx.send(ch, encodeJson(MSG.xcheck, msg))
   }
-  const m = decodeJson<XcheckMsg>(await ctx.next(ch, params.timeouts.negotiate_s * 1000, 'XCHECK'), MSG.xcheck, peer, shapes.xcheck)
+  const waitMs = params.timeouts.negotiate_s * 1000
+  const m = decodeJson<XcheckMsg>(await ctx.next(ch, waitMs, 'XCHECK'), MSG.xcheck, peer, shapes.xcheck)
   if (m.type !== 'xcheck') throw new ProtocolAbort({ reason: 'malformed_message', accused: peer, detail: 'expected XCHECK' })
   if (m.session !== sessionHex) {
+    // the sessions differ, so the peer sees the mismatch too: each side shows its certificate (XCERT,
+    // §5.1), the evidence for check 3. Certificates travel only here, never in the common case.
+    await ctx.send(ch, encodeJson(MSG.xcert, { v: 2, type: 'xcert', session: sessionHex, certificate: o.certificate } satisfies XcertMsg))
+    const c = decodeJson<XcertMsg>(await ctx.next(ch, waitMs, 'XCERT'), MSG.xcert, peer, shapes.xcert)
+    if (c.type !== 'xcert' || c.session !== m.session) throw new ProtocolAbort({ reason: 'malformed_message', accused: peer, detail: `${peer}'s XCERT is not for the session its XCHECK named` })
     // check 3: same proposal, two different buyer-signed certificates = the buyer equivocated
-    const theirs = o.inspectCertificate(m.certificate)
+    const theirs = o.inspectCertificate(c.certificate)
     if (!theirs || toHex(theirs.session) !== m.session || !theirs.buyerSigned) {
       throw new ProtocolAbort({ reason: 'wrong_session', accused: peer, detail: `${peer} cross-checks a session ${m.session.slice(0, 16)}… it cannot show a buyer-signed certificate for` })
     }
@@ -282,7 +288,7 @@ async function crossCheck(ctx: RunContext, o: ProviderRunOptions, ch: Channel, p
       throw new ProtocolAbort({
         reason: 'buyer_equivocation', accused: params.buyer,
         detail: `the buyer signed two different certificates for proposal ${toHex(o.proposalDigest).slice(0, 16)}… (ours ${sessionHex.slice(0, 16)}…, ${peer}'s ${m.session.slice(0, 16)}…)`,
-        evidence: { ours: o.certificate, theirs: m.certificate }
+        evidence: { ours: o.certificate, theirs: c.certificate }
       })
     }
     throw new ProtocolAbort({ reason: 'wrong_session', accused: peer, detail: `${peer} cross-checks another run (session ${m.session.slice(0, 16)}…)` })
@@ -313,7 +319,7 @@ function checkInclusion(params: SessionParams, self: string, mine: DoneBody, m: 
     const p = params.providers[i] as string
     if (typeof e !== 'object' || e === null || e.provider !== p || typeof e.hash !== 'string' || typeof e.sig !== 'string' ||
       typeof e.length !== 'number' || typeof e.chunks !== 'number') accuse(`INCLUSION entry ${i} is not ${p}'s`)
-    const done: DoneBody = { v: 1, type: 'done', session: mine.session, provider: p, length: e.length as number, chunks: e.chunks as number, hash: e.hash as string }
+    const done: DoneBody = { v: 2, type: 'done', session: mine.session, provider: p, length: e.length as number, chunks: e.chunks as number, hash: e.hash as string }
     if (!verifyBody(p, LABEL.done, done, e.sig as string)) accuse(`INCLUSION entry for ${p} does not carry ${p}'s signature`)
     if (p === self && (done.hash !== mine.hash || done.length !== mine.length || done.chunks !== mine.chunks)) accuse('INCLUSION does not contain our masked vector as we sent it')
   })

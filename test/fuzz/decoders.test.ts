@@ -44,12 +44,13 @@ describe('decoders', () => {
     const hex = toHex(s.params.session)
     const p = s.providers[0]!
     valid.push(
-      encodeJson(MSG.start, { v: 1, type: 'start', session: hex }),
-      encodeJson(MSG.xcheck, { v: 1, type: 'xcheck', session: hex, proposal: toHex(s.proposal), certificate: testCertificate(s.buyer, s.params.session, s.proposal), confirm: '11'.repeat(32) }),
-      encodeJson(MSG.done, signBody(p.signer, LABEL.done, { v: 1, type: 'done', session: hex, provider: p.peerId, length: 104, chunks: 1, hash: '22'.repeat(32) })),
-      encodeJson(MSG.inclusion, signBody(s.buyer.signer, LABEL.inclusion, { v: 1, type: 'inclusion', session: hex, entries: [{ provider: p.peerId, length: 104, chunks: 1, hash: '22'.repeat(32), sig: '33'.repeat(64) }] })),
-      encodeJson(MSG.reveal, signBody(p.signer, LABEL.reveal, { v: 1, type: 'reveal', session: hex, provider: p.peerId, inclusion: '44'.repeat(32), seed: '55'.repeat(32) })),
-      encodeJson(MSG.receipt, signBody(s.buyer.signer, LABEL.receipt, { v: 1, type: 'receipt', session: hex, commitment: '66'.repeat(32), cells: 100 })),
+      encodeJson(MSG.start, { v: 2, type: 'start', session: hex }),
+      encodeJson(MSG.xcheck, { v: 2, type: 'xcheck', session: hex, proposal: toHex(s.proposal), confirm: '11'.repeat(32) }),
+      encodeJson(MSG.xcert, { v: 2, type: 'xcert', session: hex, certificate: testCertificate(s.buyer, s.params.session, s.proposal) }),
+      encodeJson(MSG.done, signBody(p.signer, LABEL.done, { v: 2, type: 'done', session: hex, provider: p.peerId, length: 104, chunks: 1, hash: '22'.repeat(32) })),
+      encodeJson(MSG.inclusion, signBody(s.buyer.signer, LABEL.inclusion, { v: 2, type: 'inclusion', session: hex, entries: [{ provider: p.peerId, length: 104, chunks: 1, hash: '22'.repeat(32), sig: '33'.repeat(64) }] })),
+      encodeJson(MSG.reveal, signBody(p.signer, LABEL.reveal, { v: 2, type: 'reveal', session: hex, provider: p.peerId, inclusion: '44'.repeat(32), seed: '55'.repeat(32) })),
+      encodeJson(MSG.receipt, signBody(s.buyer.signer, LABEL.receipt, { v: 2, type: 'receipt', session: hex, commitment: '66'.repeat(32), cells: 100 })),
       encodeChunk(0, 0, BigUint64Array.from({ length: 13 }, (_, i) => BigInt(i) * 0x0123456789abcdefn)),
       encodeAbort(p.signer, s.params.session, { reason: 'bad_vector', accused: s.buyer.peerId, detail: 'x', evidence: { a: [1, 2] } })
     )
@@ -59,6 +60,7 @@ describe('decoders', () => {
     const decoders = [
       (f: Uint8Array) => decodeJson(f, MSG.start, 'x', shapes.start),
       (f: Uint8Array) => decodeJson(f, MSG.xcheck, 'x', shapes.xcheck),
+      (f: Uint8Array) => decodeJson(f, MSG.xcert, 'x', shapes.xcert),
       (f: Uint8Array) => decodeJson(f, MSG.done, 'x', shapes.done),
       (f: Uint8Array) => decodeJson(f, MSG.inclusion, 'x', shapes.inclusion),
       (f: Uint8Array) => decodeJson(f, MSG.reveal, 'x', shapes.reveal),
@@ -105,9 +107,9 @@ describe('protocol handlers', () => {
     const fresh = await setup(3, 100, { timeouts: { negotiate_s: 1, compute_s: 1, confirm_s: 1 } })
     const hex = toHex(fresh.params.session)
     const seqValid = [
-      encodeJson(MSG.start, { v: 1, type: 'start', session: hex }),
-      encodeJson(MSG.inclusion, signBody(fresh.buyer.signer, LABEL.inclusion, { v: 1, type: 'inclusion', session: hex, entries: [] })),
-      encodeJson(MSG.receipt, signBody(fresh.buyer.signer, LABEL.receipt, { v: 1, type: 'receipt', session: hex, commitment: '66'.repeat(32), cells: 100 }))
+      encodeJson(MSG.start, { v: 2, type: 'start', session: hex }),
+      encodeJson(MSG.inclusion, signBody(fresh.buyer.signer, LABEL.inclusion, { v: 2, type: 'inclusion', session: hex, entries: [] })),
+      encodeJson(MSG.receipt, signBody(fresh.buyer.signer, LABEL.receipt, { v: 2, type: 'receipt', session: hex, commitment: '66'.repeat(32), cells: 100 }))
     ]
     const heap0 = process.memoryUsage().heapUsed
     await fc.assert(fc.asyncProperty(fc.array(mutated(seqValid), { minLength: 1, maxLength: 4 }), fc.boolean(), async (frames, shuffle) => {
