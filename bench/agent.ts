@@ -103,16 +103,33 @@ function sample(): Memory {
   return { array_buffers: u.arrayBuffers, heap_used: u.heapUsed, rss: u.rss, sum: u.arrayBuffers + u.heapUsed }
 }
 
+const maxOf = (a: Memory, b: Memory): Memory => ({ array_buffers: Math.max(a.array_buffers, b.array_buffers), heap_used: Math.max(a.heap_used, b.heap_used), rss: Math.max(a.rss, b.rss), sum: Math.max(a.sum, b.sum) })
+
+/**
+ * Peak memory of a run. `peak`: sampled every 5 ms, garbage included (V8 collects ArrayBuffers only
+ * when their external memory has grown by tens of MB, so this is mostly transport garbage). `live`:
+ * a full gc() then a sample every 25 ms, i.e. what the run actually holds. Memory runs only.
+ */
 class PeakMemory {
   private m = sample()
-  private readonly timer = setInterval(() => this.add(sample()), 5)
-  private add(s: Memory): void {
-    this.m = { array_buffers: Math.max(this.m.array_buffers, s.array_buffers), heap_used: Math.max(this.m.heap_used, s.heap_used), rss: Math.max(this.m.rss, s.rss), sum: Math.max(this.m.sum, s.sum) }
+  private l = sample()
+  private lMin = Infinity
+  private readonly timers: NodeJS.Timeout[] = []
+  constructor(sampling: RunSpec['sampleMemory']) {
+    if (sampling === 'peak') this.timers.push(setInterval(() => { this.m = maxOf(this.m, sample()) }, 5))
+    if (sampling === 'live' && globalThis.gc) {
+      this.timers.push(setInterval(() => {
+        globalThis.gc?.()
+        const x = sample()
+        this.l = maxOf(this.l, x)
+        this.lMin = Math.min(this.lMin, x.sum)
+      }, 25))
+    }
   }
-  stop(): Memory {
-    clearInterval(this.timer)
-    this.add(sample())
-    return this.m
+  stop(): { peak: Memory; live: Memory; live_min: number } {
+    for (const t of this.timers) clearInterval(t)
+    this.m = maxOf(this.m, sample())
+    return { peak: this.m, live: this.l, live_min: this.lMin }
   }
 }
 
@@ -252,7 +269,8 @@ function prepare(run: number, length: number, seed: number | null): void {
     vector = base.vector.slice() // the runner wipes its input: a fresh copy per run
   }
   globalThis.gc?.() // garbage from the previous run must not count in this one
-  prepared.set(run, { vector, idle: sample() })
+  const idle = sample()
+  prepared.set(run, { vector, idle })
 }
 
 /** Must reach its first await only after registering the streams it waits for (see 'arm'). */
@@ -264,7 +282,7 @@ async function runParty(s: RunSpec): Promise<RunStats> {
   const vector = prep?.vector ?? (isBuyer ? null : benchVector(s.length, 0))
   counters.sent = 0
   counters.received = 0
-  const peak = new PeakMemory()
+  const peak = new PeakMemory(s.sampleMemory)
   let out: Outcome
   try {
     out = isBuyer
@@ -282,7 +300,7 @@ async function runParty(s: RunSpec): Promise<RunStats> {
     negotiation_ms: out.negotiation?.ms ?? null, cpu_negotiation_s: out.negotiation?.cpu_s ?? null,
     negotiation_bytes_sent: out.negotiation?.sent ?? 0,
     marks: out.w.marks, stats: out.stats,
-    memory: { idle, peak: memoryPeak }
+    memory: { idle, peak: memoryPeak.peak, live: memoryPeak.live, live_min: memoryPeak.live_min }
   }
 }
 

@@ -11,6 +11,12 @@ export interface RunSpec {
   /** Provider peer IDs, canonically sorted. */
   providers: string[]
   buyer: string
+  /**
+   * Sample memory every 5 ms. Only in the extra, untimed memory runs of each cell: one
+   * process.memoryUsage() costs 0.4–1.1 ms in an agent's heap here, so sampling in the timed runs
+   * added 10–20 % CPU to every party and slowed longer (secure) runs more than short ones.
+   */
+  sampleMemory: 'none' | 'peak' | 'live'
 }
 
 export type Request =
@@ -62,8 +68,14 @@ export interface RunStats {
   marks: Record<string, number>
   /** The runner's own `stats` if its result carries them (numbers only), else null. */
   stats: Record<string, number> | null
-  /** Idle: after gc, before the run. Peak: sampled every 5 ms through the run plus once at its end. */
-  memory: { idle: Memory; peak: Memory }
+  /** Idle: after gc, before the run. Peak: sampled every 5 ms through the run (memory runs only; else
+   *  one sample at the end) plus once at its end. */
+  /**
+   * live: the largest of samples taken right after a full gc() every 25 ms (memory runs only), and
+   * live_min the smallest of them (Infinity if none): gc() before a run does not always release the
+   * previous run's buffers at once, so "above idle" uses min(idle, live_min) as its floor.
+   */
+  memory: { idle: Memory; peak: Memory; live: Memory; live_min: number }
 }
 
 export type Reply = { seq: number; ok: string; error?: string } & Record<string, unknown>

@@ -23,10 +23,17 @@ export interface Row {
   negotiation_bytes: number
   vector_bytes: number
   cpu_s: { buyer_secure: number; provider_secure: number; buyer_plain: number; provider_plain: number; buyer_negotiation: number; provider_negotiation: number }
+  /** Peaks of the cell's secure memory run (bench/ipc.ts RunSpec.sampleMemory). */
   memory: { buyer: Mem; provider: Mem }
+  /** The same for the plaintext memory run, and the buyer's peak above idle there. */
+  memory_plain: { buyer: Mem; provider: Mem; buyer_peak_mb: number }
   buyer_peak_mb: number
   buyer_peak_vectors: number
   buyer_peak_array_buffers: number
+  /** What the buyer holds: peak over idle of samples each taken right after a full gc() (memory run). */
+  buyer_live_mb: number
+  buyer_live_vectors: number
+  provider_live_mb: number
   phases_ms: Record<Phase, number | null>
   phases_source: Record<Phase, string>
   phases_extra_ms: Record<string, number>
@@ -98,7 +105,7 @@ const memMax = (ms: RunStats[]): Mem => ({
   rss: Math.max(...ms.map((m) => m.memory.peak.rss))
 })
 
-export function summarize(N: number, L: number, secure: RunPair[], plain: RunPair[], env: RowEnv): Row {
+export function summarize(N: number, L: number, secure: RunPair[], plain: RunPair[], mem: { secure: RunPair; plain: RunPair; live: RunPair }, env: RowEnv): Row {
   const s = median(secure.map((x) => x.buyer.wall_ms)) / 1000
   const p = median(plain.map((x) => x.buyer.wall_ms)) / 1000
   const sb = median(secure.map(wireBytes))
@@ -106,7 +113,11 @@ export function summarize(N: number, L: number, secure: RunPair[], plain: RunPai
   const cpu = (xs: RunPair[], role: 'buyer' | 'provider', f: (r: RunStats) => number | null = (r) => r.cpu_s): number =>
     round(median(present(xs.flatMap((x) => (role === 'buyer' ? [f(x.buyer)] : x.providers.map(f))))))
   // the buyer's peak above its idle (after gc): what the run itself holds, in MB and in L·8-byte vectors
-  const above = Math.max(...secure.map((x) => x.buyer.memory.peak.sum - x.buyer.memory.idle.sum))
+  // (from the cell's memory runs: the timed runs do not sample)
+  const aboveOf = (x: RunPair): number => x.buyer.memory.peak.sum - x.buyer.memory.idle.sum
+  const above = aboveOf(mem.secure)
+  const liveAbove = (m: RunStats['memory']): number => m.live.sum - Math.min(m.idle.sum, m.live_min)
+  const liveOf = (x: RunPair): number => liveAbove(x.buyer.memory)
   const phases = secure.map(phasesOf)
   const keys: Phase[] = ['negotiation', 'stream_setup', 'key_agreement', 'mask_generation', 'streaming', 'confirmation']
   return {
@@ -120,10 +131,14 @@ export function summarize(N: number, L: number, secure: RunPair[], plain: RunPai
       buyer_plain: cpu(plain, 'buyer'), provider_plain: cpu(plain, 'provider'),
       buyer_negotiation: cpu(secure, 'buyer', (r) => r.cpu_negotiation_s), provider_negotiation: cpu(secure, 'provider', (r) => r.cpu_negotiation_s)
     },
-    memory: { buyer: memMax(secure.map((x) => x.buyer)), provider: memMax(secure.flatMap((x) => x.providers)) },
+    memory: { buyer: memMax([mem.secure.buyer]), provider: memMax(mem.secure.providers) },
+    memory_plain: { buyer: memMax([mem.plain.buyer]), provider: memMax(mem.plain.providers), buyer_peak_mb: round(aboveOf(mem.plain) / 1e6, 1) },
     buyer_peak_mb: round(above / 1e6, 1),
     buyer_peak_vectors: round(above / (8 * L), 2),
-    buyer_peak_array_buffers: Math.max(...secure.map((x) => x.buyer.memory.peak.array_buffers)),
+    buyer_peak_array_buffers: mem.secure.buyer.memory.peak.array_buffers,
+    buyer_live_mb: round(liveOf(mem.live) / 1e6, 1),
+    buyer_live_vectors: round(liveOf(mem.live) / (8 * L), 2),
+    provider_live_mb: round(Math.max(...mem.live.providers.map((p) => liveAbove(p.memory))) / 1e6, 1),
     phases_ms: Object.fromEntries(keys.map((k) => [k, medianOrNull(phases.map((ph) => ph[k]))])) as Record<Phase, number | null>,
     phases_source: phaseSources(secure),
     phases_extra_ms: extras(secure),
@@ -149,11 +164,11 @@ const ms = (x: number | null): string => (x === null ? '–' : String(Math.round
 
 function mainTable(rows: Array<Row | ErrorRow>): string[] {
   return [
-    '| N | L | secure s | plain s | ratio | secure bytes | plain bytes | bytes ratio | buyer CPU s (secure/plain) | provider CPU s (secure/plain) | buyer peak MB (vectors) |',
-    '|---|---|---|---|---|---|---|---|---|---|---|',
+    '| N | L | secure s | plain s | ratio | secure bytes | plain bytes | bytes ratio | buyer CPU s (secure/plain) | provider CPU s (secure/plain) | buyer peak MB (vectors) | buyer live MB (vectors) | provider live MB |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...rows.map((r) => (isError(r)
-      ? `| ${r.N} | ${r.L} | failed: ${r.error.replace(/\|/g, '/').slice(0, 100)} | | | | | | | | |`
-      : `| ${r.N} | ${r.L} | ${r.secure_s} | ${r.plain_s} | ${r.ratio} | ${r.secure_bytes} | ${r.plain_bytes} | ${r.bytes_ratio} | ${r.cpu_s.buyer_secure} / ${r.cpu_s.buyer_plain} | ${r.cpu_s.provider_secure} / ${r.cpu_s.provider_plain} | ${r.buyer_peak_mb} (${r.buyer_peak_vectors}) |`))
+      ? `| ${r.N} | ${r.L} | failed: ${r.error.replace(/\|/g, '/').slice(0, 100)} | | | | | | | | | | |`
+      : `| ${r.N} | ${r.L} | ${r.secure_s} | ${r.plain_s} | ${r.ratio} | ${r.secure_bytes} | ${r.plain_bytes} | ${r.bytes_ratio} | ${r.cpu_s.buyer_secure} / ${r.cpu_s.buyer_plain} | ${r.cpu_s.provider_secure} / ${r.cpu_s.provider_plain} | ${r.buyer_peak_mb} (${r.buyer_peak_vectors}) | ${r.buyer_live_mb} (${r.buyer_live_vectors}) | ${r.provider_live_mb} |`))
   ]
 }
 

@@ -26,7 +26,9 @@ const { values: args } = parseArgs({
     'scale-l': { type: 'string', default: '100000' },
     'scale-reps': { type: 'string', default: '3' },
     'no-data': { type: 'boolean', default: false },
-    'no-ride-sharing': { type: 'boolean', default: false }
+    'no-ride-sharing': { type: 'boolean', default: false },
+    // write a V8 CPU profile per party (DIR/<pid>.cpuprofile; party 0 is the buyer, started first)
+    'cpu-prof': { type: 'string' }
   }
 })
 
@@ -55,7 +57,7 @@ class Party {
   private readonly pending = new Map<number, (r: Reply) => void>()
   constructor() {
     // --expose-gc: every party collects garbage before each run (bench/agent.ts prepare)
-    this.proc = fork(AGENT, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [...process.execArgv, '--expose-gc'] })
+    this.proc = fork(AGENT, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [...process.execArgv, '--expose-gc', ...(args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${args['cpu-prof']}`, `--cpu-prof-name=party-${parties.length + children.length}.cpuprofile`] : [])] })
     children.push(this.proc)
     this.booted = new Promise((resolve, reject) => {
       this.proc.on('message', (m: Reply) => {
@@ -140,10 +142,10 @@ function stop(p: Party): Promise<void> {
 let runId = 0
 
 /** One run: prepare (outside the window) → providers armed → the buyer's run → the providers' stats. */
-async function once(N: number, L: number, mode: Mode): Promise<RunPair> {
+async function once(N: number, L: number, mode: Mode, sampleMemory: RunSpec['sampleMemory'] = 'none'): Promise<RunPair> {
   const buyer = parties[0] as Party
   const provs = parties.slice(1, N + 1).sort((a, b) => comparePeers(a.id, b.id))
-  const spec: RunSpec = { run: ++runId, mode, length: L, providers: provs.map((p) => p.id), buyer: buyer.id }
+  const spec: RunSpec = { run: ++runId, mode, length: L, providers: provs.map((p) => p.id), buyer: buyer.id, sampleMemory }
   if (process.env.BENCH_DEBUG) log(`run ${spec.run} ${mode} N=${N} L=${L}`)
   await Promise.all([buyer, ...provs].map((p, i) => p.must({ cmd: 'prepare', run: spec.run, length: L, seed: i === 0 ? null : i - 1 })))
   await Promise.all(provs.map((p) => p.must({ cmd: 'arm', ...spec })))
@@ -154,21 +156,27 @@ async function once(N: number, L: number, mode: Mode): Promise<RunPair> {
   return { buyer: b.stats as RunStats, providers: ps.map((r) => r.stats as RunStats) }
 }
 
-/** A grid cell: one small warm-up run (all connections and streams exist), then alternating runs. */
+/**
+ * A grid cell: one small warm-up run (all connections and streams exist), then alternating timed
+ * runs, then one secure and one plaintext run that sample memory (and are not timed).
+ */
 async function cell(N: number, L: number, n: number, env: RowEnv): Promise<Row | ErrorRow> {
   const secure: RunPair[] = []
   const plain: RunPair[] = []
+  const memory: RunPair[] = []
   try {
     await once(N, Math.min(L, 1000), 'secure')
     for (let i = 0; i < n; i++) {
       secure.push(await once(N, L, 'secure'))
       plain.push(await once(N, L, 'plain'))
     }
+    // memory runs, untimed: peaks with garbage (5 ms samples), then live sets (gc() + sample every 25 ms)
+    memory.push(await once(N, L, 'secure', 'peak'), await once(N, L, 'plain', 'peak'), await once(N, L, 'secure', 'live'))
   } catch (e) {
     log(`N=${N} L=${L}: FAILED ${(e as Error).message}`)
     return { N, L, error: (e as Error).message }
   }
-  const row = summarize(N, L, secure, plain, env)
+  const row = summarize(N, L, secure, plain, { secure: memory[0] as RunPair, plain: memory[1] as RunPair, live: memory[2] as RunPair }, env)
   log(`N=${N} L=${L}: secure ${row.secure_s} s, plain ${row.plain_s} s, ratio ${row.ratio}, bytes ${row.secure_bytes}/${row.plain_bytes}, negotiation ${row.phases_ms.negotiation} ms, buyer peak ${row.buyer_peak_vectors} vectors`)
   return row
 }

@@ -6,7 +6,7 @@
 //            = PRG key (32) ‖ key-confirmation MAC key (32)
 //   self:    HKDF-SHA-256(ikm = s_i, salt = session, info = lp(SELF_LABEL)) → PRG key (32)
 //   confirm: HMAC-SHA-256(confirm key, lp(CONFIRM_LABEL) ‖ lp(session) ‖ lp(mh_from) ‖ lp(mh_to))
-import { createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync } from 'node:crypto'
+import { createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, type KeyObject } from 'node:crypto'
 import { hkdf } from '@noble/hashes/hkdf.js'
 import { hmac } from '@noble/hashes/hmac.js'
 import { sha256 } from '@noble/hashes/sha2.js'
@@ -43,15 +43,28 @@ export function ephemeralKeyPair(): EphemeralKeyPair {
   return { publicKey: rawKey(publicKey, SPKI_X25519), privateKey: rawKey(privateKey, PKCS8_X25519) }
 }
 
-/** X25519(k, u) of RFC 7748 §5 for raw 32-byte keys. */
-export function x25519Shared(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array {
-  if (privateKey.length !== 32 || publicKey.length !== 32) throw new KeyAgreementError(`X25519 keys must be 32 bytes, got ${privateKey.length} and ${publicKey.length}`)
-  const der = Buffer.concat([PKCS8_X25519, privateKey])
+const b64u = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64url')
+
+/**
+ * X25519(k, u) of RFC 7748 §5 for raw 32-byte keys. Keys go into node:crypto as JWK, which skips
+ * OpenSSL's DER decoders (the larger part of a ~0.14 ms call); pass the private key as a KeyObject
+ * (x25519PrivateKey) to derive many secrets from one key without importing it each time.
+ */
+export function x25519Shared(privateKey: Uint8Array | KeyObject, publicKey: Uint8Array): Uint8Array {
+  if (publicKey.length !== 32) throw new KeyAgreementError(`X25519 public key must be 32 bytes, got ${publicKey.length}`)
+  const priv = privateKey instanceof Uint8Array ? x25519PrivateKey(privateKey) : privateKey
+  return new Uint8Array(diffieHellman({
+    privateKey: priv,
+    publicKey: createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: b64u(publicKey) }, format: 'jwk' })
+  }))
+}
+
+/** A raw 32-byte X25519 private key as a node:crypto KeyObject (its public half computed once). */
+export function x25519PrivateKey(raw: Uint8Array): KeyObject {
+  if (raw.length !== 32) throw new KeyAgreementError(`X25519 private key must be 32 bytes, got ${raw.length}`)
+  const der = Buffer.concat([PKCS8_X25519, raw])
   try {
-    return new Uint8Array(diffieHellman({
-      privateKey: createPrivateKey({ key: der, format: 'der', type: 'pkcs8' }),
-      publicKey: createPublicKey({ key: Buffer.concat([SPKI_X25519, publicKey]), format: 'der', type: 'spki' })
-    }))
+    return createPrivateKey({ key: der, format: 'der', type: 'pkcs8' })
   } finally {
     der.fill(0)
   }
@@ -73,7 +86,7 @@ export interface PairParty {
  * Both ends of a pair derive the same keys: info binds both peer IDs and both ephemeral keys in
  * canonical order (multihash byte order), so the derivation does not depend on who computes it.
  */
-export function pairKeys(session: Uint8Array, selfPrivate: Uint8Array, self: PairParty, other: PairParty): PairKeys {
+export function pairKeys(session: Uint8Array, selfPrivate: Uint8Array | KeyObject, self: PairParty, other: PairParty): PairKeys {
   if (self.peerId === other.peerId) throw new KeyAgreementError('a peer cannot share a pair key with itself')
   let shared: Uint8Array
   try {

@@ -34,8 +34,11 @@ export async function createAgentNode(opts: NodeOptions): Promise<AgentNode> {
     // node:crypto ChaCha20-Poly1305 keyed once per session key, no output copy (noise-crypto.ts)
     connectionEncrypters: [noise({ crypto: transportCrypto })],
     // The receive window must not exceed the read buffer: yamux's default 16 MiB window against a
-    // 4 MiB read buffer aborts a stream whenever the reader lags (a buyer summing N vectors).
-    streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: 4 * 1024 * 1024, maxReadBufferLength: 8 * 1024 * 1024 } })],
+    // 4 MiB read buffer aborts a stream whenever the reader lags (a buyer summing N vectors). 1 MiB
+    // windows: the buyer receives N streams at once, and at N >= 3 a larger window bought no speed
+    // (bench/README.md "Transport") but cost memory: 64 -> 51 MB (N = 3) and 113 -> 80 MB (N = 10) buyer
+    // peak at a million cells. One stream alone runs ~20 % slower than with 4 MiB.
+    streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: 1024 * 1024, maxReadBufferLength: 8 * 1024 * 1024 } })],
     // a provider's event loop can be busy for seconds masking a large vector; libp2p's 10 s default
     // for answering a new stream's protocol negotiation then kills legitimate streams
     // a run with N providers has each of them dial up to N − 1 co-providers at once: libp2p's default of

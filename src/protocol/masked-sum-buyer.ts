@@ -166,7 +166,8 @@ export async function runBuyer(o: BuyerRunOptions): Promise<BuyerRunResult> {
     }
     checkPlausible(params, sum)
     stats.confirmMs = performance.now() - tConfirm
-    const data = sum.slice(0, params.length)
+    // after check 6 the running sum is the result: hand out its data part as is (no second vector)
+    const data = sum.subarray(0, params.length)
 
     // §7.6 receipt with a salted commitment; r and the result only to output recipients
     if (hooks.stallAt === 'receipt') await new Promise((_, rej) => ctx.signal.addEventListener('abort', () => rej(ctx.signal.reason as Error)))
@@ -183,7 +184,6 @@ export async function runBuyer(o: BuyerRunOptions): Promise<BuyerRunResult> {
     emit({ type: 'phase', phase: 'confirm', state: 'done', at: Date.now() })
     await ctx.closeAll()
     ctx.end()
-    sum.fill(0n)
     return { total: data, commitment, r, dones, reveals, inclusion: signed, bytesIn, stats }
   } catch (e) {
     const err = ctx.failure ?? asAbort(e)

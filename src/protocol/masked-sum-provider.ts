@@ -3,7 +3,8 @@
 // to the buyer, sign its hash, check inclusion (check 7), and only then reveal the self-mask seed.
 import { randomBytes } from 'node:crypto'
 import { equalBytes, fromHex, toHex, wipe } from '../crypto/bytes.ts'
-import { confirmTag, pairKeys, KeyAgreementError, type PairKeys } from '../crypto/kdf.ts'
+import type { KeyObject } from 'node:crypto'
+import { confirmTag, pairKeys, x25519PrivateKey, KeyAgreementError, type PairKeys } from '../crypto/kdf.ts'
 import { labelledHash } from '../crypto/hash.ts'
 import { statementDigest, type Signer } from '../crypto/sign.ts'
 import { ProtocolAbort } from './errors.ts'
@@ -128,9 +129,10 @@ export async function runProvider(o: ProviderRunOptions): Promise<ProviderRunRes
     // cross-check passed (§6 step 4), so streaming early gives the buyer nothing (§9.2)
     emit({ type: 'phase', phase: 'crosscheck', state: 'start', at: Date.now() })
     const tKeys = performance.now()
+    const esk = others.length ? x25519PrivateKey(o.ephemeralPrivateKey) : null // imported once for N − 1 secrets
     for (const p of others) {
       try {
-        keys.set(p, pairKeys(session, o.ephemeralPrivateKey, { peerId: self, ephemeralPublic: ephemeral(params, self) }, { peerId: p, ephemeralPublic: ephemeral(params, p) }))
+        keys.set(p, pairKeys(session, esk as KeyObject, { peerId: self, ephemeralPublic: ephemeral(params, self) }, { peerId: p, ephemeralPublic: ephemeral(params, p) }))
       } catch (e) {
         if (e instanceof KeyAgreementError) throw new ProtocolAbort({ reason: 'key_confirmation_failed', accused: p, detail: e.message })
         throw e
