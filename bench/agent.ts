@@ -37,6 +37,8 @@ const SECURE = '/mpc-agent-bench/secure/1.0.0'
 const PLAIN = '/mpc-agent-bench/plain/1.0.0'
 /** A stream the run needs that never arrives fails the run instead of hanging the bench. */
 const TAKE_TIMEOUT_MS = 90_000
+/** The plaintext baseline's reads have no phase deadlines of a runner: bound them here. */
+const PLAIN_RECEIVE_MS = 300_000
 
 let node: AgentNode
 let signer: Signer
@@ -45,6 +47,23 @@ const allow = new Set<string>()
 const addrs = new Map<string, string>()
 /** Frame bytes of every bench channel of this process, inbound and outbound. */
 const counters = { sent: 0, received: 0 }
+/** Frame bytes (length prefix included) of the CHUNK frames this process sent: the vector traffic. */
+let chunkBytesSent = 0
+const MSG_CHUNK = 0x20
+
+/** The same channel, counting the CHUNK frames sent on it. */
+function countingChunks(ch: Channel): Channel {
+  return {
+    remote: ch.remote,
+    send: (m) => {
+      if (m[0] === MSG_CHUNK) chunkBytesSent += 4 + m.length
+      return ch.send(m)
+    },
+    receive: (o) => ch.receive(o),
+    close: () => ch.close(),
+    abort: (e) => ch.abort(e)
+  }
+}
 
 // ---- inbound streams: the first frame names the run; the run's code picks the channel up -------
 
@@ -116,7 +135,13 @@ class PeakMemory {
   private lMin = Infinity
   private readonly timers: NodeJS.Timeout[] = []
   constructor(sampling: RunSpec['sampleMemory']) {
-    if (sampling === 'peak') this.timers.push(setInterval(() => { this.m = maxOf(this.m, sample()) }, 5))
+    if (sampling === 'peak') {
+      this.timers.push(setInterval(() => {
+        const x = sample()
+        this.m = maxOf(this.m, x)
+        this.lMin = Math.min(this.lMin, x.sum)
+      }, 5))
+    }
     if (sampling === 'live' && globalThis.gc) {
       this.timers.push(setInterval(() => {
         globalThis.gc?.()
@@ -126,10 +151,10 @@ class PeakMemory {
       }, 25))
     }
   }
-  stop(): { peak: Memory; live: Memory; live_min: number } {
+  stop(): { peak: Memory; live: Memory; floor: number } {
     for (const t of this.timers) clearInterval(t)
     this.m = maxOf(this.m, sample())
-    return { peak: this.m, live: this.l, live_min: this.lMin }
+    return { peak: this.m, live: this.l, floor: this.lMin }
   }
 }
 
@@ -141,9 +166,10 @@ class Window {
   readonly t0 = performance.now()
   private readonly cpu0 = process.cpuUsage()
   private readonly sent0 = counters.sent
+  private readonly chunks0 = chunkBytesSent
   private readonly received0 = counters.received
   readonly marks: Record<string, number> = {}
-  result: { wall_ms: number; cpu_s: number; bytes_sent: number; bytes_received: number } | null = null
+  result: { wall_ms: number; cpu_s: number; bytes_sent: number; bytes_received: number; chunk_bytes_sent: number } | null = null
   mark(k: string): void {
     this.marks[k] = ms1(performance.now() - this.t0)
   }
@@ -151,7 +177,7 @@ class Window {
     if (e.type === 'phase') this.mark(`${e.phase}_${e.state}`)
   }
   stop(): void {
-    this.result = { wall_ms: performance.now() - this.t0, cpu_s: cpuSeconds(process.cpuUsage(this.cpu0)), bytes_sent: counters.sent - this.sent0, bytes_received: counters.received - this.received0 }
+    this.result = { wall_ms: performance.now() - this.t0, cpu_s: cpuSeconds(process.cpuUsage(this.cpu0)), bytes_sent: counters.sent - this.sent0, bytes_received: counters.received - this.received0, chunk_bytes_sent: chunkBytesSent - this.chunks0 }
   }
 }
 
@@ -211,9 +237,10 @@ async function buyerPlain(s: RunSpec): Promise<Outcome> {
   const w = new Window() // ← streams open (their hello sent)
   w.mark('streams_open')
   const sum = new BigUint64Array(s.length)
+  const signal = AbortSignal.timeout(PLAIN_RECEIVE_MS) // the secure runners time out by phase; this has no runner
   await Promise.all(chans.map(async (ch) => {
     for (let off = 0; off < s.length;) {
-      const c = decodeChunk(await ch.receive(), ch.remote)
+      const c = decodeChunk(await ch.receive({ signal }), ch.remote)
       accumulate(sum, c.offset, c.values)
       off += c.values.length
     }
@@ -239,7 +266,7 @@ async function providerSecure(s: RunSpec, vector: BigUint64Array): Promise<Outco
     [q, comparePeers(self, q) < 0 ? openWithin(SECURE, s.run, q, windowMs) : take(keyOf(SECURE, s.run, q))] as const))
   const res = await runProvider({
     signer, params, proposalDigest: outcome.proposal.digest, certificate: outcome.certificate, inspectCertificate,
-    ephemeralPrivateKey: outcome.ephemeralPrivateKey, vector, buyer: take(keyOf(SECURE, s.run, params.buyer)), peers, events: w.events
+    ephemeralPrivateKey: outcome.ephemeralPrivateKey, vector, buyer: take(keyOf(SECURE, s.run, params.buyer)).then(countingChunks), peers, events: w.events
   })
   w.stop()
   return { w, stats: statsOf(res), negotiation }
@@ -247,11 +274,15 @@ async function providerSecure(s: RunSpec, vector: BigUint64Array): Promise<Outco
 
 async function providerPlain(s: RunSpec, vector: BigUint64Array): Promise<Outcome> {
   const w = new Window()
-  const ch = await take(keyOf(PLAIN, s.run, s.buyer))
+  const ch = countingChunks(await take(keyOf(PLAIN, s.run, s.buyer)))
   w.mark('stream_open')
   for (let off = 0, i = 0; off < s.length; off += CHUNK_ELEMS, i++) await ch.send(encodeChunk(i, off, vector.subarray(off, off + CHUNK_ELEMS)))
   w.mark('sent')
-  await ch.receive().catch(() => {}) // the buyer's close
+  await ch.receive({ signal: AbortSignal.timeout(PLAIN_RECEIVE_MS) }).catch(() => {}) // the buyer's close
+  // close our end too: a half-closed stream still counts against libp2p's 64 inbound streams per
+  // protocol and connection, and after 64 plaintext runs with the same buyer the 65th was refused
+  // (the first full grid hung there, at the N = 50 row)
+  await ch.close()
   w.stop()
   return { w, stats: null, negotiation: null }
 }
@@ -296,11 +327,11 @@ async function runParty(s: RunSpec): Promise<RunStats> {
   const r = out.w.result as NonNullable<Window['result']>
   return {
     role: isBuyer ? 'buyer' : 'provider', mode: s.mode,
-    wall_ms: r.wall_ms, cpu_s: r.cpu_s, bytes_sent: r.bytes_sent, bytes_received: r.bytes_received,
+    wall_ms: r.wall_ms, cpu_s: r.cpu_s, bytes_sent: r.bytes_sent, bytes_received: r.bytes_received, chunk_bytes_sent: r.chunk_bytes_sent,
     negotiation_ms: out.negotiation?.ms ?? null, cpu_negotiation_s: out.negotiation?.cpu_s ?? null,
     negotiation_bytes_sent: out.negotiation?.sent ?? 0,
     marks: out.w.marks, stats: out.stats,
-    memory: { idle, peak: memoryPeak.peak, live: memoryPeak.live, live_min: memoryPeak.live_min }
+    memory: { idle, peak: memoryPeak.peak, live: memoryPeak.live, floor: memoryPeak.floor }
   }
 }
 

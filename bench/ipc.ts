@@ -62,6 +62,8 @@ export interface RunStats {
   /** Frame bytes (length prefix included) this party sent / received in the timed window. */
   bytes_sent: number
   bytes_received: number
+  /** Of bytes_sent, the CHUNK frames (the vector itself, length prefix included). */
+  chunk_bytes_sent: number
   /** Frame bytes this party sent during negotiation (secure only). */
   negotiation_bytes_sent: number
   /** Phase events and bench marks, ms from the start of this party's timed window. */
@@ -71,11 +73,11 @@ export interface RunStats {
   /** Idle: after gc, before the run. Peak: sampled every 5 ms through the run (memory runs only; else
    *  one sample at the end) plus once at its end. */
   /**
-   * live: the largest of samples taken right after a full gc() every 25 ms (memory runs only), and
-   * live_min the smallest of them (Infinity if none): gc() before a run does not always release the
-   * previous run's buffers at once, so "above idle" uses min(idle, live_min) as its floor.
+   * live: the largest of samples taken right after a full gc() every 25 ms ('live' memory runs), and
+   * floor the smallest sample of the run (Infinity if none): gc() before a run does not always release
+   * the previous run's buffers at once, so "above idle" is measured from min(idle, floor).
    */
-  memory: { idle: Memory; peak: Memory; live: Memory; live_min: number }
+  memory: { idle: Memory; peak: Memory; live: Memory; floor: number }
 }
 
 export type Reply = { seq: number; ok: string; error?: string } & Record<string, unknown>

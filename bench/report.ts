@@ -19,6 +19,8 @@ export interface Row {
   secure_bytes: number
   plain_bytes: number
   bytes_ratio: number
+  vector_bytes_ratio: number
+  protocol_bytes: number
   /** Frame bytes of the negotiation (proposal, answers, certificate), outside the timed window. */
   negotiation_bytes: number
   vector_bytes: number
@@ -99,6 +101,7 @@ function extras(xs: RunPair[]): Record<string, number> {
 }
 
 const wireBytes = (x: RunPair): number => x.buyer.bytes_sent + x.providers.reduce((a, p) => a + p.bytes_sent, 0)
+const chunkBytes = (x: RunPair): number => x.providers.reduce((a, p) => a + p.chunk_bytes_sent, 0)
 const memMax = (ms: RunStats[]): Mem => ({
   array_buffers: Math.max(...ms.map((m) => m.memory.peak.array_buffers)),
   heap_used: Math.max(...ms.map((m) => m.memory.peak.heap_used)),
@@ -114,9 +117,9 @@ export function summarize(N: number, L: number, secure: RunPair[], plain: RunPai
     round(median(present(xs.flatMap((x) => (role === 'buyer' ? [f(x.buyer)] : x.providers.map(f))))))
   // the buyer's peak above its idle (after gc): what the run itself holds, in MB and in L·8-byte vectors
   // (from the cell's memory runs: the timed runs do not sample)
-  const aboveOf = (x: RunPair): number => x.buyer.memory.peak.sum - x.buyer.memory.idle.sum
+  const aboveOf = (x: RunPair): number => x.buyer.memory.peak.sum - Math.min(x.buyer.memory.idle.sum, x.buyer.memory.floor)
   const above = aboveOf(mem.secure)
-  const liveAbove = (m: RunStats['memory']): number => m.live.sum - Math.min(m.idle.sum, m.live_min)
+  const liveAbove = (m: RunStats['memory']): number => m.live.sum - Math.min(m.idle.sum, m.floor)
   const liveOf = (x: RunPair): number => liveAbove(x.buyer.memory)
   const phases = secure.map(phasesOf)
   const keys: Phase[] = ['negotiation', 'stream_setup', 'key_agreement', 'mask_generation', 'streaming', 'confirmation']
@@ -124,6 +127,10 @@ export function summarize(N: number, L: number, secure: RunPair[], plain: RunPai
     N, L,
     secure_s: round(s), plain_s: round(p), ratio: round(s / p),
     secure_bytes: sb, plain_bytes: pb, bytes_ratio: round(sb / pb, 4),
+    // the vector traffic alone (CHUNK frames; secure carries 4 canary cells more), and the rest:
+    // START, XCHECK, DONE, INCLUSION, REVEAL, RECEIPT and the bench's routing hello per stream
+    vector_bytes_ratio: round(median(secure.map(chunkBytes)) / median(plain.map(chunkBytes)), 4),
+    protocol_bytes: median(secure.map((x) => wireBytes(x) - chunkBytes(x))),
     negotiation_bytes: median(secure.map((x) => x.buyer.negotiation_bytes_sent + x.providers.reduce((a, y) => a + y.negotiation_bytes_sent, 0))),
     vector_bytes: L * 8,
     cpu_s: {
@@ -164,11 +171,11 @@ const ms = (x: number | null): string => (x === null ? '–' : String(Math.round
 
 function mainTable(rows: Array<Row | ErrorRow>): string[] {
   return [
-    '| N | L | secure s | plain s | ratio | secure bytes | plain bytes | bytes ratio | buyer CPU s (secure/plain) | provider CPU s (secure/plain) | buyer peak MB (vectors) | buyer live MB (vectors) | provider live MB |',
+    '| N | L | secure s | plain s | ratio | secure bytes | plain bytes | bytes ratio (vector only) | buyer CPU s (secure/plain) | provider CPU s (secure/plain) | buyer peak MB (vectors) | buyer live MB (vectors) | provider live MB |',
     '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...rows.map((r) => (isError(r)
       ? `| ${r.N} | ${r.L} | failed: ${r.error.replace(/\|/g, '/').slice(0, 100)} | | | | | | | | | | |`
-      : `| ${r.N} | ${r.L} | ${r.secure_s} | ${r.plain_s} | ${r.ratio} | ${r.secure_bytes} | ${r.plain_bytes} | ${r.bytes_ratio} | ${r.cpu_s.buyer_secure} / ${r.cpu_s.buyer_plain} | ${r.cpu_s.provider_secure} / ${r.cpu_s.provider_plain} | ${r.buyer_peak_mb} (${r.buyer_peak_vectors}) | ${r.buyer_live_mb} (${r.buyer_live_vectors}) | ${r.provider_live_mb} |`))
+      : `| ${r.N} | ${r.L} | ${r.secure_s} | ${r.plain_s} | ${r.ratio} | ${r.secure_bytes} | ${r.plain_bytes} | ${r.bytes_ratio} (${r.vector_bytes_ratio}) | ${r.cpu_s.buyer_secure} / ${r.cpu_s.buyer_plain} | ${r.cpu_s.provider_secure} / ${r.cpu_s.provider_plain} | ${r.buyer_peak_mb} (${r.buyer_peak_vectors}) | ${r.buyer_live_mb} (${r.buyer_live_vectors}) | ${r.provider_live_mb} |`))
   ]
 }
 

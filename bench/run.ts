@@ -140,6 +140,8 @@ function stop(p: Party): Promise<void> {
 }
 
 let runId = 0
+/** Longer than any phase deadline of the bench query (30 + 120 + 30 s) plus stream waits. */
+const RUN_WATCHDOG_S = 400
 
 /** One run: prepare (outside the window) → providers armed → the buyer's run → the providers' stats. */
 async function once(N: number, L: number, mode: Mode, sampleMemory: RunSpec['sampleMemory'] = 'none'): Promise<RunPair> {
@@ -149,8 +151,15 @@ async function once(N: number, L: number, mode: Mode, sampleMemory: RunSpec['sam
   if (process.env.BENCH_DEBUG) log(`run ${spec.run} ${mode} N=${N} L=${L}`)
   await Promise.all([buyer, ...provs].map((p, i) => p.must({ cmd: 'prepare', run: spec.run, length: L, seed: i === 0 ? null : i - 1 })))
   await Promise.all(provs.map((p) => p.must({ cmd: 'arm', ...spec })))
-  const b = await buyer.ask({ cmd: 'run', ...spec })
-  const ps = await Promise.all(provs.map((p) => p.ask({ cmd: 'collect', run: spec.run })))
+  // a watchdog: a run that never ends (a bench or product bug) becomes a failed cell, not a hung bench
+  let timer: NodeJS.Timeout | undefined
+  const watchdog = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`run ${spec.run} did not end within ${RUN_WATCHDOG_S} s`)), RUN_WATCHDOG_S * 1000)
+  })
+  const [b, ps] = await Promise.race([
+    Promise.all([buyer.ask({ cmd: 'run', ...spec }), Promise.all(provs.map((p) => p.ask({ cmd: 'collect', run: spec.run })))]),
+    watchdog
+  ]).finally(() => clearTimeout(timer))
   const err = [b, ...ps].find((r) => r.error)
   if (err) throw new Error(`${mode} N=${N} L=${L}: ${String(err.error)}`)
   return { buyer: b.stats as RunStats, providers: ps.map((r) => r.stats as RunStats) }
@@ -177,7 +186,7 @@ async function cell(N: number, L: number, n: number, env: RowEnv): Promise<Row |
     return { N, L, error: (e as Error).message }
   }
   const row = summarize(N, L, secure, plain, { secure: memory[0] as RunPair, plain: memory[1] as RunPair, live: memory[2] as RunPair }, env)
-  log(`N=${N} L=${L}: secure ${row.secure_s} s, plain ${row.plain_s} s, ratio ${row.ratio}, bytes ${row.secure_bytes}/${row.plain_bytes}, negotiation ${row.phases_ms.negotiation} ms, buyer peak ${row.buyer_peak_vectors} vectors`)
+  log(`N=${N} L=${L}: secure ${row.secure_s} s, plain ${row.plain_s} s, ratio ${row.ratio}, bytes ${row.secure_bytes}/${row.plain_bytes}, negotiation ${row.phases_ms.negotiation} ms, buyer live ${row.buyer_live_mb} MB = ${row.buyer_live_vectors} vectors`)
   return row
 }
 

@@ -134,6 +134,7 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
       })
       if (outcome.kind === 'rejected') return
       const { params, certificate, proposal } = outcome
+      void channel.close() // negotiation is over; a half-closed stream would count against the stream limit
       session = toHex(params.session)
       const q = proposal.query
       audit.append('certificate', {

@@ -1,7 +1,7 @@
 // One protocol run's plumbing, shared by the buyer and provider runners: a reader per channel that
 // turns a received ABORT into the run's failure, per-phase deadlines that accuse the silent peer
 // (check 8), and a single failure that every pending wait observes (masked-sum.md §8).
-import { ChannelClosedError, MessageQueue, type Channel } from './transport.ts'
+import { ChannelClosedError, MessageQueue, QUEUE_HIGH_WATER, QUEUE_LOW_WATER, type Channel } from './transport.ts'
 import { ProtocolAbort, type AbortInfo } from './errors.ts'
 import { decodeAbort, encodeAbort, MSG_ABORT } from './abort.ts'
 import type { Signer } from '../crypto/sign.ts'
@@ -67,6 +67,8 @@ export class RunContext {
           return
         }
         q.push(m)
+        // read ahead no further than the runner consumes (the channel then pauses its stream)
+        if (q.bytes > QUEUE_HIGH_WATER) await q.drained(QUEUE_LOW_WATER)
       }
     })()
   }

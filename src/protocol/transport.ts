@@ -45,39 +45,80 @@ export function memoryChannelPair(aName: string, bName: string): [Channel, Chann
   return [mk(bName, qa, qb), mk(aName, qb, qa)]
 }
 
+/**
+ * Unread bytes at which a reader stops pulling from its source, and the level it waits for before it
+ * pulls again (the net adapter pauses the libp2p stream meanwhile, so yamux stops granting window and
+ * the sender blocks). Two 512 KiB CHUNKs: a fast sender cannot make a slow reader buffer its vector.
+ */
+export const QUEUE_HIGH_WATER = 1024 * 1024
+export const QUEUE_LOW_WATER = 512 * 1024
+
 /** FIFO with async shift; used by memory channels and by the net adapter. */
 export class MessageQueue {
   private items: Uint8Array[] = []
   private waiters: Array<{ resolve: (m: Uint8Array) => void; reject: (e: Error) => void }> = []
   private error: Error | null = null
   private ended = false
+  private queued = 0
+  private below: { limit: number; resolve: () => void } | null = null
 
   get closed(): boolean {
     return this.ended || this.error != null
+  }
+
+  /** Bytes pushed and not yet shifted. */
+  get bytes(): number {
+    return this.queued
   }
 
   push(m: Uint8Array): void {
     if (this.closed) return
     const w = this.waiters.shift()
     if (w) w.resolve(m)
-    else this.items.push(m)
+    else {
+      this.items.push(m)
+      this.queued += m.length
+    }
+  }
+
+  /** Resolves once at most `limit` bytes are queued, or the queue ends or fails (backpressure). */
+  drained(limit: number): Promise<void> {
+    if (this.queued <= limit || this.closed) return Promise.resolve()
+    return new Promise((resolve) => {
+      this.below?.resolve()
+      this.below = { limit, resolve }
+    })
+  }
+
+  private release(): void {
+    if (this.below && (this.queued <= this.below.limit || this.closed)) {
+      const b = this.below
+      this.below = null
+      b.resolve()
+    }
   }
 
   end(): void {
     if (this.closed) return
     this.ended = true
     for (const w of this.waiters.splice(0)) w.reject(new ChannelClosedError('channel closed by remote'))
+    this.release()
   }
 
   fail(err: Error): void {
     if (this.error) return
     this.error = err
     for (const w of this.waiters.splice(0)) w.reject(err)
+    this.release()
   }
 
   shift(signal?: AbortSignal): Promise<Uint8Array> {
     const m = this.items.shift()
-    if (m) return Promise.resolve(m)
+    if (m) {
+      this.queued -= m.length
+      this.release()
+      return Promise.resolve(m)
+    }
     if (this.error) return Promise.reject(this.error)
     if (this.ended) return Promise.reject(new ChannelClosedError('channel closed by remote'))
     if (signal?.aborted) return Promise.reject(signal.reason as Error)
