@@ -73,15 +73,36 @@ export function removeSelfMask(sum: BigUint64Array, session: Uint8Array, seed: U
   g.destroy()
 }
 
-// Z_2^64 arithmetic on BigUint64Array elements: V8 (Node 24) compiles these loops to plain 64-bit
-// adds with wrap-around (measured ~1 ns per element, faster than 32-bit limb arithmetic in JS).
+// Z_2^64 arithmetic on 32-bit halves (little-endian host, checked in src/crypto/prg.ts). V8 can
+// compile `acc[i] + src[i]` on BigUint64Arrays to plain 64-bit adds (~1 ns a value), but that
+// optimisation is fragile: measured here, the same loop fell back to allocating BigInts (30x slower,
+// ~30 ns a value) after a deoptimisation, and did so inside the agents. Limb arithmetic on Int32Array
+// views costs ~2 ns a value and never falls off that cliff.
+
+function limbs(a: BigUint64Array, offset: number, n: number): Int32Array {
+  return new Int32Array(a.buffer, a.byteOffset + offset * 8, n * 2)
+}
 
 /** Add `src` into `acc` at `offset` (mod 2^64). */
 export function accumulate(acc: BigUint64Array, offset: number, src: BigUint64Array): void {
-  for (let i = 0; i < src.length; i++) acc[offset + i] = (acc[offset + i] as bigint) + (src[i] as bigint)
+  if (offset + src.length > acc.length) throw new RangeError(`accumulate: ${src.length} values at ${offset} overrun ${acc.length}`)
+  const a = limbs(acc, offset, src.length)
+  const b = limbs(src, 0, src.length)
+  for (let i = 0; i < b.length; i += 2) {
+    const lo = ((a[i] as number) >>> 0) + ((b[i] as number) >>> 0) // < 2^33, exact
+    a[i] = lo | 0
+    a[i + 1] = ((a[i + 1] as number) + (b[i + 1] as number) + (lo > 0xffffffff ? 1 : 0)) | 0
+  }
 }
 
 /** Subtract `src` from `acc` at `offset` (mod 2^64). */
 export function subtract(acc: BigUint64Array, offset: number, src: BigUint64Array): void {
-  for (let i = 0; i < src.length; i++) acc[offset + i] = (acc[offset + i] as bigint) - (src[i] as bigint)
+  if (offset + src.length > acc.length) throw new RangeError(`subtract: ${src.length} values at ${offset} overrun ${acc.length}`)
+  const a = limbs(acc, offset, src.length)
+  const b = limbs(src, 0, src.length)
+  for (let i = 0; i < b.length; i += 2) {
+    const lo = ((a[i] as number) >>> 0) - ((b[i] as number) >>> 0) // in (−2^32, 2^32), exact
+    a[i] = lo | 0
+    a[i + 1] = ((a[i + 1] as number) - (b[i + 1] as number) - (lo < 0 ? 1 : 0)) | 0
+  }
 }
