@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { makeDataCluster } from '../test/helpers/data-cluster.ts'
+import { MAX_PROPOSALS_PER_PEER_PER_MINUTE } from '../src/agent/limits.ts'
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '500' }, providers: { type: 'string', default: '4' } } })
 const runs = Number(values.runs)
@@ -23,7 +24,15 @@ const failures: string[] = []
 const t0 = Date.now()
 // the differencing defence would refuse repeats over the same template: each run gets its own id
 const base = readFileSync(dc.queryFile, 'utf8')
+// a legitimate buyer stays under each provider's proposal rate limit (SECURITY.md): runs now take
+// well under 2 s, so unpaced they would be refused after 30 a minute
+const started: number[] = []
+const perMinute = MAX_PROPOSALS_PER_PEER_PER_MINUTE - 2
 for (let i = 0; i < runs; i++) {
+  while (started.length >= perMinute && Date.now() - (started[started.length - perMinute] as number) < 61_000) {
+    await new Promise((r) => setTimeout(r, 250))
+  }
+  started.push(Date.now())
   const q = join(dc.dir, 'soak.yaml')
   writeFileSync(q, base.replace('id: zones-by-hour', `id: soak-${i}`).replace('max_rows_per_provider: 1000000', `max_rows_per_provider: ${1_000_000 + i}`))
   const r = await dc.cluster.cli('city', ['query', 'run', q, '--out', join(dc.dir, 'soak.json')])
