@@ -10,7 +10,13 @@ import { MAX_PROPOSALS_PER_PEER_PER_MINUTE } from '../src/agent/limits.ts'
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '500' }, providers: { type: 'string', default: '4' } } })
 const runs = Number(values.runs)
 const dc = await makeDataCluster(Number(values.providers), 500)
-for (const p of dc.providers) await dc.cluster.serve(p)
+// the test policy allows 100 certified runs per buyer a day (SECURITY.md); a soak needs more
+for (const p of dc.providers) {
+  const f = join(dc.cluster.byName(p).home, 'policy.yaml')
+  writeFileSync(f, readFileSync(f, 'utf8').replace(/max_runs_per_buyer_per_day: \d+/, `max_runs_per_buyer_per_day: ${runs + 10}`))
+}
+// paced at 28 runs a minute the soak outlives the harness's 10-minute default for a serving agent
+for (const p of dc.providers) await dc.cluster.serve(p, [], { lifetimeMs: (runs / 20 + 10) * 60_000 })
 const rss = (): number[] => dc.providers.map((p) => {
   const pid = dc.cluster.byName(p).proc?.pid
   try {

@@ -28,7 +28,8 @@ export interface Cluster {
   byName(name: string): TestAgent
   /** Run the CLI as agent `name`. */
   cli(name: string, args: string[], opts?: { timeoutMs?: number; input?: string; deviant?: string }): Promise<CliResult>
-  serve(name: string, extra?: string[], opts?: { deviant?: string }): Promise<TestAgent>
+  /** `lifetimeMs`: the process is killed (and `exited` rejects) after this long; 10 min by default. */
+  serve(name: string, extra?: string[], opts?: { deviant?: string; lifetimeMs?: number }): Promise<TestAgent>
   stop(name: string, signal?: NodeJS.Signals): Promise<CliResult | undefined>
   teardown(): Promise<void>
 }
@@ -67,7 +68,7 @@ export async function makeCluster(specs: AgentSpec[], opts: { dir?: string } = {
       const ready = join(dir, `${n}.ready.json`)
       rmSync(ready, { force: true })
       a.proc = spawnCli(['--home', a.home, 'serve', '--ready-file', ready, ...extra], { netns: a.netns?.ns, deviant: opts.deviant })
-      a.exited = collect(a.proc, 10 * 60_000)
+      a.exited = collect(a.proc, opts.lifetimeMs ?? 10 * 60_000)
       const deadline = Date.now() + 20_000
       while (!existsSync(ready)) {
         if (a.proc.exitCode != null) throw new Error(`serve ${n} exited early: ${(await a.exited).stderr}`)
