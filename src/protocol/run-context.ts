@@ -92,12 +92,19 @@ export class RunContext {
     return q
   }
 
-  /** `p`, unless the run fails first. */
-  race<T>(p: Promise<T>): Promise<T> {
-    return Promise.race([p, new Promise<never>((_, reject) => {
-      if (this.ctrl.signal.aborted) reject(this.failure as Error)
-      this.ctrl.signal.addEventListener('abort', () => reject(this.failure as Error), { once: true })
-    })])
+  /** `p`, unless the run fails first (its listener is removed either way: send() races every chunk). */
+  async race<T>(p: Promise<T>): Promise<T> {
+    if (this.failure) throw this.failure
+    let onAbort = (): void => {}
+    const failed = new Promise<never>((_, reject) => {
+      onAbort = () => reject(this.failure as Error)
+      this.ctrl.signal.addEventListener('abort', onAbort, { once: true })
+    })
+    try {
+      return await Promise.race([p, failed])
+    } finally {
+      this.ctrl.signal.removeEventListener('abort', onAbort)
+    }
   }
 
   /** The next frame from `ch` within `ms`, else a timeout accusing `ch.remote`. */
@@ -136,14 +143,9 @@ export class RunContext {
     const stalled = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new ProtocolAbort({ reason: 'timeout', accused: ch.remote, detail: `${ch.remote} took no data for ${Math.round(ms / 1000)} s` })), ms)
     })
-    const failed = new Promise<never>((_, reject) => {
-      if (this.ctrl.signal.aborted) reject(this.failure as Error)
-      this.ctrl.signal.addEventListener('abort', () => reject(this.failure as Error), { once: true })
-    })
     stalled.catch(() => {})
-    failed.catch(() => {})
     try {
-      await Promise.race([ch.send(frame), stalled, failed])
+      await this.race(Promise.race([ch.send(frame), stalled]))
     } catch (e) {
       if (e instanceof ProtocolAbort) throw e
       if (this.failure) throw this.failure
