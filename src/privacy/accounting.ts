@@ -90,7 +90,7 @@ export interface Sensitivity {
  * shift Δ with ‖Δ‖₁ ≤ l1, ‖Δ‖₂ ≤ l2. [KLS21 Prop. 14] bounds the Rényi divergence of order α by
  *   min{ α/2 · (l2²/(hσ²) + 2 l1 τ/(√h σ) + τ² d),  α/2 · (l2/(√h σ) + τ √d)²,  α l2²/(2hσ²) + τ d }.
  * The first two are linear in α, i.e. zCDP; we use ρ = ½ min(of those two) and never the single discrete Gaussian
- * bound at hσ² (the sum of discrete Gaussians is not one). h = 1 gives τ = 0 and ρ = l2²/(2σ²) [CKS20 Thm 4].
+ * bound at hσ² (the sum of discrete Gaussians is not one). h = 1 gives τ = 0 and ρ = l2²/(2σ²) [CKS20 §2, the discrete Gaussian mechanism is Δ²/(2σ²)-zCDP].
  */
 export function distributedGaussianRho(sigma: number, honest: number, dim: number, s: Sensitivity): number {
   checkPositive('sigma', sigma)

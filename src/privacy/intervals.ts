@@ -7,7 +7,7 @@ export const Z95 = 1.959963984540054
 /** a mean is reported as null where its noisy count is below MEAN_NULL_K · σ_count (σ of the total count noise) */
 export const MEAN_NULL_K = 3
 
-/** Var(N_Z(0, σ²)) = Σ k² e^{−k²/2σ²} / Σ e^{−k²/2σ²}; below σ² [CKS20 Prop. 19], equal to it within e^{−2π²σ²}. */
+/** Var(N_Z(0, σ²)) = Σ k² e^{−k²/2σ²} / Σ e^{−k²/2σ²}; below σ² (CKS20 §2), equal to it up to O(σ⁴e^{−2π²σ²}). */
 export function discreteGaussianVariance(sigma: number): number {
   if (sigma >= 8) return sigma * sigma // 1 − Var/σ² < 10^-500: not representable
   let num = 0
@@ -111,7 +111,7 @@ export function isSuppressed(noisyCount: number, suppressBelow: number | undefin
 
 /**
  * A bound B on the total noise of every cell at once, for the overflow check (negotiation.md §3.5): the sum of N
- * shares N_Z(0, σ²) is Nσ²-subgaussian [CKS20 Cor. 9, sums of independent subgaussians], so
+ * shares N_Z(0, σ²) is Nσ²-subgaussian (CKS20 §2: N_Z(0, σ²) is σ²-subgaussian; independent subgaussians add), so
  * P(∃ cell: |Z| > B) ≤ 2·cells·exp(−B²/(2Nσ²)) ≤ 2^−failureLog2 for B = σ·√(2N·(ln(2·cells) + failureLog2·ln 2)).
  */
 export function noiseTailBound(sigma: number, providers: number, cells: number, failureLog2 = 64): number {

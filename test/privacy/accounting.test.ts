@@ -66,7 +66,7 @@ describe('sum of discrete Gaussians (KLS21 Prop. 14)', () => {
     close(kls21Tau(0.5, 3), 10 * (Math.exp(-(Math.PI * Math.PI) / 4) + Math.exp(-(Math.PI * Math.PI) / 3)), 1e-14)
     expect(kls21Tau(5, 1)).toBe(0)
   })
-  it('h = 1 is the single discrete Gaussian, ρ = Δ²/(2σ²) (CKS20 Thm 4)', () => {
+  it('h = 1 is the single discrete Gaussian, ρ = Δ²/(2σ²) (CKS20 §2)', () => {
     close(distributedGaussianRho(7, 1, 100, { l1: 3, l2: 3 }), 9 / 98, 1e-15)
   })
   it('for small σ the τ term makes the sum strictly worse than one discrete Gaussian at hσ²', () => {
