@@ -100,7 +100,9 @@ export function discreteLaplace(bits: Bits, t: number): number {
     let v = 0
     while (bernoulliExpMinusOne(bits)) v++
     const x = u + t * v
-    if (!Number.isSafeInteger(x)) continue // probability < exp(−2^27): resampling keeps the law exact
+    // |x| ≥ 2^53 needs V ≥ 2^53/t ≥ 2^27, probability < exp(−2^27): the law is truncated there, a change in mass
+    // below anything a binary64 can represent (and below any δ we could print)
+    if (!Number.isSafeInteger(x)) continue
     const negative = bits.bit() === 1
     if (negative && x === 0) continue
     return negative ? -x : x

@@ -2,7 +2,7 @@
 // (test/privacy/sampler.test.ts fails if any file under src/ outside this one does): production noise comes only
 // from node:crypto (sampler.ts). The stream is AES-256-CTR keyed by SHA-256(seed) — deterministic, uniform for
 // statistical tests, and obviously not secret.
-import { createCipheriv, createHash } from 'node:crypto'
+import { createCipheriv, createHash, type Cipheriv } from 'node:crypto'
 import { addNoiseWith, samplesWith, type NoiseLayout } from './_dgauss.ts'
 import type { WordSource } from './random.ts'
 
@@ -11,7 +11,7 @@ export type { WordSource }
 const POOL_BYTES = 65_536
 
 export class SeededWords implements WordSource {
-  private readonly cipher
+  private readonly cipher: Cipheriv
   private readonly zeros = new Uint8Array(POOL_BYTES)
   private pool = new Uint32Array(0)
   private pos = 0
