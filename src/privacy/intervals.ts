@@ -117,3 +117,43 @@ export function isSuppressed(noisyCount: number, suppressBelow: number | undefin
 export function noiseTailBound(sigma: number, providers: number, cells: number, failureLog2 = 64): number {
   return Math.ceil(sigma * Math.sqrt(2 * providers * (Math.log(2 * cells) + failureLog2 * Math.LN2)))
 }
+
+/** ln C(n, k) + k ln p + (n − k) ln(1 − p): the binomial log-pmf, by log-gamma-free summation of logs */
+function binomialLogPmfs(n: number, p: number): Float64Array {
+  const out = new Float64Array(n + 1)
+  out[0] = n * Math.log1p(-p)
+  const r = Math.log(p) - Math.log1p(-p)
+  for (let k = 1; k <= n; k++) out[k] = (out[k - 1] as number) + Math.log((n - k + 1) / k) + r
+  return out
+}
+
+export interface CoverageVerdict {
+  readonly ok: boolean
+  /** P(X ≤ hits) and P(X ≥ hits) for X ~ Binomial(cells, coverage) */
+  readonly lower: number
+  readonly upper: number
+}
+
+/**
+ * The honest check of reported intervals against exact totals (issue 15, ride-sharing): `hits` of `cells` exact
+ * values inside their intervals, each with probability `coverage` (noiseInterval's). Passes unless either exact
+ * binomial tail is below alpha/2 (default alpha = 10^-6), so it fails with the noise switched off (all inside)
+ * once coverage^cells < alpha/2 — e.g. ≥ 283 cells at 0.95 — and with the noise doubled.
+ */
+export function coverageCheck(hits: number, cells: number, coverage: number, alpha = 1e-6): CoverageVerdict {
+  if (!Number.isInteger(cells) || cells < 1 || !Number.isInteger(hits) || hits < 0 || hits > cells) throw new RangeError(`expected 0 ≤ hits ≤ cells, got ${hits} of ${cells}`)
+  const lp = binomialLogPmfs(cells, coverage)
+  let lower = 0
+  let upper = 0
+  for (let k = 0; k <= cells; k++) {
+    const p = Math.exp(lp[k] as number)
+    if (k <= hits) lower += p
+    if (k >= hits) upper += p
+  }
+  return { ok: lower >= alpha / 2 && upper >= alpha / 2, lower: Math.min(lower, 1), upper: Math.min(upper, 1) }
+}
+
+/** the fewest cells for which coverageCheck fails when every cell is inside (noise off) */
+export function minCellsToDetectNoNoise(coverage: number, alpha = 1e-6): number {
+  return Math.ceil(Math.log(alpha / 2) / Math.log(coverage))
+}

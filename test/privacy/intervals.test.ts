@@ -1,7 +1,7 @@
 // Reported noise std and 95% intervals (protocols/privacy.md §7) checked by simulation with the real sampler:
 // coverage must match what the interval claims, and fail when the noise is switched off or doubled.
 import { describe, expect, it } from 'vitest'
-import { discreteGaussianVariance, isSuppressed, meanEstimate, MEAN_NULL_K, noiseInterval, noiseTailBound } from '../../src/privacy/intervals.ts'
+import { coverageCheck, discreteGaussianVariance, isSuppressed, meanEstimate, MEAN_NULL_K, minCellsToDetectNoNoise, noiseInterval, noiseTailBound } from '../../src/privacy/intervals.ts'
 import { samples, SeededWords } from '../../src/privacy/testing.ts'
 import { binomialZ } from './stats.ts'
 
@@ -79,5 +79,21 @@ describe('means', () => {
     expect(isSuppressed(19, 20)).toBe(true)
     expect(isSuppressed(20, 20)).toBe(false)
     expect(isSuppressed(-3, undefined)).toBe(false)
+  })
+})
+
+describe('coverage check (exact binomial at 10^-6)', () => {
+  it('passes honest noise and fails with the noise switched off or doubled, on a 24 × 20 heat map', () => {
+    const sigma = 35
+    const n = 3
+    const cells = 480
+    const iv = noiseInterval(sigma, n)
+    const zs = totals('heat', sigma, n, cells)
+    const count = (scale: number): number => zs.reduce((acc, z) => acc + (Math.abs(z * scale) <= iv.halfWidth ? 1 : 0), 0)
+    expect(coverageCheck(count(1), cells, iv.coverage).ok).toBe(true)
+    expect(coverageCheck(count(0), cells, iv.coverage).ok).toBe(false)
+    expect(coverageCheck(count(2), cells, iv.coverage).ok).toBe(false)
+    expect(minCellsToDetectNoNoise(0.95)).toBe(283)
+    expect(coverageCheck(100, 100, 0.95).ok).toBe(true) // too few cells to tell: the integration must use ≥ 283
   })
 })
