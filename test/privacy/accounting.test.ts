@@ -149,4 +149,11 @@ describe('sensitivity, split and acceptance', () => {
     expect(checkNoiseShares({ ...base, dishonest: 1, shares: sharesT1, self: 0 }).ok).toBe(true)
     expect(checkNoiseShares({ ...base, shares: shares.slice(1), self: 0 }).ok).toBe(false)
   })
+  it('more noise than planned (equal shares) is accepted; a query needing σ > 2^26 is refused by the planner', () => {
+    const plan = planNoise(base)
+    const more = Array.from({ length: 4 }, () => plan.sigmas.map((x) => x + 10))
+    expect(checkNoiseShares({ ...base, shares: more, self: 2 }).ok).toBe(true)
+    const huge = slotSensitivities([{ kind: 'sum', maxAbs: 1e9 }], { kind: 'row' })
+    expect(() => planNoise({ ...base, slots: huge })).toThrow(/exceeds sigma/)
+  })
 })
