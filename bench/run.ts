@@ -254,6 +254,7 @@ async function main(): Promise<void> {
     log(`ride-sharing through the CLI: ${queries.map((q) => `${q.query} ${q.seconds} s`).join(', ')}`)
     section('ride_sharing', t)
   }
+  ;(await import('./noise.ts')).benchNoise({ log }) // DP noise per cell per provider → results/noise.json (protocols/privacy.md §6)
   section('total', tStart)
 
   const env = {
