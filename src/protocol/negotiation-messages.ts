@@ -2,12 +2,13 @@
 // Pure and synchronous: each party runs these on whatever arrives; nothing is trusted by shape.
 // The runners (buyer, provider) are in negotiation.ts.
 import { canonicalBytes, canonicalize } from '../crypto/canonical.ts'
-import { equalBytes, fromHex, fromUtf8, toHex } from '../crypto/bytes.ts'
+import { equalBytes, fromHex, toHex } from '../crypto/bytes.ts'
 import { statementDigest, verifySignature } from '../crypto/sign.ts'
 import { parsePeer } from '../crypto/peer.ts'
 import { layoutOf, slotBounds } from '../query/layout.ts'
 import type { Query } from '../query/types.ts'
 import { MSG_ABORT, decodeAbort } from './abort.ts'
+import { JsonBoundsError, WIRE_JSON_LIMITS, parseBoundedJson } from './bounded-json.ts'
 import { ProtocolAbort, type AbortReason } from './errors.ts'
 import type { EventSink } from './events.ts'
 import type { SessionParams } from './session.ts'
@@ -25,8 +26,8 @@ export const LABELS = {
 } as const
 /** Clock skew tolerated between agents when checking deadlines (negotiation.md §5). */
 export const CLOCK_SKEW_MS = 30_000
-/** Deepest JSON nesting accepted (negotiation.md §2.2): a filter is ≤ 32 deep, plus the envelopes. */
-export const MAX_JSON_DEPTH = 64
+/** Deepest JSON nesting accepted (negotiation.md §2.2; the reasoning is at WIRE_JSON_LIMITS). */
+export const MAX_JSON_DEPTH = WIRE_JSON_LIMITS.depth
 /** Bounds on a REJECT's reasons (negotiation.md §4): enough for every policy rule, no more. */
 export const MAX_REASONS = 32
 export const MAX_REASON_CODE = 64
@@ -87,7 +88,7 @@ const SENT_BY: Record<number, 'buyer' | 'provider'> = {
 /**
  * Decode one frame from `from`, who plays `role`. An ABORT becomes ProtocolAbort 'peer_abort'; a
  * message the sender's role never sends is 'wrong_role'; anything else unexpected or undecodable
- * is 'malformed_message'. The JSON must be an object no deeper than MAX_JSON_DEPTH.
+ * is 'malformed_message'. The JSON must be an object within WIRE_JSON_LIMITS (bounded-json.ts).
  */
 export function decodeMessage(f: Uint8Array, expected: readonly number[], from: string, role: 'buyer' | 'provider'): { type: number; body: Record<string, unknown> } {
   const type = f[0]
@@ -106,32 +107,17 @@ export function decodeMessage(f: Uint8Array, expected: readonly number[], from: 
   }
   let m: unknown
   try {
-    m = JSON.parse(fromUtf8(f.subarray(1)))
-  } catch {
-    throw fail('malformed_message', from, 'the message is not UTF-8 JSON')
+    m = parseBoundedJson(f.subarray(1))
+  } catch (e) {
+    throw fail('malformed_message', from, `the message is not bounded UTF-8 JSON: ${e instanceof JsonBoundsError ? e.message : 'undecodable'}`)
   }
   if (!isObj(m)) throw fail('malformed_message', from, 'the message is not a JSON object')
-  if (depth(m) > MAX_JSON_DEPTH) throw fail('malformed_message', from, `the message nests deeper than ${MAX_JSON_DEPTH}`)
   return { type, body: m }
 }
 
 type Obj = Record<string, unknown>
 function isObj(v: unknown): v is Obj {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
-}
-
-/** Nesting depth, iteratively (a hostile frame must not exhaust the stack). */
-function depth(v: unknown): number {
-  let max = 0
-  const stack: Array<[unknown, number]> = [[v, 1]]
-  while (stack.length) {
-    const [x, d] = stack.pop() as [unknown, number]
-    if (typeof x !== 'object' || x === null) continue
-    if (d > max) max = d
-    if (max > MAX_JSON_DEPTH) return max
-    for (const c of Object.values(x)) stack.push([c, d + 1])
-  }
-  return max
 }
 
 function exactKeys(o: Obj, keys: readonly string[]): boolean {
