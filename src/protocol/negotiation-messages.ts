@@ -176,11 +176,23 @@ export function verifyProposal(m: unknown, buyer: string, deps: NegotiationDeps)
   }
   // the signed bytes must be the canonical query itself, or parties could read one query two ways
   if (canonicalize(query) !== canonicalize(raw.query)) throw fail('malformed_message', buyer, 'the query is not in canonical form (negotiation.md §3.1)')
+  // §5.1: the deadline covers the query's timeouts plus one skew allowance, no more. A far-future
+  // deadline would keep the proposal valid, and its nonce stored, for as long as it says.
+  const span = maxDeadlineSpan(query)
+  if ((deadline as number) - (created as number) > span) {
+    throw fail('malformed_message', buyer, `the deadline lies ${Math.round(((deadline as number) - (created as number) - span) / 1000)} s beyond created + negotiate_s + compute_s + confirm_s + ${CLOCK_SKEW_MS / 1000} s (negotiation.md §5.1)`)
+  }
   if (query.participants.buyer !== buyer) {
     throw fail('wrong_role', buyer, `the proposal names buyer ${query.participants.buyer}, but ${buyer} sent it`)
   }
   const proposal: Proposal = { ...(raw as unknown as Proposal), query }
   return { proposal, digest, query, buyer }
+}
+
+/** negotiation.md §5.1: the longest `deadline − created` a proposal may carry (what createProposal sets). */
+export function maxDeadlineSpan(q: Query): number {
+  const t = q.timeouts
+  return (t.negotiate_s + t.compute_s + t.confirm_s) * 1000 + CLOCK_SKEW_MS
 }
 
 /** negotiation.md §5.1: a deadline holds while now ≤ deadline + skew; created may lead by the skew. */
