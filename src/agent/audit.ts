@@ -154,11 +154,13 @@ export class AuditLog implements PolicyHistory {
 export const AUDIT_MAX_DEPTH = 128
 
 /**
- * JSON-safe copy: bigints as strings, typed arrays and long numeric arrays replaced by their length,
+ * JSON-safe copy: bigints and numbers canonical JSON cannot carry as strings, typed arrays and long numeric arrays replaced by their length,
  * subtrees deeper than AUDIT_MAX_DEPTH replaced by `{redacted: 'depth'}`. Recursion bounded by it.
  */
 export function redact(v: unknown, depth = 0): unknown {
   if (typeof v === 'bigint') return v.toString()
+  // canonical JSON carries only finite, safe numbers (negotiation.md §2.2); a peer's others become text
+  if (typeof v === 'number' && (!Number.isFinite(v) || (Number.isInteger(v) && !Number.isSafeInteger(v)))) return String(v)
   if (ArrayBuffer.isView(v)) return { redacted: 'binary', length: v.byteLength }
   if (v instanceof Date) return v.toISOString()
   if (typeof v !== 'object' || v === null) return typeof v === 'function' || typeof v === 'symbol' ? undefined : v
@@ -170,7 +172,8 @@ export function redact(v: unknown, depth = 0): unknown {
     return v.map((x) => redact(x, depth + 1) ?? null)
   }
   const out: Record<string, unknown> = {}
-  for (const [k, x] of Object.entries(v)) if (x !== undefined && typeof x !== 'function') out[k] = redact(x, depth + 1)
+  // defineProperty, not assignment: a key "__proto__" must stay a key, never become a prototype
+  for (const [k, x] of Object.entries(v)) if (x !== undefined && typeof x !== 'function') Object.defineProperty(out, k, { value: redact(x, depth + 1), enumerable: true, writable: true, configurable: true })
   return out
 }
 

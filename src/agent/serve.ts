@@ -8,7 +8,7 @@ import type { RunEvent } from './events.ts'
 import { AuditLog } from './audit.ts'
 import { FileNonceStore } from './nonce-store.ts'
 import { ApprovalQueue, startControlServer } from './control.ts'
-import { RunRegistry, deferred, type AcceptedProposal, type ProviderRun } from './sessions.ts'
+import { RunRegistry, deferred, routeHead as peek, type AcceptedProposal, type ProviderRun, type RouteHead } from './sessions.ts'
 import {
   FIRST_FRAME_WAIT_MS, LATE_CERTIFICATE_MARGIN_MS, MAX_CONCURRENT_RUNS, MAX_PROPOSALS_PER_MINUTE, MAX_PROPOSALS_PER_PEER_PER_MINUTE,
   MAX_REFUSALS_RECORDED_PER_PEER_PER_MINUTE, MAX_RUNS_PER_PEER, RateLimiter, SlotPool
@@ -23,7 +23,7 @@ import { MSG } from '../protocol/masked-sum-messages.ts'
 import { encodeAbort } from '../protocol/abort.ts'
 import { ProtocolAbort, type AbortInfo } from '../protocol/errors.ts'
 import type { Channel } from '../protocol/transport.ts'
-import { isHexOf, isJsonObject, parseBoundedJson, safeText } from '../protocol/bounded-json.ts'
+import { safeText } from '../protocol/bounded-json.ts'
 import { evaluatePolicy, describeProposal } from '../policy/evaluate.ts'
 import { templateDigest } from '../query/validate.ts'
 import { columnsOf } from '../query/columns.ts'
@@ -391,25 +391,4 @@ function within<T>(p: Promise<T>, ms: number, peer: string, what: string): Promi
       reject(e as Error)
     })
   })
-}
-
-type RouteHead = { kind: 'start' | 'xcheck'; session: string; proposal?: string }
-
-/**
- * The routing fields of a first START / XCHECK frame, parsed within WIRE_JSON_LIMITS: a START names
- * a session, an XCHECK a session and a proposal (32 bytes of hex each). Full validation of the
- * message happens in the runner; anything that cannot be routed is null.
- */
-function peek(first: Uint8Array): RouteHead | null {
-  if (first[0] !== MSG.start && first[0] !== MSG.xcheck) return null
-  let m: unknown
-  try {
-    m = parseBoundedJson(first.subarray(1))
-  } catch {
-    return null
-  }
-  if (!isJsonObject(m) || !isHexOf(m.session, 32)) return null
-  if (first[0] === MSG.start) return { kind: 'start', session: m.session }
-  if (!isHexOf(m.proposal, 32)) return null
-  return { kind: 'xcheck', session: m.session, proposal: m.proposal }
 }

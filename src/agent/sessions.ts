@@ -5,6 +5,8 @@
 // agent accepted and whose certificate is still due (`awaitingCertificate`); any other is refused at once.
 import type { Channel } from '../protocol/transport.ts'
 import type { AbortInfo } from '../protocol/errors.ts'
+import { MSG } from '../protocol/masked-sum-messages.ts'
+import { isHexOf, isJsonObject, parseBoundedJson } from '../protocol/bounded-json.ts'
 
 export interface Deferred<T> {
   promise: Promise<T>
@@ -134,4 +136,25 @@ export class RunRegistry {
       })
     }
   }
+}
+
+export type RouteHead = { kind: 'start' | 'xcheck'; session: string; proposal?: string }
+
+/**
+ * The routing fields of a first START / XCHECK frame, parsed within WIRE_JSON_LIMITS: a START names
+ * a session, an XCHECK a session and a proposal (32 bytes of hex each). Full validation of the
+ * message happens in the runner; anything that cannot be routed is null.
+ */
+export function routeHead(first: Uint8Array): RouteHead | null {
+  if (first[0] !== MSG.start && first[0] !== MSG.xcheck) return null
+  let m: unknown
+  try {
+    m = parseBoundedJson(first.subarray(1))
+  } catch {
+    return null
+  }
+  if (!isJsonObject(m) || !isHexOf(m.session, 32)) return null
+  if (first[0] === MSG.start) return { kind: 'start', session: m.session }
+  if (!isHexOf(m.proposal, 32)) return null
+  return { kind: 'xcheck', session: m.session, proposal: m.proposal }
 }

@@ -79,6 +79,8 @@ export function checkJsonBounds(value: unknown, limits: Readonly<JsonLimits> = W
     if (keys.length > limits.keys) throw new JsonBoundsError(`an object with more than ${limits.keys} keys`)
     for (const k of keys) {
       if (k.length > limits.string) throw new JsonBoundsError(`a key longer than ${limits.string} characters`)
+      // no message has this key; copied by assignment anywhere downstream it would set a prototype
+      if (k === '__proto__') throw new JsonBoundsError('a "__proto__" key')
       stack.push([(v as Record<string, unknown>)[k], d + 1])
     }
   }

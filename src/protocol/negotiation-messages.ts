@@ -120,6 +120,9 @@ function isObj(v: unknown): v is Obj {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
 }
 
+/** A received value in a detail line: JSON, at most 80 characters. */
+const brief = (v: unknown): string => (JSON.stringify(v) ?? String(v)).slice(0, 80)
+
 function exactKeys(o: Obj, keys: readonly string[]): boolean {
   const k = Object.keys(o)
   return k.length === keys.length && keys.every((x) => Object.hasOwn(o, x))
@@ -216,11 +219,17 @@ export function verifyAnswer(type: number, m: Obj, provider: string, proposal: U
   const kind = accept ? 'accept' : 'reject'
   if (!exactKeys(m, accept ? ACCEPT_KEYS : REJECT_KEYS)) throw fail('malformed_message', provider, `an ${kind} has exactly the fields ${(accept ? ACCEPT_KEYS : REJECT_KEYS).join(', ')}`)
   if (m.type !== kind || m.decision !== kind) throw fail('malformed_message', provider, `message 0x0${type} must say type and decision "${kind}"`)
-  if (m.role !== 'provider') throw fail('wrong_role', provider, `the answer claims role ${JSON.stringify(m.role)}, not "provider"`)
-  if (m.provider !== provider) throw fail('not_participant', provider, `the answer names provider ${JSON.stringify(m.provider)}, not its sender`)
+  if (m.role !== 'provider') throw fail('wrong_role', provider, `the answer claims role ${brief(m.role)}, not "provider"`)
+  if (m.provider !== provider) throw fail('not_participant', provider, `the answer names provider ${brief(m.provider)}, not its sender`)
   if (m.v !== 1 || m.proposal !== toHex(proposal)) throw fail('wrong_session', provider, 'the answer is bound to another proposal or version')
   const { sig, ...body } = m
-  if (!signatureValid(provider, statementDigest(accept ? LABELS.accept : LABELS.reject, body), sig)) {
+  let digest: Uint8Array
+  try {
+    digest = statementDigest(accept ? LABELS.accept : LABELS.reject, body)
+  } catch (e) {
+    throw fail('malformed_message', provider, `the ${kind} cannot be canonicalised: ${(e as Error).message.slice(0, 120)}`)
+  }
+  if (!signatureValid(provider, digest, sig)) {
     throw fail('bad_signature', provider, `the ${kind} is not signed by ${provider}`)
   }
   if (accept) {
@@ -276,7 +285,12 @@ export function verifyCertificate(raw: unknown, deps: NegotiationDeps, expect?: 
     throw e
   }
   const cert = raw as unknown as Certificate
-  const session = certificateDigest(cert.body)
+  let session: Uint8Array
+  try {
+    session = certificateDigest(cert.body)
+  } catch (e) {
+    return bad('malformed_message', `the certificate body cannot be canonicalised: ${(e as Error).message.slice(0, 120)}`)
+  }
   if (!signatureValid(vp.buyer, session, raw.buyer_sig)) return bad('bad_signature', `buyer_sig is not ${vp.buyer}'s signature over the certificate`)
   const providers = vp.query.participants.providers
   const acc = body.acceptances
