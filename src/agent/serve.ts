@@ -81,6 +81,9 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
       say(`mpc-agent serve: could not output a ${e.type} event: ${(err as Error)?.message ?? String(err)}`)
     }
   }
+  // Only for what is recorded after the fact (aborts, refusals). Proposal, decision, certificate and
+  // receipt entries still throw: policy history (max_runs_per_buyer_per_day) counts them, so a run
+  // that cannot record its certificate must fail (as local_error), not proceed unaudited.
   const record = (kind: Parameters<AuditLog['append']>[0], f: Parameters<AuditLog['append']>[1]): void => {
     try {
       audit.append(kind, f)
@@ -142,7 +145,7 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
   async function decide(vp: VerifiedProposal, signal: AbortSignal): Promise<ProviderDecision> {
     const digest = toHex(vp.digest)
     const q = vp.query
-    record('proposal', { proposal: digest, data: { buyer: vp.buyer, query_id: q.id, title: q.title, dataset: q.dataset, providers: q.participants.providers } })
+    audit.append('proposal', { proposal: digest, data: { buyer: vp.buyer, query_id: q.id, title: q.title, dataset: q.dataset, providers: q.participants.providers } })
     const { policy, error } = loadLocalPolicy(agent, resolve, o.log)
     let decision: ProviderDecision
     if (!policy) {
@@ -171,7 +174,7 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
         if (!ok) decision = { accept: false, reasons: [{ code: 'operator_rejected', message: `the operator of ${config.name} did not approve the proposal` }] }
       }
     }
-    record('decision', { proposal: digest, data: decision })
+    audit.append('decision', { proposal: digest, data: decision })
     emit({ v: 1, type: 'decision', provider: self, decision: decision.accept ? 'accept' : 'reject', reasons: decision.reasons.map((r) => r.message) })
     say(`proposal ${digest.slice(0, 12)} "${q.title}" from ${nameOf(vp.buyer)}: ${decision.accept ? 'accepted' : `rejected (${decision.reasons.map((r) => r.code).join(', ')})`}`)
     return decision
@@ -202,7 +205,7 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
       void channel.close() // negotiation is over; a half-closed stream would count against the stream limit
       session = toHex(params.session)
       const q = proposal.query
-      record('certificate', {
+      audit.append('certificate', {
         session, proposal: toHex(proposal.digest),
         data: { buyer: params.buyer, providers: params.providers, template: toHex(templateDigest(q)), query_id: q.id, certificate }
       })
@@ -256,7 +259,7 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
         signal: stopping.signal, hooks: o.hooks?.provider,
         events: (e) => emit({ ...e, v: 1 })
       })
-      record('receipt', { session, data: { receipt: res.receipt, output: res.result ? true : false } })
+      audit.append('receipt', { session, data: { receipt: res.receipt, output: res.result ? true : false } })
       say(`session ${session.slice(0, 12)}: done, receipt recorded`)
     } catch (e) {
       const info: AbortInfo = e instanceof ProtocolAbort ? e.info : { reason: 'local_error', accused: null, detail: (e as Error)?.message ?? String(e) }
