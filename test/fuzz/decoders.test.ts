@@ -189,7 +189,7 @@ const bigArray = (n: number): string => '[' + new Array(n).fill('0').join(',') +
 const WRONG_VALUES = [
   'null', 'true', '0', '-1', '1e308', '0.5', '"x"', '""', '[]', '{}', '{"toString":1}', '{"valueOf":{},"toString":{}}',
   '{"__proto__":{"polluted":1}}', JSON.stringify('x'.repeat(5000)), JSON.stringify('\u001b[2J\nforged line'),
-  bigArray(20_000), nestedArrays(200), nestedObjects(200)
+  bigArray(20_000), nestedArrays(200), nestedObjects(200), '[{"type":{"toString":1}}]', '[{"type":"\\u001b[2J"}]', '{"\\u001b[2J":1}'
 ]
 /** Whole message bodies. */
 const HOSTILE_BODIES = ['', 'null', '1', '"abort"', '[]', '{}', nestedArrays(400_000), nestedObjects(100_000), bigArray(300_000), '{"a":' + nestedArrays(95) + '}']
@@ -209,6 +209,7 @@ describe('hostile shapes (issue 16)', () => {
     const { JsonLog } = await import('../../src/agent/log.ts')
     const { homePaths } = await import('../../src/agent/home.ts')
     const { summarize } = await import('../../src/cli/commands/audit.ts')
+    const { summarizeEvidence } = await import('../../src/ui/state.ts')
     const { parsePeer } = await import('../../src/crypto/peer.ts')
     const { mkdtempSync, readFileSync } = await import('node:fs')
     const { tmpdir } = await import('node:os')
@@ -264,13 +265,16 @@ describe('hostile shapes (issue 16)', () => {
       JSON.stringify({ v: 1, type: 'abort', session: hex, abort: info, exitCode: 4 })
       const line = summarize(entry)
       expect(typeof line).toBe('string')
+      // the ink run view's one-line summary of the evidence
+      expect(summarizeEvidence((info as { evidence?: unknown }).evidence)).not.toMatch(noControl)
     }
     const viaDecoder = (d: () => unknown, store = false): void => {
       try {
         d()
       } catch (e) {
         if (!(e instanceof ProtocolAbort)) throw e
-        if (store) storeAndLog(e.info)
+        // what carries peer data into storage: a relayed ABORT, or evidence (a certificate as received)
+        if (store && (e.info.reason === 'peer_abort' || e.info.evidence !== undefined)) storeAndLog(e.info)
       }
     }
     let n = 0
@@ -295,7 +299,7 @@ describe('hostile shapes (issue 16)', () => {
       expect(a.detail.length).toBeLessThanOrEqual(500)
       expect(a.detail).not.toMatch(noControl)
       expect(a.accused === null || typeof a.accused === 'string').toBe(true)
-      storeAndLog(a)
+      if (fr[0] === MSG.abort) storeAndLog(a) // receivers decode (and then store) only frames typed 0x7f
       // the stream router's first look
       const h = routeHead(fr)
       if (h) expect(h.session).toMatch(/^[0-9a-f]{64}$/)
