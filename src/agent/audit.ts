@@ -15,8 +15,9 @@ import { labelledHash } from '../crypto/hash.ts'
 import { statementDigest, verifySignature, type Signer } from '../crypto/sign.ts'
 import type { PolicyHistory } from '../policy/evaluate.ts'
 
-export type AuditKind = 'proposal' | 'decision' | 'certificate' | 'outcome' | 'receipt' | 'abort'
-export const AUDIT_KINDS: readonly AuditKind[] = ['proposal', 'decision', 'certificate', 'outcome', 'receipt', 'abort']
+/** `refused`: an inbound stream this agent refused before any run (peer, protocol, reason; issue 14 §5). */
+export type AuditKind = 'proposal' | 'decision' | 'certificate' | 'outcome' | 'receipt' | 'abort' | 'refused'
+export const AUDIT_KINDS: readonly AuditKind[] = ['proposal', 'decision', 'certificate', 'outcome', 'receipt', 'abort', 'refused']
 
 export interface AuditEntry {
   seq: number
@@ -145,23 +146,35 @@ export class AuditLog implements PolicyHistory {
 }
 
 
-/** JSON-safe copy: bigints as strings, typed arrays and long numeric arrays replaced by their length. */
-function redact(v: unknown): unknown {
+/**
+ * Deepest nesting an entry keeps. Entries hold messages a peer sent (an ABORT's evidence), which the
+ * decoders bound to WIRE_JSON_LIMITS.depth (96); anything deeper that reached this point anyway is
+ * cut here rather than recursed into, so no input can exhaust the stack (issue 16).
+ */
+export const AUDIT_MAX_DEPTH = 128
+
+/**
+ * JSON-safe copy: bigints and numbers canonical JSON cannot carry as strings, typed arrays and long numeric arrays replaced by their length,
+ * subtrees deeper than AUDIT_MAX_DEPTH replaced by `{redacted: 'depth'}`. Recursion bounded by it.
+ */
+export function redact(v: unknown, depth = 0): unknown {
   if (typeof v === 'bigint') return v.toString()
+  // canonical JSON carries only finite, safe numbers (negotiation.md §2.2); a peer's others become text
+  if (typeof v === 'number' && (!Number.isFinite(v) || (Number.isInteger(v) && !Number.isSafeInteger(v)))) return String(v)
   if (ArrayBuffer.isView(v)) return { redacted: 'binary', length: v.byteLength }
+  if (v instanceof Date) return v.toISOString()
+  if (typeof v !== 'object' || v === null) return typeof v === 'function' || typeof v === 'symbol' ? undefined : v
+  if (depth >= AUDIT_MAX_DEPTH) return { redacted: 'depth' }
   if (Array.isArray(v)) {
     if (v.length > VECTOR_LIMIT && v.every((x) => typeof x === 'number' || typeof x === 'bigint')) {
       return { redacted: 'vector', length: v.length }
     }
-    return v.map(redact)
+    return v.map((x) => redact(x, depth + 1) ?? null)
   }
-  if (v instanceof Date) return v.toISOString()
-  if (typeof v === 'object' && v !== null) {
-    const out: Record<string, unknown> = {}
-    for (const [k, x] of Object.entries(v)) if (x !== undefined && typeof x !== 'function') out[k] = redact(x)
-    return out
-  }
-  return v
+  const out: Record<string, unknown> = {}
+  // defineProperty, not assignment: a key "__proto__" must stay a key, never become a prototype
+  for (const [k, x] of Object.entries(v)) if (x !== undefined && typeof x !== 'function') Object.defineProperty(out, k, { value: redact(x, depth + 1), enumerable: true, writable: true, configurable: true })
+  return out
 }
 
 function readLines(path: string): string[] {

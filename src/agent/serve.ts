@@ -3,12 +3,16 @@
 // and runs the provider side of /mpc-agent/masked-sum/2.0.0. Every step lands in the audit log;
 // an aborted run is recorded and the agent keeps serving.
 import type { Agent } from './agent.ts'
+import type { Stream } from '@libp2p/interface'
 import type { RunEvent } from './events.ts'
 import { AuditLog } from './audit.ts'
 import { FileNonceStore } from './nonce-store.ts'
 import { ApprovalQueue, startControlServer } from './control.ts'
-import { RunRegistry, deferred, type ProviderRun } from './sessions.ts'
-import { MAX_CONCURRENT_RUNS, MAX_PROPOSALS_PER_PEER_PER_MINUTE, RateLimiter } from './limits.ts'
+import { RunRegistry, deferred, routeHead as peek, type AcceptedProposal, type ProviderRun, type RouteHead } from './sessions.ts'
+import {
+  FIRST_FRAME_WAIT_MS, LATE_CERTIFICATE_MARGIN_MS, MAX_CONCURRENT_RUNS, MAX_PROPOSALS_PER_MINUTE, MAX_PROPOSALS_PER_PEER_PER_MINUTE,
+  MAX_REFUSALS_RECORDED_PER_PEER_PER_MINUTE, MAX_RUNS_PER_PEER, RateLimiter, SlotPool
+} from './limits.ts'
 import { providerDeps, inspectCertificate, peerNamer, resolverFor, loadLocalPolicy, sameRun } from './context.ts'
 import { MASKED_SUM_PROTOCOL, NEGOTIATE_PROTOCOL } from '../net/constants.ts'
 import { acceptChannel, channelFromStream } from '../net/framing.ts'
@@ -19,13 +23,14 @@ import { MSG } from '../protocol/masked-sum-messages.ts'
 import { encodeAbort } from '../protocol/abort.ts'
 import { ProtocolAbort, type AbortInfo } from '../protocol/errors.ts'
 import type { Channel } from '../protocol/transport.ts'
+import { safeText } from '../protocol/bounded-json.ts'
 import { evaluatePolicy, describeProposal } from '../policy/evaluate.ts'
 import { templateDigest } from '../query/validate.ts'
 import { columnsOf } from '../query/columns.ts'
 import { layoutOf } from '../query/layout.ts'
 import { computeVector } from '../data/compute.ts'
 import { validateDatasets, datasetFor } from '../data/source.ts'
-import { fromHex as hexToBytes, fromUtf8, toHex } from '../crypto/bytes.ts'
+import { fromHex as hexToBytes, toHex } from '../crypto/bytes.ts'
 import { comparePeers } from '../crypto/peer.ts'
 import { peerIdFromString } from '@libp2p/peer-id'
 
@@ -60,9 +65,55 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
   const resolve = resolverFor(agent)
   const nameOf = peerNamer(agent)
   const active = new Set<Promise<void>>()
+
+  // Output and audit never throw into a handler: a failure to record must not end serving (issue 16).
+  const say = (line: string): void => {
+    try {
+      o.log(line)
+    } catch {
+      // the log is gone (disk full?): nothing better to do than keep serving
+    }
+  }
+  const emit = (e: RunEvent): void => {
+    try {
+      o.emit(e)
+    } catch (err) {
+      say(`mpc-agent serve: could not output a ${e.type} event: ${(err as Error)?.message ?? String(err)}`)
+    }
+  }
+  // Only for what is recorded after the fact (aborts, refusals). Proposal, decision, certificate and
+  // receipt entries still throw: policy history (max_runs_per_buyer_per_day) counts them, so a run
+  // that cannot record its certificate must fail (as local_error), not proceed unaudited.
+  const record = (kind: Parameters<AuditLog['append']>[0], f: Parameters<AuditLog['append']>[1]): void => {
+    try {
+      audit.append(kind, f)
+    } catch (err) {
+      say(`mpc-agent serve: could not append a ${kind} entry to the audit log: ${(err as Error)?.message ?? String(err)}`)
+    }
+  }
+  /** Every handler's work: it settles only by resolving; whatever escapes is logged, never unhandled. */
   const track = (p: Promise<void>): void => {
-    active.add(p)
-    void p.finally(() => active.delete(p))
+    const q = p.catch((err: unknown) => {
+      say(`mpc-agent serve: a stream handler failed (serving continues): ${(err as Error)?.message ?? String(err)}`)
+    })
+    active.add(q)
+    void q.finally(() => active.delete(q))
+  }
+
+  // Refused streams (issue 14 §5): each is logged and audited with the peer and the reason, at most
+  // MAX_REFUSALS_RECORDED_PER_PEER_PER_MINUTE per peer; the rest are counted into the next record.
+  const refusalRate = new RateLimiter(MAX_REFUSALS_RECORDED_PER_PEER_PER_MINUTE, 60_000)
+  const unrecorded = new Map<string, number>()
+  const recordRefusal = (protocol: 'negotiate' | 'masked-sum', remote: string, info: Pick<AbortInfo, 'reason' | 'detail'>): void => {
+    if (!refusalRate.take(remote)) {
+      unrecorded.set(remote, (unrecorded.get(remote) ?? 0) + 1)
+      return
+    }
+    const more = unrecorded.get(remote) ?? 0
+    unrecorded.delete(remote)
+    const detail = safeText(info.detail)
+    say(`${protocol} stream from ${nameOf(remote)} refused: ${info.reason}: ${detail}${more ? ` (and ${more} earlier refused streams from this peer not recorded one by one)` : ''}`)
+    record('refused', { data: { peer: remote, protocol, reason: info.reason, detail, ...(more ? { unrecorded: more } : {}) } })
   }
 
   const initial = loadLocalPolicy(agent, resolve, o.log)
@@ -70,19 +121,25 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
 
   // --- negotiation (protocols/negotiation.md) -------------------------------------------------
   const proposalRate = new RateLimiter(MAX_PROPOSALS_PER_PEER_PER_MINUTE, 60_000)
-  let runs = 0
+  const totalProposalRate = new RateLimiter(MAX_PROPOSALS_PER_MINUTE, 60_000)
+  const slots = new SlotPool(MAX_RUNS_PER_PEER, MAX_CONCURRENT_RUNS)
   await handleProtocol(node, NEGOTIATE_PROTOCOL, (stream, remote) => {
     const channel = channelFromStream(stream, remote)
-    // limits (SECURITY.md): an allowlisted peer cannot make this agent negotiate without bound
-    const refusal = !proposalRate.take(remote) ? `more than ${MAX_PROPOSALS_PER_PEER_PER_MINUTE} proposals per minute from ${remote}`
-      : runs >= MAX_CONCURRENT_RUNS ? `${config.name} already handles ${MAX_CONCURRENT_RUNS} runs; try again later` : null
+    // limits (SECURITY.md "Limits"): an allowlisted peer cannot make this agent negotiate without
+    // bound, nor take the run slots of the others (per peer as well as in total)
+    let refusal = !proposalRate.take(remote) ? `more than ${MAX_PROPOSALS_PER_PEER_PER_MINUTE} proposals per minute from ${remote}`
+      : !totalProposalRate.take('*') ? `more than ${MAX_PROPOSALS_PER_MINUTE} proposals per minute in total; try again later` : null
+    if (!refusal) {
+      const full = slots.take(remote)
+      refusal = full === 'key' ? `${config.name} already handles ${MAX_RUNS_PER_PEER} runs proposed by ${remote}; try again later`
+        : full === 'total' ? `${config.name} already handles ${MAX_CONCURRENT_RUNS} runs; try again later` : null
+    }
     if (refusal) {
-      o.log(`negotiation stream from ${nameOf(remote)} refused: ${refusal}`)
+      recordRefusal('negotiate', remote, { reason: 'local_error', detail: refusal })
       track(channel.send(encodeAbort(identity.signer, null, { reason: 'local_error', accused: null, detail: refusal })).then(() => channel.close(), () => {}))
       return
     }
-    runs++
-    track(negotiateAndRun(channel).finally(() => { runs-- }))
+    track(negotiateAndRun(channel).finally(() => slots.release(remote)))
   })
 
   async function decide(vp: VerifiedProposal, signal: AbortSignal): Promise<ProviderDecision> {
@@ -108,8 +165,8 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
           columns: [...new Set(Object.values(columnsOf(q)).flat())], cells: layoutOf(q).cells,
           providers: q.participants.providers.map(nameOf), policy: { accept: true, reasons: [] }
         }
-        o.emit(summary)
-        o.log(`proposal ${digest.slice(0, 12)} from ${nameOf(vp.buyer)} waits for approval: \`mpc-agent approve ${digest.slice(0, 12)}\` or \`mpc-agent reject ${digest.slice(0, 12)}\``)
+        emit(summary)
+        say(`proposal ${digest.slice(0, 12)} from ${nameOf(vp.buyer)} waits for approval: \`mpc-agent approve ${digest.slice(0, 12)}\` or \`mpc-agent reject ${digest.slice(0, 12)}\``)
         const waitSignal = AbortSignal.any([signal, AbortSignal.timeout(q.timeouts.negotiate_s * 1000)])
         const ok = o.approve
           ? await o.approve({ ...summary, lines: describeProposal(q, nameOf) }, waitSignal)
@@ -118,8 +175,8 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
       }
     }
     audit.append('decision', { proposal: digest, data: decision })
-    o.emit({ v: 1, type: 'decision', provider: self, decision: decision.accept ? 'accept' : 'reject', reasons: decision.reasons.map((r) => r.message) })
-    o.log(`proposal ${digest.slice(0, 12)} "${q.title}" from ${nameOf(vp.buyer)}: ${decision.accept ? 'accepted' : `rejected (${decision.reasons.map((r) => r.code).join(', ')})`}`)
+    emit({ v: 1, type: 'decision', provider: self, decision: decision.accept ? 'accept' : 'reject', reasons: decision.reasons.map((r) => r.message) })
+    say(`proposal ${digest.slice(0, 12)} "${q.title}" from ${nameOf(vp.buyer)}: ${decision.accept ? 'accepted' : `rejected (${decision.reasons.map((r) => r.code).join(', ')})`}`)
     return decision
   }
 
@@ -127,10 +184,21 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
     let session: string | null = null
     let run: ProviderRun | null = null
     let runnerStarted = false
+    let accepted: AcceptedProposal | null = null
+    let finished = false
     try {
       const outcome = await respondToProposal({
         signer: identity.signer, channel, deps: providerDeps(), nonces, signal: stopping.signal,
-        decide: (vp) => decide(vp, stopping.signal)
+        decide: async (vp) => {
+          const d = await decide(vp, stopping.signal)
+          if (d.accept && !finished) {
+            // before ACCEPT leaves: a co-provider's XCHECK may now arrive before our certificate
+            const q = vp.query
+            accepted = { proposal: toHex(vp.digest), buyer: vp.buyer, providers: [...q.participants.providers], until: Date.now() + q.timeouts.negotiate_s * 1000 + LATE_CERTIFICATE_MARGIN_MS }
+            registry.expect(accepted)
+          }
+          return d
+        }
       })
       if (outcome.kind === 'rejected') return
       const { params, certificate, proposal } = outcome
@@ -141,11 +209,11 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
         session, proposal: toHex(proposal.digest),
         data: { buyer: params.buyer, providers: params.providers, template: toHex(templateDigest(q)), query_id: q.id, certificate }
       })
-      o.log(`session ${session.slice(0, 12)}: agreement certified by ${params.providers.length} providers; computing`)
+      say(`session ${session.slice(0, 12)}: agreement certified by ${params.providers.length} providers; computing`)
       // data is read only now, after every party signed (negotiation.md §1)
       const vector = computeVector(datasetFor(datasets, q.dataset), q, { signal: stopping.signal }).then((r) => r.vector, (e: unknown) => {
         // never forward the local message: it may describe our data
-        o.log(`session ${session?.slice(0, 12)}: ${(e as Error).message}`)
+        say(`session ${session?.slice(0, 12)}: ${(e as Error).message}`)
         throw new ProtocolAbort({ reason: 'local_error', accused: null, detail: `provider ${config.name} could not compute its vector from local data` })
       })
       vector.catch(() => {}) // the runner observes it, unless the run failed first
@@ -154,6 +222,7 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
         buyerChannel: deferred(), peerChannels: new Map(params.providers.filter((p) => p !== self).map((p) => [p, deferred<Channel>()]))
       }
       registry.add(run)
+      registry.settle(run.proposal) // the certificate is here: streams now route to the run itself
       const r = run
       // the lower provider of each pair dials the higher one (masked-sum.md §5.1)
       for (const p of params.providers) {
@@ -188,15 +257,16 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
         buyer: within(r.buyerChannel.promise, waitMs, params.buyer, 'START stream'),
         peers: new Map([...r.peerChannels].map(([p, d]) => [p, within(d.promise, waitMs, p, 'cross-check stream')])),
         signal: stopping.signal, hooks: o.hooks?.provider,
-        events: (e) => o.emit({ ...e, v: 1 })
+        events: (e) => emit({ ...e, v: 1 })
       })
       audit.append('receipt', { session, data: { receipt: res.receipt, output: res.result ? true : false } })
-      o.log(`session ${session.slice(0, 12)}: done, receipt recorded`)
+      say(`session ${session.slice(0, 12)}: done, receipt recorded`)
     } catch (e) {
-      const info: AbortInfo = e instanceof ProtocolAbort ? e.info : { reason: 'local_error', accused: null, detail: (e as Error).message }
-      audit.append('abort', { session: session ?? undefined, data: info })
-      o.emit({ v: 1, type: 'abort', session, abort: info, exitCode: 4 })
-      o.log(`run ${session?.slice(0, 12) ?? '(negotiation)'} aborted: ${info.reason}${info.accused ? ` (accused ${nameOf(info.accused)})` : ''}: ${info.detail}`)
+      const info: AbortInfo = e instanceof ProtocolAbort ? e.info : { reason: 'local_error', accused: null, detail: (e as Error)?.message ?? String(e) }
+      if (accepted) registry.settle((accepted as AcceptedProposal).proposal, info)
+      record('abort', { session: session ?? undefined, data: info })
+      emit({ v: 1, type: 'abort', session, abort: info, exitCode: 4 })
+      say(`run ${session?.slice(0, 12) ?? '(negotiation)'} aborted: ${info.reason}${info.accused ? ` (accused ${nameOf(info.accused)})` : ''}: ${safeText(info.detail)}`)
       if (run && !runnerStarted) {
         // the runner never took the channels over: tell the parties we have, and those still to come
         run.aborted = info
@@ -208,46 +278,98 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
         setTimeout(() => registry.remove(r.session), 30_000).unref()
         return
       }
+    } finally {
+      finished = true
+      // still awaiting a certificate when it ended (no abort recorded): nothing will come for it
+      if (accepted) registry.settle((accepted as AcceptedProposal).proposal)
     }
     if (session) registry.remove(session)
   }
 
+
   // --- masked sum stream routing (masked-sum.md §5.1) -------------------------------------------
   await handleProtocol(node, MASKED_SUM_PROTOCOL, (stream, remote) => {
-    track((async () => {
-      let accepted: { first: Uint8Array; channel: Channel }
-      try {
-        accepted = await acceptChannel(stream, remote, AbortSignal.any([stopping.signal, AbortSignal.timeout(30_000)]))
-      } catch {
-        stream.abort(new Error('no first message'))
-        return
-      }
-      const { first, channel } = accepted
-      const head = peek(first)
-      const refuse = async (info: AbortInfo): Promise<void> => {
-        try {
-          await channel.send(encodeAbort(identity.signer, null, info))
-          await channel.close()
-        } catch {
-          // gone
-        }
-      }
-      if (!head) return refuse({ reason: 'malformed_message', accused: remote, detail: 'first message on a masked-sum stream must be START or XCHECK' })
-      const run = await registry.lookup((r) => sameRun(r, head, remote), 30_000, stopping.signal)
-      if (!run) return refuse({ reason: 'wrong_session', accused: remote, detail: `no run here for session ${head.session.slice(0, 16)}…` })
-      if (run.aborted) return refuse(run.aborted)
-      if (first[0] === MSG.start) {
-        if (remote !== run.buyer) return refuse({ reason: 'wrong_role', accused: remote, detail: `${remote} is not this run's buyer` })
-        if (run.buyerChannel.settled) return refuse({ reason: 'malformed_message', accused: remote, detail: 'a second START stream' })
-        run.buyerChannel.resolve(channel)
-      } else {
-        const d = run.peerChannels.get(remote)
-        if (!d) return refuse({ reason: 'not_participant', accused: remote, detail: `${remote} is not a co-provider of this run` })
-        if (d.settled) return refuse({ reason: 'malformed_message', accused: remote, detail: 'a second cross-check stream' })
-        d.resolve(channel)
-      }
-    })())
+    track(routeMaskedSumStream(stream, remote))
   })
+
+  /**
+   * Hand an inbound masked-sum stream to its run, or refuse it. Every refusal is a signed ABORT to
+   * the dialer, logged and audited (issue 14 §5). A stream that names no run and no proposal this
+   * agent accepted is refused at once; one for an accepted proposal still waiting for its
+   * certificate waits (waitForCertificate).
+   */
+  async function routeMaskedSumStream(stream: Stream, remote: string): Promise<void> {
+    let accepted: { first: Uint8Array; channel: Channel }
+    try {
+      accepted = await acceptChannel(stream, remote, AbortSignal.any([stopping.signal, AbortSignal.timeout(FIRST_FRAME_WAIT_MS)]))
+    } catch (e) {
+      stream.abort(new Error('no first message'))
+      if (!stopping.signal.aborted) {
+        recordRefusal('masked-sum', remote, { reason: 'malformed_message', detail: `no first message within ${FIRST_FRAME_WAIT_MS / 1000} s (${(e as Error)?.name ?? 'error'})` })
+      }
+      return
+    }
+    const { first, channel } = accepted
+    const refuse = async (info: AbortInfo): Promise<void> => {
+      recordRefusal('masked-sum', remote, info)
+      try {
+        await channel.send(encodeAbort(identity.signer, null, info))
+        await channel.close()
+      } catch {
+        // gone
+      }
+    }
+    const head = peek(first)
+    if (!head) return refuse({ reason: 'malformed_message', accused: remote, detail: 'the first message on a masked-sum stream must be a well-formed START or XCHECK' })
+    let run = registry.find((r) => sameRun(r, head, remote))
+    if (!run) {
+      const pending = registry.awaitingCertificate(head, remote)
+      if (!pending) {
+        const named = head.kind === 'start' ? `session ${head.session.slice(0, 16)}…` : `session ${head.session.slice(0, 16)}… / proposal ${(head.proposal ?? '').slice(0, 16)}…`
+        return refuse({ reason: 'wrong_session', accused: remote, detail: `no run and no accepted proposal here for ${named}` })
+      }
+      const waited = await waitForCertificate(head, remote, pending)
+      if ('refusal' in waited) return refuse(waited.refusal)
+      run = waited.run
+    }
+    if (run.aborted) return refuse(run.aborted)
+    if (first[0] === MSG.start) {
+      if (remote !== run.buyer) return refuse({ reason: 'wrong_role', accused: remote, detail: `${remote} is not this run's buyer` })
+      if (run.buyerChannel.settled) return refuse({ reason: 'malformed_message', accused: remote, detail: 'a second START stream' })
+      run.buyerChannel.resolve(channel)
+    } else {
+      const d = run.peerChannels.get(remote)
+      if (!d) return refuse({ reason: 'not_participant', accused: remote, detail: `${remote} is not a co-provider of this run` })
+      if (d.settled) return refuse({ reason: 'malformed_message', accused: remote, detail: 'a second cross-check stream' })
+      d.resolve(channel)
+    }
+  }
+
+  /**
+   * The late-certificate wait (masked-sum.md §5.1): a stream for a proposal this agent accepted
+   * whose certificate has not arrived yet — a fast co-provider's XCHECK routinely comes first —
+   * waits for the run, until `pending.until` (negotiate_s + 30 s after our acceptance). Kept
+   * separate on purpose: when this wait expires without a certificate is where a signed "no
+   * certificate received from the buyer" notice belongs (issue 16). Until then the stream is
+   * refused as a timeout of the buyer as seen by this agent, never as a fault of the dialer.
+   */
+  async function waitForCertificate(head: RouteHead, remote: string, pending: AcceptedProposal): Promise<{ run: ProviderRun } | { refusal: AbortInfo }> {
+    for (;;) {
+      const run = registry.find((r) => sameRun(r, head, remote))
+      if (run) return { run }
+      const a = registry.awaitingCertificate(head, remote)
+      if (a?.aborted) return { refusal: a.aborted }
+      if (!a || stopping.signal.aborted || Date.now() >= a.until) break
+      await registry.lookup((r) => sameRun(r, head, remote), Math.min(1000, a.until - Date.now()), stopping.signal)
+    }
+    if (stopping.signal.aborted) return { refusal: { reason: 'local_error', accused: null, detail: `${config.name} is shutting down` } }
+    return {
+      refusal: {
+        reason: 'timeout', accused: pending.buyer,
+        detail: `${config.name} received no certificate from buyer ${pending.buyer} for proposal ${pending.proposal.slice(0, 16)}… in time`
+      }
+    }
+  }
 
   return {
     approvals,
@@ -272,16 +394,4 @@ function within<T>(p: Promise<T>, ms: number, peer: string, what: string): Promi
       reject(e as Error)
     })
   })
-}
-
-/** The routing fields of a first START / XCHECK frame (full validation happens in the runner). */
-function peek(first: Uint8Array): { kind: 'start' | 'xcheck'; session: string; proposal?: string } | null {
-  if (first[0] !== MSG.start && first[0] !== MSG.xcheck) return null
-  try {
-    const m = JSON.parse(fromUtf8(first.subarray(1))) as { session?: unknown; proposal?: unknown }
-    if (typeof m.session !== 'string') return null
-    return { kind: first[0] === MSG.start ? 'start' : 'xcheck', session: m.session, proposal: typeof m.proposal === 'string' ? m.proposal : undefined }
-  } catch {
-    return null
-  }
 }

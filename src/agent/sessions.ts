@@ -1,9 +1,12 @@
 // A serving provider's runs in progress, and the routing of inbound masked-sum streams to them
-// (protocols/masked-sum.md §5.1): START by session (else the run with that buyer), XCHECK by session
-// (else by proposal digest, so the runner can raise buyer equivocation). A stream may arrive before
-// its run is registered (a fast co-provider), so lookups wait a bounded time.
+// (protocols/masked-sum.md §5.1): START by session, XCHECK by session (else by proposal digest, so
+// the runner can raise buyer equivocation). A stream may arrive before its run is registered (a fast
+// co-provider's XCHECK often beats our certificate): it may wait only if it belongs to a proposal this
+// agent accepted and whose certificate is still due (`awaitingCertificate`); any other is refused at once.
 import type { Channel } from '../protocol/transport.ts'
 import type { AbortInfo } from '../protocol/errors.ts'
+import { MSG } from '../protocol/masked-sum-messages.ts'
+import { isHexOf, isJsonObject, parseBoundedJson } from '../protocol/bounded-json.ts'
 
 export interface Deferred<T> {
   promise: Promise<T>
@@ -36,13 +39,72 @@ export interface ProviderRun {
   aborted?: AbortInfo
 }
 
+/** A proposal this agent accepted whose certificate has not arrived yet. */
+export interface AcceptedProposal {
+  /** Proposal digest, hex. */
+  proposal: string
+  buyer: string
+  providers: string[]
+  /** ms since the epoch: streams for it wait until then (negotiate_s + margin after the acceptance). */
+  until: number
+  /** Set when its negotiation failed: streams still waiting, or arriving shortly after, get this abort. */
+  aborted?: AbortInfo
+}
+
 export class RunRegistry {
   private readonly runs = new Map<string, ProviderRun>()
+  private readonly accepted = new Map<string, AcceptedProposal>()
   private waiters: Array<() => void> = []
+
+  private wake(): void {
+    for (const w of this.waiters.splice(0)) w()
+  }
 
   add(run: ProviderRun): void {
     this.runs.set(run.session, run)
-    for (const w of this.waiters.splice(0)) w()
+    this.wake()
+  }
+
+  /** Record an accepted proposal (before ACCEPT is sent): streams naming it may now wait for its run. */
+  expect(a: AcceptedProposal): void {
+    this.accepted.set(a.proposal, a)
+  }
+
+  /**
+   * The proposal's certificate arrived (its run is registered) or its negotiation ended. With
+   * `aborted`, streams waiting for it are refused with that abort, and so are those arriving in the
+   * next 30 s; otherwise it is forgotten at once.
+   */
+  settle(proposal: string, aborted?: AbortInfo): void {
+    const a = this.accepted.get(proposal)
+    if (!a) return
+    if (aborted && !a.aborted) {
+      a.aborted = aborted
+      a.until = Math.min(a.until, Date.now() + 30_000)
+      setTimeout(() => {
+        if (this.accepted.get(proposal) === a) this.accepted.delete(proposal)
+      }, 30_000).unref()
+    } else if (!aborted && !a.aborted) {
+      this.accepted.delete(proposal) // (a failed one stays until its 30 s are over)
+    }
+    this.wake()
+  }
+
+  /**
+   * The accepted proposal an inbound stream may belong to while its run is not registered yet: for
+   * START, one from that buyer; for XCHECK, the one it names, if the sender is among its providers.
+   */
+  awaitingCertificate(head: { kind: 'start' | 'xcheck'; proposal?: string }, remote: string): AcceptedProposal | undefined {
+    if (head.kind === 'xcheck') {
+      const a = head.proposal ? this.accepted.get(head.proposal) : undefined
+      return a && a.providers.includes(remote) ? a : undefined
+    }
+    for (const a of this.accepted.values()) if (a.buyer === remote) return a
+    return undefined
+  }
+
+  get acceptedCount(): number {
+    return this.accepted.size
   }
 
   remove(session: string): void {
@@ -53,7 +115,7 @@ export class RunRegistry {
     return this.runs.size
   }
 
-  private find(pred: (r: ProviderRun) => boolean): ProviderRun | undefined {
+  find(pred: (r: ProviderRun) => boolean): ProviderRun | undefined {
     for (const r of this.runs.values()) if (pred(r)) return r
     return undefined
   }
@@ -74,4 +136,25 @@ export class RunRegistry {
       })
     }
   }
+}
+
+export type RouteHead = { kind: 'start' | 'xcheck'; session: string; proposal?: string }
+
+/**
+ * The routing fields of a first START / XCHECK frame, parsed within WIRE_JSON_LIMITS: a START names
+ * a session, an XCHECK a session and a proposal (32 bytes of hex each). Full validation of the
+ * message happens in the runner; anything that cannot be routed is null.
+ */
+export function routeHead(first: Uint8Array): RouteHead | null {
+  if (first[0] !== MSG.start && first[0] !== MSG.xcheck) return null
+  let m: unknown
+  try {
+    m = parseBoundedJson(first.subarray(1))
+  } catch {
+    return null
+  }
+  if (!isJsonObject(m) || !isHexOf(m.session, 32)) return null
+  if (first[0] === MSG.start) return { kind: 'start', session: m.session }
+  if (!isHexOf(m.proposal, 32)) return null
+  return { kind: 'xcheck', session: m.session, proposal: m.proposal }
 }

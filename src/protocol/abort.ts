@@ -2,10 +2,11 @@
 // Message type 0x7f; body = JCS JSON of AbortMessage. The signature covers
 // H("mpc-agent/abort/v1", JCS(body without sig)) with the sender's identity key.
 import { canonicalBytes } from '../crypto/canonical.ts'
-import { fromHex, fromUtf8, toHex } from '../crypto/bytes.ts'
+import { fromHex, toHex } from '../crypto/bytes.ts'
 import { statementDigest, verifySignature, type Signer } from '../crypto/sign.ts'
 import { parsePeer } from '../crypto/peer.ts'
 import type { AbortInfo, AbortReason } from './errors.ts'
+import { JsonBoundsError, isHexOf, isJsonObject, parseBoundedJson, safeText } from './bounded-json.ts'
 
 export const MSG_ABORT = 0x7f
 export const ABORT_LABEL = 'mpc-agent/abort/v1'
@@ -40,31 +41,61 @@ export function encodeAbort(signer: Signer, session: Uint8Array | null, info: Ab
   return out
 }
 
+/** Exactly the fields of an ABORT (§4.5); anything else is a malformed abort. */
+const ABORT_KEYS = ['type', 'session', 'reason', 'accused', 'detail', 'by', 'evidence', 'sig'] as const
+/** A reason code as the protocols write them; a claimed code outside this form is malformed. */
+const REASON_CODE = /^[a-z_]{1,64}$/
+/** Peer IDs are base58btc (canonical form, negotiation.md §2.2); bounded so a claim stays one short line. */
+const PEER_ID = /^[1-9A-HJ-NP-Za-km-z]{1,128}$/
+export const MAX_ABORT_DETAIL = 500
+
+/** Why a decoded ABORT body is malformed, or null: every field is type-checked before anything reads it. */
+function abortShapeError(m: unknown): string | null {
+  if (!isJsonObject(m)) return 'not a JSON object'
+  const keys = Object.keys(m)
+  if (keys.length !== ABORT_KEYS.length || !ABORT_KEYS.every((k) => Object.hasOwn(m, k))) return `not exactly the fields ${ABORT_KEYS.join(', ')}`
+  if (m.type !== 'abort') return 'type is not "abort"'
+  if (m.session !== null && !isHexOf(m.session, 32)) return 'session is neither null nor 32 bytes of hex'
+  if (typeof m.reason !== 'string' || !REASON_CODE.test(m.reason)) return 'reason is not a reason code'
+  if (m.accused !== null && (typeof m.accused !== 'string' || !PEER_ID.test(m.accused))) return 'accused is neither null nor a peer ID'
+  if (typeof m.detail !== 'string' || m.detail.length > MAX_ABORT_DETAIL) return `detail is not a string of at most ${MAX_ABORT_DETAIL} characters`
+  if (typeof m.by !== 'string' || !PEER_ID.test(m.by)) return 'by is not a peer ID'
+  if (!isHexOf(m.sig, 64)) return 'sig is not 64 bytes of hex'
+  return null
+}
+
 /**
- * Decode an abort received from `remote` (the authenticated stream peer). Returns the AbortInfo a
- * receiver records: if the signature or sender does not verify, the claim is still reported but
- * as "remote says", never as established fact (masked-sum.md §8).
+ * Decode an abort received from `remote` (the authenticated stream peer). Never throws: the body is
+ * parsed within WIRE_JSON_LIMITS (depth, size, string lengths) and every field type-checked before
+ * anything reads it; a frame that fails becomes `malformed_message` accusing `remote`, without its
+ * evidence. Returns the AbortInfo a receiver records: if the signature or sender does not verify,
+ * the claim is still reported but as "remote says", never as established fact (masked-sum.md §8).
+ * `detail` is made safe to print (control characters replaced).
  */
 export function decodeAbort(payload: Uint8Array, remote: string): AbortInfo & { verified: boolean } {
-  let m: AbortMessage
+  const malformed = (why: string): AbortInfo & { verified: boolean } =>
+    ({ reason: 'malformed_message', accused: remote, detail: `malformed abort message: ${why}`, verified: false, by: remote })
+  let m: unknown
   try {
-    m = JSON.parse(fromUtf8(payload.subarray(1))) as AbortMessage
-  } catch {
-    return { reason: 'malformed_message', accused: remote, detail: 'undecodable abort message', verified: false, by: remote }
+    m = parseBoundedJson(payload.subarray(1))
+  } catch (e) {
+    return malformed(e instanceof JsonBoundsError ? e.message : 'undecodable')
   }
-  const { sig, ...body } = m
+  const why = abortShapeError(m)
+  if (why) return malformed(why)
+  const a = m as unknown as AbortMessage
+  const { sig, ...body } = a
   let verified = false
   try {
-    verified = m.by === remote && typeof sig === 'string' &&
-      verifySignature(parsePeer(remote).publicKey, statementDigest(ABORT_LABEL, body), fromHex(sig, 64))
+    verified = a.by === remote && verifySignature(parsePeer(remote).publicKey, statementDigest(ABORT_LABEL, body), fromHex(sig, 64))
   } catch {
     verified = false
   }
   return {
-    reason: typeof m.reason === 'string' ? m.reason : 'peer_abort',
-    accused: typeof m.accused === 'string' ? m.accused : null,
-    detail: String(m.detail ?? '').slice(0, 500),
-    evidence: m.evidence,
+    reason: a.reason,
+    accused: a.accused,
+    detail: safeText(a.detail, MAX_ABORT_DETAIL),
+    evidence: a.evidence,
     by: remote,
     verified
   }

@@ -21,6 +21,8 @@ import {
 export interface BuyerHooks {
   inclusion?(body: InclusionBody, provider: string): InclusionBody
   stallAt?: 'inclusion' | 'receipt'
+  /** Raw frames sent to `provider` right after START (hostile-input tests, issue 16). */
+  afterStart?(provider: string): Uint8Array[]
 }
 
 export interface BuyerRunOptions {
@@ -81,7 +83,10 @@ export async function runBuyer(o: BuyerRunOptions): Promise<BuyerRunResult> {
       if (!ch || ch.remote !== p) throw new ProtocolAbort({ reason: 'local_error', accused: null, detail: `no channel to provider ${p}` })
       ctx.watch(ch)
     }
-    await Promise.all(params.providers.map((p) => ctx.send(o.channels.get(p) as Channel, encodeJson(MSG.start, { v: 2, type: 'start', session: sessionHex }))))
+    await Promise.all(params.providers.map(async (p) => {
+      await ctx.send(o.channels.get(p) as Channel, encodeJson(MSG.start, { v: 2, type: 'start', session: sessionHex }))
+      for (const f of hooks.afterStart?.(p) ?? []) await ctx.send(o.channels.get(p) as Channel, f)
+    }))
 
     // §7.2 streaming (check 4): every provider in parallel, chunks added on arrival
     emit({ type: 'phase', phase: 'compute', state: 'start', at: Date.now() })

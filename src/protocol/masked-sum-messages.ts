@@ -3,10 +3,11 @@
 // field's type: nothing from the wire is trusted by shape.
 import { createHash, type Hash } from 'node:crypto'
 import { canonicalBytes } from '../crypto/canonical.ts'
-import { concat, fromHex, fromUtf8, lp, toHex, utf8 } from '../crypto/bytes.ts'
+import { concat, fromHex, lp, toHex, utf8 } from '../crypto/bytes.ts'
 import { statementDigest, verifySignature, type Signer } from '../crypto/sign.ts'
 import { parsePeer } from '../crypto/peer.ts'
 import { MSG_ABORT } from './abort.ts'
+import { JsonBoundsError, parseBoundedJson } from './bounded-json.ts'
 import { ProtocolAbort, type AbortReason } from './errors.ts'
 
 /** The `v` of every JSON message of this protocol version (§5). */
@@ -92,14 +93,17 @@ function fail(reason: AbortReason, accused: string, detail: string): never {
 
 type Shape = Record<string, 'string' | 'number' | 'hex32' | 'hex64' | 'any' | 'array'>
 
-/** Decode a JSON frame of `type` from `from`, checking fields against `shape` (extra keys refused). */
+/**
+ * Decode a JSON frame of `type` from `from`: parsed within WIRE_JSON_LIMITS (bounded-json.ts), then
+ * every field checked against `shape` (extra keys refused). Throws only ProtocolAbort.
+ */
 export function decodeJson<T>(frame: Uint8Array, type: number, from: string, shape: Shape, optional: string[] = []): T {
   if (frame[0] !== type) fail('malformed_message', from, `expected message type 0x${type.toString(16)}, got 0x${(frame[0] ?? 0).toString(16)}`)
   let m: unknown
   try {
-    m = JSON.parse(fromUtf8(frame.subarray(1)))
-  } catch {
-    fail('malformed_message', from, 'undecodable JSON message')
+    m = parseBoundedJson(frame.subarray(1))
+  } catch (e) {
+    fail('malformed_message', from, `undecodable JSON message: ${e instanceof JsonBoundsError ? e.message : 'not JSON'}`)
   }
   if (typeof m !== 'object' || m === null || Array.isArray(m)) fail('malformed_message', from, 'message is not a JSON object')
   const o = m as Record<string, unknown>

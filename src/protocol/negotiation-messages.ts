@@ -2,12 +2,13 @@
 // Pure and synchronous: each party runs these on whatever arrives; nothing is trusted by shape.
 // The runners (buyer, provider) are in negotiation.ts.
 import { canonicalBytes, canonicalize } from '../crypto/canonical.ts'
-import { equalBytes, fromHex, fromUtf8, toHex } from '../crypto/bytes.ts'
+import { equalBytes, fromHex, toHex } from '../crypto/bytes.ts'
 import { statementDigest, verifySignature } from '../crypto/sign.ts'
 import { parsePeer } from '../crypto/peer.ts'
 import { layoutOf, slotBounds } from '../query/layout.ts'
 import type { Query } from '../query/types.ts'
 import { MSG_ABORT, decodeAbort } from './abort.ts'
+import { JsonBoundsError, WIRE_JSON_LIMITS, parseBoundedJson } from './bounded-json.ts'
 import { ProtocolAbort, type AbortReason } from './errors.ts'
 import type { EventSink } from './events.ts'
 import type { SessionParams } from './session.ts'
@@ -25,8 +26,8 @@ export const LABELS = {
 } as const
 /** Clock skew tolerated between agents when checking deadlines (negotiation.md §5). */
 export const CLOCK_SKEW_MS = 30_000
-/** Deepest JSON nesting accepted (negotiation.md §2.2): a filter is ≤ 32 deep, plus the envelopes. */
-export const MAX_JSON_DEPTH = 64
+/** Deepest JSON nesting accepted (negotiation.md §2.2; the reasoning is at WIRE_JSON_LIMITS). */
+export const MAX_JSON_DEPTH = WIRE_JSON_LIMITS.depth
 /** Bounds on a REJECT's reasons (negotiation.md §4): enough for every policy rule, no more. */
 export const MAX_REASONS = 32
 export const MAX_REASON_CODE = 64
@@ -87,7 +88,7 @@ const SENT_BY: Record<number, 'buyer' | 'provider'> = {
 /**
  * Decode one frame from `from`, who plays `role`. An ABORT becomes ProtocolAbort 'peer_abort'; a
  * message the sender's role never sends is 'wrong_role'; anything else unexpected or undecodable
- * is 'malformed_message'. The JSON must be an object no deeper than MAX_JSON_DEPTH.
+ * is 'malformed_message'. The JSON must be an object within WIRE_JSON_LIMITS (bounded-json.ts).
  */
 export function decodeMessage(f: Uint8Array, expected: readonly number[], from: string, role: 'buyer' | 'provider'): { type: number; body: Record<string, unknown> } {
   const type = f[0]
@@ -106,12 +107,11 @@ export function decodeMessage(f: Uint8Array, expected: readonly number[], from: 
   }
   let m: unknown
   try {
-    m = JSON.parse(fromUtf8(f.subarray(1)))
-  } catch {
-    throw fail('malformed_message', from, 'the message is not UTF-8 JSON')
+    m = parseBoundedJson(f.subarray(1))
+  } catch (e) {
+    throw fail('malformed_message', from, `the message is not bounded UTF-8 JSON: ${e instanceof JsonBoundsError ? e.message : 'undecodable'}`)
   }
   if (!isObj(m)) throw fail('malformed_message', from, 'the message is not a JSON object')
-  if (depth(m) > MAX_JSON_DEPTH) throw fail('malformed_message', from, `the message nests deeper than ${MAX_JSON_DEPTH}`)
   return { type, body: m }
 }
 
@@ -120,19 +120,8 @@ function isObj(v: unknown): v is Obj {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
 }
 
-/** Nesting depth, iteratively (a hostile frame must not exhaust the stack). */
-function depth(v: unknown): number {
-  let max = 0
-  const stack: Array<[unknown, number]> = [[v, 1]]
-  while (stack.length) {
-    const [x, d] = stack.pop() as [unknown, number]
-    if (typeof x !== 'object' || x === null) continue
-    if (d > max) max = d
-    if (max > MAX_JSON_DEPTH) return max
-    for (const c of Object.values(x)) stack.push([c, d + 1])
-  }
-  return max
-}
+/** A received value in a detail line: JSON, at most 80 characters. */
+const brief = (v: unknown): string => (JSON.stringify(v) ?? String(v)).slice(0, 80)
 
 function exactKeys(o: Obj, keys: readonly string[]): boolean {
   const k = Object.keys(o)
@@ -190,11 +179,23 @@ export function verifyProposal(m: unknown, buyer: string, deps: NegotiationDeps)
   }
   // the signed bytes must be the canonical query itself, or parties could read one query two ways
   if (canonicalize(query) !== canonicalize(raw.query)) throw fail('malformed_message', buyer, 'the query is not in canonical form (negotiation.md §3.1)')
+  // §5.1: the deadline covers the query's timeouts plus one skew allowance, no more. A far-future
+  // deadline would keep the proposal valid, and its nonce stored, for as long as it says.
+  const span = maxDeadlineSpan(query)
+  if ((deadline as number) - (created as number) > span) {
+    throw fail('malformed_message', buyer, `the deadline lies ${Math.round(((deadline as number) - (created as number) - span) / 1000)} s beyond created + negotiate_s + compute_s + confirm_s + ${CLOCK_SKEW_MS / 1000} s (negotiation.md §5.1)`)
+  }
   if (query.participants.buyer !== buyer) {
     throw fail('wrong_role', buyer, `the proposal names buyer ${query.participants.buyer}, but ${buyer} sent it`)
   }
   const proposal: Proposal = { ...(raw as unknown as Proposal), query }
   return { proposal, digest, query, buyer }
+}
+
+/** negotiation.md §5.1: the longest `deadline − created` a proposal may carry (what createProposal sets). */
+export function maxDeadlineSpan(q: Query): number {
+  const t = q.timeouts
+  return (t.negotiate_s + t.compute_s + t.confirm_s) * 1000 + CLOCK_SKEW_MS
 }
 
 /** negotiation.md §5.1: a deadline holds while now ≤ deadline + skew; created may lead by the skew. */
@@ -218,11 +219,17 @@ export function verifyAnswer(type: number, m: Obj, provider: string, proposal: U
   const kind = accept ? 'accept' : 'reject'
   if (!exactKeys(m, accept ? ACCEPT_KEYS : REJECT_KEYS)) throw fail('malformed_message', provider, `an ${kind} has exactly the fields ${(accept ? ACCEPT_KEYS : REJECT_KEYS).join(', ')}`)
   if (m.type !== kind || m.decision !== kind) throw fail('malformed_message', provider, `message 0x0${type} must say type and decision "${kind}"`)
-  if (m.role !== 'provider') throw fail('wrong_role', provider, `the answer claims role ${JSON.stringify(m.role)}, not "provider"`)
-  if (m.provider !== provider) throw fail('not_participant', provider, `the answer names provider ${JSON.stringify(m.provider)}, not its sender`)
+  if (m.role !== 'provider') throw fail('wrong_role', provider, `the answer claims role ${brief(m.role)}, not "provider"`)
+  if (m.provider !== provider) throw fail('not_participant', provider, `the answer names provider ${brief(m.provider)}, not its sender`)
   if (m.v !== 1 || m.proposal !== toHex(proposal)) throw fail('wrong_session', provider, 'the answer is bound to another proposal or version')
   const { sig, ...body } = m
-  if (!signatureValid(provider, statementDigest(accept ? LABELS.accept : LABELS.reject, body), sig)) {
+  let digest: Uint8Array
+  try {
+    digest = statementDigest(accept ? LABELS.accept : LABELS.reject, body)
+  } catch (e) {
+    throw fail('malformed_message', provider, `the ${kind} cannot be canonicalised: ${(e as Error).message.slice(0, 120)}`)
+  }
+  if (!signatureValid(provider, digest, sig)) {
     throw fail('bad_signature', provider, `the ${kind} is not signed by ${provider}`)
   }
   if (accept) {
@@ -278,7 +285,12 @@ export function verifyCertificate(raw: unknown, deps: NegotiationDeps, expect?: 
     throw e
   }
   const cert = raw as unknown as Certificate
-  const session = certificateDigest(cert.body)
+  let session: Uint8Array
+  try {
+    session = certificateDigest(cert.body)
+  } catch (e) {
+    return bad('malformed_message', `the certificate body cannot be canonicalised: ${(e as Error).message.slice(0, 120)}`)
+  }
   if (!signatureValid(vp.buyer, session, raw.buyer_sig)) return bad('bad_signature', `buyer_sig is not ${vp.buyer}'s signature over the certificate`)
   const providers = vp.query.participants.providers
   const acc = body.acceptances

@@ -14,7 +14,7 @@ import type { SessionParams } from './session.ts'
 import type { Channel } from './transport.ts'
 import {
   CLOCK_SKEW_MS, LABELS, NEG, PROTOCOLS, certificateDigest, decodeMessage, encodeMessage, negotiationAbort as fail,
-  paramsOf, proposalDigest, verifyAnswer, verifyCertificate, verifyProposal,
+  maxDeadlineSpan, paramsOf, proposalDigest, verifyAnswer, verifyCertificate, verifyProposal,
   type AcceptBody, type Answer, type Certificate, type CertificateBody, type NegotiationDeps, type Proposal,
   type Reason, type RejectBody, type SignedAccept, type SignedProposal, type VerifiedProposal
 } from './negotiation-messages.ts'
@@ -79,14 +79,13 @@ async function sendAbort(signer: Signer, ch: Channel, session: Uint8Array | null
  * (negotiation.md §5.1).
  */
 export function createProposal(signer: Signer, query: Query, opts: { now: number; nonce?: Uint8Array }): SignedProposal {
-  const t = query.timeouts
   const nonce = opts.nonce ?? new Uint8Array(randomBytes(32))
   if (nonce.length !== 32) throw new RangeError(`expected a nonce of 32 bytes, got length=${nonce.length}`)
   const proposal: Proposal = {
     v: 1, protocols: { ...PROTOCOLS }, query,
     nonce: toHex(nonce),
     created: opts.now,
-    deadline: opts.now + (t.negotiate_s + t.compute_s + t.confirm_s) * 1000 + CLOCK_SKEW_MS
+    deadline: opts.now + maxDeadlineSpan(query)
   }
   const digest = proposalDigest(proposal)
   return { proposal, digest, sig: toHex(signer.sign(digest)) }
@@ -220,7 +219,9 @@ export async function respondToProposal(o: {
     vp = verifyProposal(decodeMessage(first, [NEG.proposal], buyer, 'buyer').body, buyer, o.deps) // §4.1
     const q = vp.query
     if (!q.participants.providers.includes(self)) throw fail('not_participant', buyer, `this agent (${self}) is not a provider of the proposal`)
-    // §5.2: the nonce is recorded before deciding, so a replay is refused even while we decide
+    // §5.2: the nonce is stored only now, after every check that needs no decision passed (shape,
+    // signature, sender, deadline window and bound, query, participation): a proposal that fails one
+    // costs no store entry. And before deciding, so a replay is refused even while we decide.
     if (o.nonces.has(vp.proposal.nonce)) throw fail('replay', buyer, 'this proposal\'s nonce was answered before')
     o.nonces.add(vp.proposal.nonce, vp.proposal.deadline + CLOCK_SKEW_MS)
     const digestHex = toHex(vp.digest)

@@ -45,6 +45,8 @@ export class RunContext {
     const q = new MessageQueue()
     this.inboxes.set(ch, q)
     this.channels.add(ch)
+    // The reader must never reject: it runs detached, so anything it threw would be an unhandled
+    // rejection (issue 16: `0x7f null` once killed a serving agent here). Every failure fails the run.
     void (async () => {
       for (;;) {
         let m: Uint8Array
@@ -70,7 +72,10 @@ export class RunContext {
         // read ahead no further than the runner consumes (the channel then pauses its stream)
         if (q.bytes > QUEUE_HIGH_WATER) await q.drained(QUEUE_LOW_WATER)
       }
-    })()
+    })().catch((e: unknown) => {
+      this.fail(asAbort(e))
+      q.fail(e instanceof Error ? e : new Error(String(e)))
+    })
   }
 
   /**

@@ -1,6 +1,7 @@
 // The state of one run as the terminal UI shows it, folded from RunEvents (src/agent/events.ts) by
 // a pure reducer: the views are functions of this state, so they are tested without a terminal,
 // and the reducer without ink. Never holds raw data, vectors, seeds or keys (events carry none).
+import { safeText } from '../protocol/bounded-json.ts'
 import type { RunEvent } from '../agent/events.ts'
 import type { Phase } from '../protocol/events.ts'
 
@@ -79,14 +80,18 @@ export function nameOf(state: RunState, id: string | null | undefined): string |
 export function summarizeEvidence(evidence: unknown): string {
   if (evidence === undefined || evidence === null) return 'none'
   if (Array.isArray(evidence)) {
-    const types = evidence.map((x) => (typeof x === 'object' && x !== null && 'type' in x ? String((x as { type: unknown }).type) : typeof x))
+    // evidence comes from peers: only a string `type` is shown (String() of {"toString": 1} throws), made printable
+    const types = evidence.slice(0, 100).map((x) => {
+      const t = typeof x === 'object' && x !== null && 'type' in x ? (x as { type: unknown }).type : undefined
+      return typeof t === 'string' ? safeText(t, 40) : typeof x
+    })
     return `${evidence.length} item${evidence.length === 1 ? '' : 's'}${types.length ? ` (${[...new Set(types)].join(', ')})` : ''}`
   }
   if (typeof evidence === 'object') {
     const keys = Object.keys(evidence)
-    return keys.length ? `signed evidence: ${keys.slice(0, 6).join(', ')}${keys.length > 6 ? ', …' : ''}` : 'none'
+    return keys.length ? `signed evidence: ${keys.slice(0, 6).map((k) => safeText(k, 40)).join(', ')}${keys.length > 6 ? ', …' : ''}` : 'none'
   }
-  const s = String(evidence)
+  const s = safeText(String(evidence), 200)
   return s.length > 60 ? `${s.slice(0, 57)}…` : s
 }
 

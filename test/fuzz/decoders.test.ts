@@ -175,3 +175,174 @@ describe('negotiation handler', () => {
     }), { numRuns: HANDLER_RUNS * 5 })
   }, 600_000)
 })
+
+// ---- issue 16: hostile shapes (deep nesting, wrong-typed fields, null bodies, huge arrays) ------------
+// Every decoder, and every path that stores or logs what a decoder returned (the audit log, agent.log,
+// the --json event line, `audit list`), gets each shape. Acceptable: a decoded value or a ProtocolAbort
+// from decoders; nothing at all thrown by the storing and logging paths; never a RangeError.
+
+const enc = (s: string): Uint8Array => new TextEncoder().encode(s)
+const nestedArrays = (n: number): string => '['.repeat(n) + ']'.repeat(n)
+const nestedObjects = (n: number): string => '{"a":'.repeat(n) + 'null' + '}'.repeat(n)
+const bigArray = (n: number): string => '[' + new Array(n).fill('0').join(',') + ']'
+/** Values put in place of each field of a valid message. */
+const WRONG_VALUES = [
+  'null', 'true', '0', '-1', '1e308', '0.5', '"x"', '""', '[]', '{}', '{"toString":1}', '{"valueOf":{},"toString":{}}',
+  '{"__proto__":{"polluted":1}}', JSON.stringify('x'.repeat(5000)), JSON.stringify('\u001b[2J\nforged line'),
+  bigArray(20_000), nestedArrays(200), nestedObjects(200), '[{"type":{"toString":1}}]', '[{"type":"\\u001b[2J"}]', '{"\\u001b[2J":1}'
+]
+/** Whole message bodies. */
+const HOSTILE_BODIES = ['', 'null', '1', '"abort"', '[]', '{}', nestedArrays(400_000), nestedObjects(100_000), bigArray(300_000), '{"a":' + nestedArrays(95) + '}']
+
+/** The JSON text of `o` with field `k`'s value replaced by the raw JSON `v`. */
+function withField(o: Record<string, unknown>, k: string, v: string): string {
+  return '{' + Object.entries(o).map(([kk, vv]) => `${JSON.stringify(kk)}:${kk === k ? v : JSON.stringify(vv)}`).join(',') + '}'
+}
+
+describe('hostile shapes (issue 16)', () => {
+  it('every decoder and every path that stores or logs a decoded message survives every shape', async () => {
+    const { decodeMessage, verifyProposal, verifyAnswer, verifyCertificate, createProposal, NEG } = await import('../../src/protocol/negotiation.ts')
+    const { validateQuery } = await import('../../src/query/validate.ts')
+    const { comparePeers } = await import('../../src/crypto/peer.ts')
+    const { routeHead } = await import('../../src/agent/sessions.ts')
+    const { AuditLog, verifyAudit } = await import('../../src/agent/audit.ts')
+    const { JsonLog } = await import('../../src/agent/log.ts')
+    const { homePaths } = await import('../../src/agent/home.ts')
+    const { summarize } = await import('../../src/cli/commands/audit.ts')
+    const { summarizeEvidence } = await import('../../src/ui/state.ts')
+    const { parsePeer } = await import('../../src/crypto/peer.ts')
+    const { mkdtempSync, readFileSync } = await import('node:fs')
+    const { tmpdir } = await import('node:os')
+    const { join } = await import('node:path')
+
+    const f = await setup(3, 24)
+    const me = f.providers[0]!
+    const hex = toHex(f.params.session)
+    const query = validateQuery({
+      version: 1, id: 'hs', title: 'hostile', dataset: 'd', timezone: 'UTC', filter: null,
+      group_by: [{ name: 'h', domain: { kind: 'hour_of_day', column: 't' } }], aggregates: [{ name: 'n', kind: 'count' }],
+      out_of_domain: 'drop', max_rows_per_provider: 100,
+      participants: { buyer: f.buyer.peerId, providers: f.providers.map((p) => p.peerId).sort(comparePeers) },
+      min_providers: 3, output: [f.buyer.peerId], timeouts: { negotiate_s: 1, compute_s: 1, confirm_s: 1 }
+    })
+    const p = createProposal(f.buyer.signer, query, { now: Date.now() })
+    const accept = { v: 1, type: 'accept', proposal: toHex(p.digest), provider: me.peerId, role: 'provider', decision: 'accept', ephemeral: '77'.repeat(32), sig: '88'.repeat(64) }
+    const abortBody = JSON.parse(new TextDecoder().decode(encodeAbort(me.signer, f.params.session, { reason: 'bad_vector', accused: f.buyer.peerId, detail: 'x', evidence: { a: [1] } }).subarray(1))) as Record<string, unknown>
+    // [type byte, a valid body of that type]
+    const corpus: Array<[number, Record<string, unknown>]> = [
+      [NEG.proposal, { proposal: p.proposal, sig: p.sig }],
+      [NEG.accept, accept],
+      [NEG.reject, { ...accept, type: 'reject', decision: 'reject', ephemeral: undefined, reasons: [{ code: 'c', message: 'm' }] }],
+      [NEG.certificate, { body: { proposal: { proposal: p.proposal, sig: p.sig }, acceptances: [accept] }, buyer_sig: '99'.repeat(64) }],
+      [MSG.start, { v: 2, type: 'start', session: hex }],
+      [MSG.xcheck, { v: 2, type: 'xcheck', session: hex, proposal: toHex(f.proposal), confirm: '11'.repeat(32) }],
+      [MSG.xcert, { v: 2, type: 'xcert', session: hex, certificate: { a: 1 } }],
+      [MSG.done, { v: 2, type: 'done', session: hex, provider: me.peerId, length: 28, chunks: 1, hash: '22'.repeat(32), sig: '33'.repeat(64) }],
+      [MSG.inclusion, { v: 2, type: 'inclusion', session: hex, entries: [], sig: '33'.repeat(64) }],
+      [MSG.reveal, { v: 2, type: 'reveal', session: hex, provider: me.peerId, inclusion: '44'.repeat(32), seed: '55'.repeat(32), sig: '33'.repeat(64) }],
+      [MSG.receipt, { v: 2, type: 'receipt', session: hex, commitment: '66'.repeat(32), cells: 24, sig: '33'.repeat(64) }],
+      [MSG.abort, abortBody]
+    ]
+    const frames: Uint8Array[] = []
+    for (const [type, body] of corpus) {
+      for (const k of Object.keys(body)) for (const v of WRONG_VALUES) frames.push(Uint8Array.from([type, ...enc(withField(body, k, v))]))
+      for (const b of HOSTILE_BODIES) frames.push(Uint8Array.from([type, ...enc(b)]))
+    }
+    // the issue's own inputs, verbatim
+    frames.push(Uint8Array.from([MSG.abort, ...enc('null')]))
+    frames.push(Uint8Array.from([MSG.abort, ...enc(withField(abortBody, 'detail', '{"toString":1}'))]))
+    frames.push(Uint8Array.from([MSG.abort, ...enc(withField(abortBody, 'evidence', nestedArrays(400_000)))]))
+
+    const home = homePaths(mkdtempSync(join(tmpdir(), 'mpc-hostile-')))
+    const audit = AuditLog.open(home, me.signer)
+    const agentLog = new JsonLog(home.logs)
+    const deps = { checkQuery: (q: unknown) => validateQuery(q), now: () => Date.now() }
+    const noControl = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/
+    /** What serve does with a run's failure: audit, agent.log, the --json line, and `audit list`. */
+    const storeAndLog = (info: unknown): void => {
+      const entry = audit.append('abort', { session: hex, data: info })
+      agentLog.write('warn', 'abort', { event: { v: 1, type: 'abort', session: hex, abort: info, exitCode: 4 } })
+      JSON.stringify({ v: 1, type: 'abort', session: hex, abort: info, exitCode: 4 })
+      const line = summarize(entry)
+      expect(typeof line).toBe('string')
+      // the ink run view's one-line summary of the evidence
+      expect(summarizeEvidence((info as { evidence?: unknown }).evidence)).not.toMatch(noControl)
+    }
+    const viaDecoder = (d: () => unknown, store = false): void => {
+      try {
+        d()
+      } catch (e) {
+        if (!(e instanceof ProtocolAbort)) throw e
+        // what carries peer data into storage: a relayed ABORT, or evidence (a certificate as received)
+        if (store && (e.info.reason === 'peer_abort' || e.info.evidence !== undefined)) storeAndLog(e.info)
+      }
+    }
+    let n = 0
+    for (const fr of frames) {
+      n++
+      // masked-sum decoders
+      for (const [name, shape] of Object.entries(shapes)) {
+        const type = MSG[name as keyof typeof MSG]
+        viaDecoder(() => decodeJson(fr, type, me.peerId, shape, name === 'receipt' ? ['r', 'result'] : []))
+      }
+      // negotiation decoder, then the checks that read the decoded body
+      viaDecoder(() => {
+        const { type, body } = decodeMessage(fr, [NEG.proposal, NEG.accept, NEG.reject, NEG.certificate], f.buyer.peerId, 'buyer')
+        if (type === NEG.proposal) verifyProposal(body, f.buyer.peerId, deps)
+        else if (type === NEG.certificate) verifyCertificate(body, deps, { proposal: p.digest, self: me.peerId, ephemeral: new Uint8Array(32), buyer: f.buyer.peerId })
+        else verifyAnswer(type, body, me.peerId, p.digest)
+      }, true)
+      // ABORT: never throws, and what it returns is bounded and printable
+      const a = decodeAbort(fr, me.peerId)
+      expect(typeof a.reason).toBe('string')
+      expect(typeof a.detail).toBe('string')
+      expect(a.detail.length).toBeLessThanOrEqual(500)
+      expect(a.detail).not.toMatch(noControl)
+      expect(a.accused === null || typeof a.accused === 'string').toBe(true)
+      if (fr[0] === MSG.abort) storeAndLog(a) // receivers decode (and then store) only frames typed 0x7f
+      // the stream router's first look
+      const h = routeHead(fr)
+      if (h) expect(h.session).toMatch(/^[0-9a-f]{64}$/)
+    }
+    expect(n).toBeGreaterThan(800)
+    // the deep evidence reached no entry: nothing stored is deeper than the wire bound
+    expect(readFileSync(home.audit, 'utf8')).not.toContain('['.repeat(200))
+    expect(verifyAudit(home, parsePeer(me.peerId).publicKey).ok).toBe(true)
+  }, 300_000)
+
+  it('the local recursive walks are bounded: canonical JSON and the audit redaction of a 400 000-deep value', async () => {
+    const { canonicalize, CanonicalizationError } = await import('../../src/crypto/canonical.ts')
+    const { redact, AUDIT_MAX_DEPTH } = await import('../../src/agent/audit.ts')
+    let deep: unknown = null
+    for (let i = 0; i < 400_000; i++) deep = [deep]
+    expect(() => canonicalize(deep)).toThrow(CanonicalizationError)
+    const r = redact({ evidence: deep })
+    let d = 0
+    for (let x: unknown = r; Array.isArray(x) || (typeof x === 'object' && x !== null && 'evidence' in x); d++) {
+      x = Array.isArray(x) ? x[0] : (x as { evidence: unknown }).evidence
+    }
+    expect(d).toBeLessThanOrEqual(AUDIT_MAX_DEPTH + 1)
+    expect(() => canonicalize(r)).not.toThrow()
+  })
+
+  it('a run\'s background reader survives hostile ABORT frames (0x7f null, detail {"toString":1}, 400 000-deep evidence)', async () => {
+    const fresh = await setup(3, 24, { timeouts: { negotiate_s: 1, compute_s: 1, confirm_s: 1 } })
+    const me = fresh.providers[0]!
+    const base = JSON.parse(new TextDecoder().decode(encodeAbort(fresh.buyer.signer, fresh.params.session, { reason: 'bad_vector', accused: me.peerId, detail: 'x' }).subarray(1))) as Record<string, unknown>
+    const bodies = ['null', '[]', '1', withField(base, 'detail', '{"toString":1}'), withField(base, 'evidence', nestedArrays(400_000)), withField(base, 'reason', '{}')]
+    for (const body of bodies) {
+      const [toBuyer, buyerSide] = memoryChannelPair(me.peerId, fresh.buyer.peerId) // toBuyer.remote = the buyer
+      const peers = new Map(fresh.providers.slice(1).map((q) => [q.peerId, memoryChannelPair(me.peerId, q.peerId)[0]] as const))
+      const run = runProvider({
+        signer: me.signer, params: fresh.params, proposalDigest: fresh.proposal,
+        certificate: testCertificate(fresh.buyer, fresh.params.session, fresh.proposal), inspectCertificate: inspectTestCertificate,
+        ephemeralPrivateKey: Uint8Array.from(fresh.ephemeral.get(me.peerId) as Uint8Array),
+        vector: new BigUint64Array(24), buyer: toBuyer, peers
+      })
+      await buyerSide.send(Uint8Array.from([MSG.abort, ...enc(body)]))
+      const r = await run.then(() => null, (e: unknown) => e)
+      expect(r, body.slice(0, 40)).toBeInstanceOf(ProtocolAbort)
+      expect((r as ProtocolAbort).info.by, `${body.slice(0, 40)}: ${(r as Error).message}`).toBe(fresh.buyer.peerId)
+    }
+  }, 60_000)
+})

@@ -4,6 +4,7 @@
 // It lives under test/ and is not shipped in bin/: the production binary has no flag or
 // environment variable that enables any of this.
 import { main, type MainHooks } from '../../src/cli/main.ts'
+import { abortFrame, abortJson } from './hostile.ts'
 
 const flip = (t: Uint8Array): Uint8Array => t.map((b) => b ^ 1)
 
@@ -24,7 +25,11 @@ export const DEVIATIONS: Record<string, MainHooks> = {
   'buyer:drop-vector': {
     buyer: { inclusion: (b, p) => (p === b.entries[0]?.provider ? { ...b, entries: b.entries.map((e, i) => (i === 0 ? { ...e, hash: '00'.repeat(32) } : e)) } : b) }
   },
-  'buyer:silent-inclusion': { buyer: { stallAt: 'inclusion' } }
+  'buyer:silent-inclusion': { buyer: { stallAt: 'inclusion' } },
+  // hostile ABORT frames inside a run, read by each provider's background reader (issue 16)
+  'buyer:abort-null': { buyer: { afterStart: () => [abortFrame('null')] } },
+  'buyer:abort-tostring': { buyer: { afterStart: () => [abortFrame(abortJson({ detail: '{"toString":1}' }))] } },
+  'buyer:abort-deep': { buyer: { afterStart: () => [abortFrame(abortJson({ evidence: '['.repeat(400_000) + ']'.repeat(400_000) }))] } }
 }
 
 const [deviation, ...argv] = process.argv.slice(2)

@@ -266,6 +266,26 @@ describe('negotiation: proposal checks (§4.1)', () => {
     expect(again.decided).toEqual([])
   })
 
+  it('a deadline beyond created + the query\'s timeouts + skew is refused before its nonce is stored (§5.1, issue 16)', async () => {
+    const nonces = providers.map(() => new MemNonces())
+    const ok = createProposal(buyer.signer, query, { now: Date.now() })
+    // exactly what createProposal sets is the bound; one ms more is refused
+    expect(ok.proposal.deadline - ok.proposal.created).toBe((1 + 5 + 2) * 1000 + CLOCK_SKEW_MS)
+    const far = { ...ok.proposal, deadline: ok.proposal.deadline + 1 }
+    const digest = proposalDigest(far)
+    const r = await run({ proposal: { proposal: far, digest, sig: toHex(buyer.signer.sign(digest)) }, nonces })
+    for (const x of r.providers) {
+      expect(abortOf(x).info).toMatchObject({ reason: 'malformed_message', accused: buyer.peerId })
+      expect(abortOf(x).info.detail).toMatch(/beyond created/)
+    }
+    expect(r.decided).toEqual([])
+    for (const n of nonces) expect(n.seen.size).toBe(0)
+    // a proposal failing any other cheap check (here: a forged signature) costs no store entry either
+    const forged = await run({ proposal: { ...ok, sig: toHex(providers[0]!.signer.sign(ok.digest)) }, nonces })
+    for (const x of forged.providers) expect(reasonOf(x)).toBe('bad_signature')
+    for (const n of nonces) expect(n.seen.size).toBe(0)
+  })
+
   it('a proposal signed by a provider (wrong role) is refused', async () => {
     const [b, q] = memoryChannelPair(providers[1]?.peerId as string, providers[0]?.peerId as string)
     const p = createProposal(providers[1]?.signer as Party['signer'], query, { now: Date.now() })

@@ -28,6 +28,8 @@ export function summarize(e: AuditEntry): string {
       return d.rejected ? 'rejected by policy' : `${d.cells !== undefined ? `${str(d.cells)} cells` : ''}${d.result ? ` → ${str(d.result)}` : ''}`.trim()
     case 'receipt':
       return d.output ? 'receipt, output released' : 'receipt'
+    case 'refused':
+      return `${str(d.protocol)} stream from ${short(d.peer)} refused: ${str(d.reason)}${d.detail ? `: ${str(d.detail)}` : ''}${d.unrecorded ? ` (+${str(d.unrecorded)} unrecorded)` : ''}`
     default:
       return ''
   }

@@ -12,6 +12,30 @@ export async function serveCommand(home: string, o: { readyFile?: string }, out:
   const agent = openAgent(home)
   const node = await startNode(agent)
   const log = new JsonLog(agent.paths.logs)
+  // Last resort (issue 16): every handler settles its own errors (serve.ts `track`), so this should
+  // never fire; if a bug lets one escape anyway, it costs one logged line, never the serving agent.
+  const lastResort = (what: string) => (err: unknown): void => {
+    const line = `mpc-agent serve: internal error (${what}), still serving: ${(err as Error)?.message ?? String(err)}`
+    try {
+      process.stderr.write(line + '\n')
+      log.write('error', line, { stack: (err as Error)?.stack?.split('\n').slice(0, 8).join('\n') })
+    } catch {
+      // nowhere left to report it
+    }
+  }
+  const onRejection = lastResort('unhandled rejection')
+  const onException = lastResort('uncaught exception')
+  process.on('unhandledRejection', onRejection)
+  process.on('uncaughtException', onException)
+  try {
+    await serveUntil(agent, node, log, o, out, signal, hooks)
+  } finally {
+    process.off('unhandledRejection', onRejection)
+    process.off('uncaughtException', onException)
+  }
+}
+
+async function serveUntil(agent: ReturnType<typeof openAgent>, node: Awaited<ReturnType<typeof startNode>>, log: JsonLog, o: { readyFile?: string }, out: Output, signal: AbortSignal, hooks?: ServeHooks): Promise<void> {
   const services = await startServices(agent, node, {
     emit: (e) => {
       out.event(e)

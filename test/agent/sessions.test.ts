@@ -1,0 +1,43 @@
+// Routing of inbound masked-sum streams (masked-sum.md §5.1, issue 14 §5): which streams may wait
+// for a certificate, and the bounded parse of their first frame.
+import { describe, expect, it } from 'vitest'
+import { RunRegistry, routeHead } from '../../src/agent/sessions.ts'
+import { MSG } from '../../src/protocol/masked-sum-messages.ts'
+
+const enc = (type: number, o: unknown): Uint8Array => Uint8Array.from([type, ...new TextEncoder().encode(JSON.stringify(o))])
+
+describe('stream routing', () => {
+  it('only a stream for a proposal this agent accepted may wait for its certificate', () => {
+    const r = new RunRegistry()
+    r.expect({ proposal: 'aa'.repeat(32), buyer: 'B', providers: ['P1', 'P2', 'P3'], until: Date.now() + 60_000 })
+    expect(r.awaitingCertificate({ kind: 'xcheck', proposal: 'aa'.repeat(32) }, 'P2')?.buyer).toBe('B')
+    expect(r.awaitingCertificate({ kind: 'xcheck', proposal: 'aa'.repeat(32) }, 'M')).toBeUndefined() // not a provider of it
+    expect(r.awaitingCertificate({ kind: 'xcheck', proposal: 'bb'.repeat(32) }, 'P2')).toBeUndefined() // another proposal
+    expect(r.awaitingCertificate({ kind: 'start' }, 'B')?.proposal).toBe('aa'.repeat(32))
+    expect(r.awaitingCertificate({ kind: 'start' }, 'P2')).toBeUndefined() // START only from its buyer
+    r.settle('aa'.repeat(32)) // the certificate arrived: the run itself routes from now on
+    expect(r.awaitingCertificate({ kind: 'start' }, 'B')).toBeUndefined()
+  })
+
+  it('a failed negotiation leaves its abort for the streams still to come, for a bounded time', () => {
+    const r = new RunRegistry()
+    r.expect({ proposal: 'aa'.repeat(32), buyer: 'B', providers: ['P1', 'P2', 'P3'], until: Date.now() + 60_000 })
+    r.settle('aa'.repeat(32), { reason: 'timeout', accused: 'B', detail: 'no certificate' })
+    const a = r.awaitingCertificate({ kind: 'xcheck', proposal: 'aa'.repeat(32) }, 'P2')
+    expect(a?.aborted?.reason).toBe('timeout')
+    expect(a?.until).toBeLessThanOrEqual(Date.now() + 30_000)
+    r.settle('aa'.repeat(32)) // the runner's final settle does not erase the abort
+    expect(r.awaitingCertificate({ kind: 'xcheck', proposal: 'aa'.repeat(32) }, 'P2')?.aborted).toBeDefined()
+  })
+
+  it('the first frame is parsed within the wire bounds: anything unroutable is null', () => {
+    const s = 'ab'.repeat(32)
+    expect(routeHead(enc(MSG.start, { v: 2, type: 'start', session: s }))).toEqual({ kind: 'start', session: s })
+    expect(routeHead(enc(MSG.xcheck, { session: s, proposal: s }))).toEqual({ kind: 'xcheck', session: s, proposal: s })
+    for (const bad of [
+      enc(MSG.start, null), enc(MSG.start, { session: { toString: 1 } }), enc(MSG.xcheck, { session: s }), enc(MSG.xcheck, { session: s, proposal: 1 }),
+      enc(MSG.start, { session: 'AB'.repeat(32) }), enc(MSG.done, { session: s }),
+      Uint8Array.from([MSG.start, ...new TextEncoder().encode('['.repeat(400_000) + ']'.repeat(400_000))])
+    ]) expect(routeHead(bad)).toBeNull()
+  })
+})
