@@ -1,6 +1,6 @@
-// The serving side of an agent: answers proposals on /mpc-agent/negotiate/1.0.0 under the local
+// The serving side of an agent: answers proposals on /mpc-agent/negotiate/2.0.0 under the local
 // policy (with manual approval through the control socket or the UI), then computes its vector
-// and runs the provider side of /mpc-agent/masked-sum/2.0.0. Every step lands in the audit log;
+// and runs the provider side of /mpc-agent/masked-sum/3.0.0. Every step lands in the audit log;
 // an aborted run is recorded and the agent keeps serving.
 import type { Agent } from './agent.ts'
 import type { RunEvent } from './events.ts'
@@ -17,6 +17,7 @@ import { respondToProposal, type VerifiedProposal, type ProviderDecision } from 
 import { runProvider, type ProviderHooks } from '../protocol/masked-sum-provider.ts'
 import { MSG } from '../protocol/masked-sum-messages.ts'
 import { encodeAbort } from '../protocol/abort.ts'
+import { saveEvidence } from './evidence-files.ts'
 import { ProtocolAbort, type AbortInfo } from '../protocol/errors.ts'
 import type { Channel } from '../protocol/transport.ts'
 import { evaluatePolicy, describeProposal } from '../policy/evaluate.ts'
@@ -78,7 +79,8 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
       : runs >= MAX_CONCURRENT_RUNS ? `${config.name} already handles ${MAX_CONCURRENT_RUNS} runs; try again later` : null
     if (refusal) {
       o.log(`negotiation stream from ${nameOf(remote)} refused: ${refusal}`)
-      track(channel.send(encodeAbort(identity.signer, null, { reason: 'local_error', accused: null, detail: refusal })).then(() => channel.close(), () => {}))
+      // sent before any proposal was read: bound to no run (session null), it proves and claims nothing
+      track(channel.send(encodeAbort(identity.signer, null, remote, { reason: 'local_error', accused: null, detail: refusal })).then(() => channel.close(), () => {}))
       return
     }
     runs++
@@ -125,6 +127,7 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
 
   async function negotiateAndRun(channel: Channel): Promise<void> {
     let session: string | null = null
+    let proposalHex: string | null = null
     let run: ProviderRun | null = null
     let runnerStarted = false
     try {
@@ -132,6 +135,7 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
         signer: identity.signer, channel, deps: providerDeps(), nonces, signal: stopping.signal,
         decide: (vp) => decide(vp, stopping.signal)
       })
+      proposalHex = toHex(outcome.proposal.digest)
       if (outcome.kind === 'rejected') return
       const { params, certificate, proposal } = outcome
       void channel.close() // negotiation is over; a half-closed stream would count against the stream limit
@@ -194,15 +198,16 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
       o.log(`session ${session.slice(0, 12)}: done, receipt recorded`)
     } catch (e) {
       const info: AbortInfo = e instanceof ProtocolAbort ? e.info : { reason: 'local_error', accused: null, detail: (e as Error).message }
-      audit.append('abort', { session: session ?? undefined, data: info })
+      const bundle = saveEvidence(paths.dir, identity.signer, session ?? proposalHex, info, o.log)
+      audit.append('abort', { session: session ?? undefined, proposal: proposalHex ?? undefined, data: { ...info, ...(bundle ? { evidence_file: bundle } : {}) } })
       o.emit({ v: 1, type: 'abort', session, abort: info, exitCode: 4 })
       o.log(`run ${session?.slice(0, 12) ?? '(negotiation)'} aborted: ${info.reason}${info.accused ? ` (accused ${nameOf(info.accused)})` : ''}: ${info.detail}`)
       if (run && !runnerStarted) {
         // the runner never took the channels over: tell the parties we have, and those still to come
         run.aborted = info
-        const frame = encodeAbort(identity.signer, hexToBytes(run.session), info)
+        const sessionBytes = hexToBytes(run.session)
         for (const d of [run.buyerChannel, ...run.peerChannels.values()]) {
-          void d.promise.then((ch) => ch?.send(frame).then(() => ch.close())).catch(() => {})
+          void d.promise.then((ch) => ch?.send(encodeAbort(identity.signer, sessionBytes, ch.remote, info)).then(() => ch.close())).catch(() => {})
         }
         const r = run
         setTimeout(() => registry.remove(r.session), 30_000).unref()
@@ -226,7 +231,8 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
       const head = peek(first)
       const refuse = async (info: AbortInfo): Promise<void> => {
         try {
-          await channel.send(encodeAbort(identity.signer, null, info))
+          // bound to the session the dialer named (masked-sum.md §5.1): never an unbound abort on a run's stream
+          await channel.send(encodeAbort(identity.signer, head ? hexToBytes(head.session) : null, remote, info))
           await channel.close()
         } catch {
           // gone
@@ -234,7 +240,9 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
       }
       if (!head) return refuse({ reason: 'malformed_message', accused: remote, detail: 'first message on a masked-sum stream must be START or XCHECK' })
       const run = await registry.lookup((r) => sameRun(r, head, remote), 30_000, stopping.signal)
-      if (!run) return refuse({ reason: 'wrong_session', accused: remote, detail: `no run here for session ${head.session.slice(0, 16)}…` })
+      // the wait for a late certificate ended without one: a signed notice, not an accusation of the
+      // dialer (it may be honest; the buyer may have withheld our certificate): masked-sum.md §5.1
+      if (!run) return refuse(noCertificateNotice(head, remote))
       if (run.aborted) return refuse(run.aborted)
       if (first[0] === MSG.start) {
         if (remote !== run.buyer) return refuse({ reason: 'wrong_role', accused: remote, detail: `${remote} is not this run's buyer` })
@@ -274,12 +282,24 @@ function within<T>(p: Promise<T>, ms: number, peer: string, what: string): Promi
   })
 }
 
+/**
+ * The signed "no certificate received from the buyer" notice (reason no_certificate): sent when a
+ * stream's first message names a session this agent holds no certificate for and the wait for a
+ * late one ended. It accuses nobody; the receiving run records the buyer–provider dispute.
+ */
+function noCertificateNotice(head: { kind: 'start' | 'xcheck'; session: string }, remote: string): AbortInfo {
+  return {
+    reason: 'no_certificate', accused: null,
+    detail: `no certificate received from the buyer for session ${head.session.slice(0, 16)}… (${head.kind === 'start' ? 'START' : `XCHECK from ${remote}`})`
+  }
+}
+
 /** The routing fields of a first START / XCHECK frame (full validation happens in the runner). */
 function peek(first: Uint8Array): { kind: 'start' | 'xcheck'; session: string; proposal?: string } | null {
   if (first[0] !== MSG.start && first[0] !== MSG.xcheck) return null
   try {
     const m = JSON.parse(fromUtf8(first.subarray(1))) as { session?: unknown; proposal?: unknown }
-    if (typeof m.session !== 'string') return null
+    if (typeof m.session !== 'string' || !/^[0-9a-f]{64}$/.test(m.session)) return null
     return { kind: first[0] === MSG.start ? 'start' : 'xcheck', session: m.session, proposal: typeof m.proposal === 'string' ? m.proposal : undefined }
   } catch {
     return null

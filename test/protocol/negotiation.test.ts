@@ -370,7 +370,7 @@ describe('negotiation: certificate checks (§4.3)', () => {
       signer: providers[0]?.signer as Party['signer'], channel: q, deps, nonces: new MemNonces(),
       decide: async (vp) => {
         seen = vp
-        await b.send(encodeAbort(buyer.signer, p.digest, { reason: 'local_error', accused: null, detail: 'changed my mind' }))
+        await b.send(encodeAbort(buyer.signer, p.digest, providers[0]?.peerId as string, { reason: 'local_error', accused: null, detail: 'changed my mind' }))
         return new Promise<ProviderDecision>(() => {})
       }
     })
