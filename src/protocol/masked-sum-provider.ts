@@ -7,7 +7,7 @@ import type { KeyObject } from 'node:crypto'
 import { confirmTag, pairKeys, x25519PrivateKey, KeyAgreementError, type PairKeys } from '../crypto/kdf.ts'
 import { labelledHash } from '../crypto/hash.ts'
 import { statementDigest, type Signer } from '../crypto/sign.ts'
-import { ProtocolAbort } from './errors.ts'
+import { ProtocolAbort, type AbortInfo } from './errors.ts'
 import type { EventSink } from './events.ts'
 import type { SessionParams } from './session.ts'
 import type { Channel } from './transport.ts'
@@ -32,6 +32,8 @@ export interface ProviderHooks {
   revealSeed?(seed: Uint8Array): Uint8Array
   stallAt?: 'xcheck' | 'stream' | 'done' | 'reveal'
   zeroMasks?: boolean
+  /** Abort at once with this (signed) claim, e.g. a false accusation of a co-provider (framing tests). */
+  abortWith?(coProviders: string[]): AbortInfo
 }
 
 export interface ProviderRunOptions {
@@ -103,6 +105,7 @@ export async function runProvider(o: ProviderRunOptions): Promise<ProviderRunRes
       if (!c) throw new ProtocolAbort({ reason: 'local_error', accused: null, detail: `no channel to co-provider ${p}` })
       peerPs.set(p, ctx.adopt(Promise.resolve(c)))
     }
+    if (hooks.abortWith) throw new ProtocolAbort(hooks.abortWith(others))
 
     // §6.1 START from the buyer (check 1, 2)
     // START is read now but judged after the cross-checks when it is wrong: if the buyer equivocated,
