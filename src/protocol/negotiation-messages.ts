@@ -250,7 +250,8 @@ export function verifyCertificate(raw: unknown, deps: NegotiationDeps, expect?: 
     ? raw.body.proposal.proposal.query.participants.buyer : undefined
   const accused = expect?.buyer ?? (typeof claimed === 'string' ? claimed : null)
   const bad = (reason: AbortReason, detail: string): never => {
-    throw fail(reason, accused, detail, reason === 'malformed_message' ? undefined : { kind: 'certificate', certificate: raw })
+    // evidence.ts decides what it proves: a fault in a certificate body its buyer signed is the buyer's
+    throw fail(reason, accused, detail, isObj(raw) ? { kind: 'certificate', certificate: raw } : undefined)
   }
   if (!isObj(raw) || !exactKeys(raw, ['body', 'buyer_sig']) || !isHex(raw.buyer_sig, 64)) return bad('malformed_message', 'a certificate is exactly {body, buyer_sig}')
   const body = raw.body

@@ -249,11 +249,17 @@ async function respondAsProvider(o: RespondOptions): Promise<ProviderOutcome> {
   const buyer = ch.remote
   const self = signer.peerId
   let vp: VerifiedProposal | null = null
+  /** The digest of the proposal as received, before it is verified: what our refusal binds to. */
+  let received: Uint8Array | null = null
   let eph: EphemeralKeyPair | null = null
   const listen = new AbortController()
   try {
     const first = await receiveWithin(ch, PROPOSAL_WAIT_MS, 'proposal', o.signal)
-    vp = verifyProposal(decodeMessage(first, [NEG.proposal], buyer, 'buyer', { self, session: null }).body, buyer, o.deps) // §4.1
+    const pm = decodeMessage(first, [NEG.proposal], buyer, 'buyer', { self, session: null }).body
+    try {
+      received = statementDigest(LABELS.proposal, pm.proposal)
+    } catch { /* not canonicalisable: our refusal binds to nothing */ }
+    vp = verifyProposal(pm, buyer, o.deps) // §4.1
     const q = vp.query
     if (!q.participants.providers.includes(self)) throw fail('not_participant', buyer, `this agent (${self}) is not a provider of the proposal`)
     // §5.2: the nonce is recorded before deciding, so a replay is refused even while we decide
@@ -308,7 +314,7 @@ async function respondAsProvider(o: RespondOptions): Promise<ProviderOutcome> {
     listen.abort()
     const err = asAbort(e)
     // the refusal binds to the proposal once we read one; before that it binds to nothing and proves nothing
-    if (err.reason !== 'peer_abort') await sendAbort(signer, ch, vp?.digest ?? null, settle(err.info, self, null, certificateEvidence(o.deps.checkQuery)))
+    if (err.reason !== 'peer_abort') await sendAbort(signer, ch, vp?.digest ?? received, settle(err.info, self, null, certificateEvidence(o.deps.checkQuery)))
     throw err
   } finally {
     if (eph) wipe(eph.privateKey)
