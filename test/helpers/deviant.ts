@@ -20,11 +20,17 @@ export const DEVIATIONS: Record<string, MainHooks> = {
   'provider:silent-xcheck': { serve: { provider: { stallAt: 'xcheck' } } },
   'provider:silent-stream': { serve: { provider: { stallAt: 'stream' } } },
   'provider:silent-reveal': { serve: { provider: { stallAt: 'reveal' } } },
+  // framing (issue 16): sign a false key_confirmation_failed accusation of the first co-provider
+  'provider:frame-kcf': {
+    serve: { provider: { abortWith: (others) => ({ reason: 'key_confirmation_failed', accused: others[0] ?? null, detail: 'its key confirmation does not match', proven: 'forged by a deviant' }) } }
+  },
   // buyer
   'buyer:drop-vector': {
     buyer: { inclusion: (b, p) => (p === b.entries[0]?.provider ? { ...b, entries: b.entries.map((e, i) => (i === 0 ? { ...e, hash: '00'.repeat(32) } : e)) } : b) }
   },
-  'buyer:silent-inclusion': { buyer: { stallAt: 'inclusion' } }
+  'buyer:silent-inclusion': { buyer: { stallAt: 'inclusion' } },
+  // framing (issue 16): certify the run but withhold the certificate from the first provider
+  'buyer:withhold-cert': { buyer: { sendCertificate: (() => { let n = 0; return () => n++ !== 0 })() } }
 }
 
 const [deviation, ...argv] = process.argv.slice(2)
