@@ -210,7 +210,9 @@ function named(e: ProtocolAbort, nameOf: (id: string) => string, evidenceFile: s
     : 'nobody accused (the protocol cannot attribute this)'
   const c = e.info.cause as AbortMessage | undefined
   const head = c && e.info.reason === 'peer_abort'
-    ? `${e.info.by ? full(e.info.by) : 'a peer'} relayed the abort of ${full(c.by)}: ${c.reason}, ${who(c)}: ${names(c.detail)}`
+    ? `${c.by === e.info.by ? `${full(c.by)} aborted` : `${e.info.by ? full(e.info.by) : 'a peer'} relayed the abort of ${full(c.by)}`}: ${c.reason}, ${c.accused
+      ? `${full(c.by)} claims ${full(c.accused)} is at fault (not checked here: \`mpc-agent evidence verify\` checks its evidence)`
+      : who(c)}: ${names(c.detail)}`
     : `${e.info.reason}, ${who(e.info)}: ${names(e.info.detail)}`
   const out = new ProtocolAbort({ ...e.info, detail: names(e.info.detail) })
   out.message = `run aborted: ${head}${evidenceFile ? ` (evidence: ${evidenceFile}; check it with \`mpc-agent evidence verify\`)` : ''}`

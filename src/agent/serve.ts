@@ -202,12 +202,16 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
       audit.append('abort', { session: session ?? undefined, proposal: proposalHex ?? undefined, data: { ...info, ...(bundle ? { evidence_file: bundle } : {}) } })
       o.emit({ v: 1, type: 'abort', session, abort: info, exitCode: 4 })
       o.log(`run ${session?.slice(0, 12) ?? '(negotiation)'} aborted: ${info.reason}${info.accused ? ` (accused ${nameOf(info.accused)})` : ''}: ${info.detail}`)
-      if (run && !runnerStarted) {
-        // the runner never took the channels over: tell the parties we have, and those still to come
+      if (run) {
+        // streams of this run still to come are answered with its signed abort (router below), not
+        // left to wait for a certificate that exists: kept for 30 s, as long as the router waits
         run.aborted = info
-        const sessionBytes = hexToBytes(run.session)
-        for (const d of [run.buyerChannel, ...run.peerChannels.values()]) {
-          void d.promise.then((ch) => ch?.send(encodeAbort(identity.signer, sessionBytes, ch.remote, info)).then(() => ch.close())).catch(() => {})
+        if (!runnerStarted) {
+          // the runner never took the channels over: tell the parties we have, and those still to come
+          const sessionBytes = hexToBytes(run.session)
+          for (const d of [run.buyerChannel, ...run.peerChannels.values()]) {
+            void d.promise.then((ch) => ch?.send(encodeAbort(identity.signer, sessionBytes, ch.remote, info)).then(() => ch.close())).catch(() => {})
+          }
         }
         const r = run
         setTimeout(() => registry.remove(r.session), 30_000).unref()

@@ -170,10 +170,11 @@ export function heardAbort(payload: Uint8Array, remote: string, bind: AbortBindi
     return { reason: 'peer_abort', accused: null, by: remote, detail: `${remote} aborted; its abort is not evidence: ${d.problem}${said}`.slice(0, 500) }
   }
   const root = d.msg.cause ?? d.msg
-  if (root.reason === 'no_certificate' && root.by === remote && bind.buyer && bind.buyer !== remote) {
+  if (root.reason === 'no_certificate' && bind.buyer && bind.buyer !== root.by) {
+    // the notice (directly or relayed) names the buyer–notifier dispute: nobody is accused
     return {
-      reason: 'no_certificate', accused: null, disputants: [bind.buyer, remote], by: remote, cause: root,
-      detail: `${remote} received no certificate for this session from the buyer ${bind.buyer}`
+      reason: 'no_certificate', accused: null, disputants: [bind.buyer, root.by], by: remote, cause: root,
+      detail: `${root.by} received no certificate for this session from the buyer ${bind.buyer}`
     }
   }
   return { reason: 'peer_abort', accused: null, by: remote, cause: root, detail: `${remote} aborted: ${describeAbort(root)}`.slice(0, 500) }
@@ -183,7 +184,7 @@ export function heardAbort(payload: Uint8Array, remote: string, bind: AbortBindi
 export function describeAbort(a: { by?: string | null; reason: string; accused: string | null; disputants?: [string, string] | null; detail: string; cause?: unknown }): string {
   if (isObj(a.cause)) return `${a.by ?? 'a peer'} relays the abort of ${String(a.cause.by)}: ${describeAbort(a.cause as unknown as AbortMessage)}`
   const d = a.disputants
-  const who = a.accused ? `${a.accused} is at fault (per its evidence)`
+  const who = a.accused ? `${a.by ?? 'the sender'} accuses ${a.accused} (a claim: its evidence is checked offline)`
     : d ? (a.reason === 'timeout' || a.reason === 'unreachable' ? `no answer from ${d[1]} (as seen by ${d[0]})` : `dispute between ${d[0]} and ${d[1]}`)
     : 'nobody is named'
   return `${a.reason}, ${who}: ${a.detail}`

@@ -213,8 +213,10 @@ export function verifyBundle(raw: unknown, deps: EvidenceDeps): BundleReport {
     report.doesNotProve.push('a signature does not verify: the bundle was altered or forged, it proves nothing')
     return report
   }
-  if (top.cause && (top.cause.to !== top.by || top.cause.session !== top.session)) {
-    report.doesNotProve.push('the relayed cause was not addressed to the relaying party in this session')
+  // the cause may be addressed to another party: a relay of a relay embeds the original as received
+  // by the first relayer (never a chain), so only its session must match
+  if (top.cause && top.cause.session !== top.session) {
+    report.doesNotProve.push('the relayed cause belongs to another session')
     return report
   }
   if (report.signatures > MAX_EVIDENCE_SIGNATURES + 2) {
@@ -222,7 +224,7 @@ export function verifyBundle(raw: unknown, deps: EvidenceDeps): BundleReport {
     return report
   }
   const root = chain[chain.length - 1] as AbortMessage
-  if (top.cause) report.proves.push(`${top.by} relayed, without accusing anyone, the abort ${top.cause.by} had sent it in session ${top.session}`)
+  if (top.cause) report.proves.push(`${top.by} relayed, without accusing anyone, the abort ${top.cause.by} had sent to ${top.cause.to ?? '(nobody)'} in session ${top.session}`)
   report.proves.push(`${root.by} signed this abort (${root.reason}) in session ${root.session ?? '(none)'}`)
   if (root.accused) {
     const p = proof({ accused: root.accused, by: root.by, evidence: root.evidence, session: root.session }, deps)
