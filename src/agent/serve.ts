@@ -246,7 +246,7 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
       const run = await registry.lookup((r) => sameRun(r, head, remote), 30_000, stopping.signal)
       // the wait for a late certificate ended without one: a signed notice, not an accusation of the
       // dialer (it may be honest; the buyer may have withheld our certificate): masked-sum.md §5.1
-      if (!run) return refuse(noCertificateNotice(head, remote))
+      if (!run) return refuse(noCertificateNotice(head, remote, self))
       if (run.aborted) return refuse(run.aborted)
       if (first[0] === MSG.start) {
         if (remote !== run.buyer) return refuse({ reason: 'wrong_role', accused: remote, detail: `${remote} is not this run's buyer` })
@@ -291,9 +291,11 @@ function within<T>(p: Promise<T>, ms: number, peer: string, what: string): Promi
  * stream's first message names a session this agent holds no certificate for and the wait for a
  * late one ended. It accuses nobody; the receiving run records the buyer–provider dispute.
  */
-function noCertificateNotice(head: { kind: 'start' | 'xcheck'; session: string }, remote: string): AbortInfo {
+function noCertificateNotice(head: { kind: 'start' | 'xcheck'; session: string }, remote: string, self: string): AbortInfo {
   return {
     reason: 'no_certificate', accused: null,
+    // a START comes from the buyer itself: name the dispute; a co-provider's XCHECK does not name the buyer
+    disputants: head.kind === 'start' ? [remote, self] : null,
     detail: `no certificate received from the buyer for session ${head.session.slice(0, 16)}… (${head.kind === 'start' ? 'START' : `XCHECK from ${remote}`})`
   }
 }

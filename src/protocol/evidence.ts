@@ -238,8 +238,11 @@ export function verifyBundle(raw: unknown, deps: EvidenceDeps): BundleReport {
     }
     return report
   }
-  if (root.disputants) {
-    const [a, b] = root.disputants
+  // a no_certificate notice may not know the buyer (a co-provider's XCHECK does not name it): the
+  // relaying party, which holds the certificate, names the buyer–notifier dispute
+  const disputants = root.disputants ?? (root.reason === 'no_certificate' && top.disputants?.[1] === root.by ? top.disputants : null)
+  if (disputants) {
+    const [a, b] = disputants
     const silence = root.reason === 'timeout' || root.reason === 'unreachable'
     report.verdict = silence ? 'silence' : 'dispute'
     report.proves.push(silence ? `${root.by} reports no answer from ${b} (as seen by ${a})` : `${root.by} reports a dispute between ${a} and ${b}`)
