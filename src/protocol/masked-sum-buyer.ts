@@ -11,6 +11,7 @@ import type { SessionParams } from './session.ts'
 import type { Channel } from './transport.ts'
 import { CHUNK_ELEMS, accumulate, removeSelfMask } from './masks.ts'
 import { RunContext, asAbort } from './run-context.ts'
+import { CLOCK_SKEW_MS } from './negotiation-messages.ts'
 import { resultCommitment } from './masked-sum-provider.ts'
 import type { NegotiationHooks } from './negotiation.ts'
 import {
@@ -69,7 +70,7 @@ export async function runBuyer(o: BuyerRunOptions): Promise<BuyerRunResult> {
   const { params, signer, hooks = {} } = o
   const sessionHex = toHex(params.session)
   const self = signer.peerId
-  const ctx = new RunContext(signer, params.session, o.signal, { buyer: params.buyer })
+  const ctx = new RunContext(signer, params.session, o.signal, { buyer: params.buyer, deadline: params.deadline + CLOCK_SKEW_MS })
   const emit = o.events ?? (() => {})
   const total = params.length + CANARIES
   const t = params.timeouts

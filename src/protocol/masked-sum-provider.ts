@@ -13,6 +13,7 @@ import type { SessionParams } from './session.ts'
 import type { Channel } from './transport.ts'
 import { CHUNK_ELEMS, Masker } from './masks.ts'
 import { RunContext, asAbort } from './run-context.ts'
+import { CLOCK_SKEW_MS } from './negotiation-messages.ts'
 import type { CertificateSummary } from './evidence.ts'
 import {
   CANARIES, LABEL, MSG, allocChunk, decodeChunk, vectorHasher, decodeJson, encodeJson, shapes, signBody, signedBy, verifyBody,
@@ -86,7 +87,9 @@ export async function runProvider(o: ProviderRunOptions): Promise<ProviderRunRes
   const self = signer.peerId
   const session = params.session
   const sessionHex = toHex(session)
-  const ctx = new RunContext(signer, session, o.signal, { buyer: params.buyer, evidence: { inspectCertificate: o.inspectCertificate } })
+  const ctx = new RunContext(signer, session, o.signal, {
+    buyer: params.buyer, evidence: { inspectCertificate: o.inspectCertificate }, deadline: params.deadline + CLOCK_SKEW_MS
+  })
   const emit = o.events ?? (() => {})
   const total = params.length + CANARIES
   const keys = new Map<string, PairKeys>()

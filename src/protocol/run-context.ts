@@ -12,6 +12,11 @@ export interface RunContextOptions {
   buyer?: string
   /** Checks the evidence of this party's own accusations (evidence.ts settle). */
   evidence?: EvidenceDeps
+  /**
+   * Absolute time (ms since the epoch) after which the run fails with `timeout`: the agreement's
+   * deadline plus the clock-skew allowance (SessionParams.deadline, masked-sum.md §2).
+   */
+  deadline?: number
 }
 
 export class RunContext {
@@ -23,6 +28,7 @@ export class RunContext {
   readonly signer: Signer
   readonly session: Uint8Array | null
   private readonly opts: RunContextOptions
+  private readonly deadlineTimer: NodeJS.Timeout | undefined
 
   constructor(signer: Signer, session: Uint8Array | null, outer?: AbortSignal, opts: RunContextOptions = {}) {
     this.signer = signer
@@ -34,6 +40,10 @@ export class RunContext {
     outer?.addEventListener('abort', onOuter, { once: true })
     this.unlink = () => outer?.removeEventListener('abort', onOuter)
     if (outer?.aborted) onOuter()
+    if (opts.deadline !== undefined) {
+      const expire = (): void => this.fail(new ProtocolAbort({ reason: 'timeout', accused: null, detail: 'the agreement\'s deadline passed before the run ended' }))
+      this.deadlineTimer = setTimeout(expire, Math.max(0, opts.deadline - Date.now()))
+    }
   }
 
   get signal(): AbortSignal {
@@ -191,6 +201,7 @@ export class RunContext {
 
   end(): void {
     this.unlink()
+    clearTimeout(this.deadlineTimer)
     for (const q of this.inboxes.values()) q.end()
   }
 }

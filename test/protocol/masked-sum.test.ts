@@ -344,3 +344,21 @@ describe('framing: a relayed abort is never a fresh accusation (issue 16)', () =
     }
   })
 })
+
+describe('masked sum: the agreement deadline (SessionParams.deadline)', () => {
+  it('a run still going when the deadline (plus skew) passes fails with timeout, naming nobody', async () => {
+    // the deadline passed 30 s ago: with the 30 s skew allowance it expires at once; every party
+    // stalls at a point it would otherwise wait through for seconds
+    const s = await setup(3, 10, { timeouts: { negotiate_s: 20, compute_s: 20, confirm_s: 20 }, deadline: Date.now() - 30_000 })
+    const t0 = Date.now()
+    const res = await runAll(s, { vectors: s.providers.map(() => randomVector(10)), providerHooks: new Map([[s.providers[0]?.peerId as string, { stallAt: 'stream' }]]) })
+    expect(Date.now() - t0).toBeLessThan(5000)
+    for (const r of [res.buyer, ...res.providers]) {
+      // its own deadline, or a co-party's relayed first: the original is the deadline's timeout
+      const a = abortOf(r)
+      const root = (a.info.cause ?? a.info) as { reason: string; accused: string | null; detail: string }
+      expect([root.reason, root.accused, a.accused]).toEqual(['timeout', null, null])
+      expect(root.detail).toMatch(/deadline/)
+    }
+  })
+})
