@@ -16,7 +16,8 @@ import { handleProtocol, openChannel, type AgentNode } from '../net/node.ts'
 import { respondToProposal, type VerifiedProposal, type ProviderDecision } from '../protocol/negotiation.ts'
 import { runProvider, type ProviderHooks } from '../protocol/masked-sum-provider.ts'
 import { MSG } from '../protocol/masked-sum-messages.ts'
-import { encodeAbort } from '../protocol/abort.ts'
+import { describeAbort, encodeAbort } from '../protocol/abort.ts'
+import { settle } from '../protocol/evidence.ts'
 import { saveEvidence } from './evidence-files.ts'
 import { ProtocolAbort, type AbortInfo } from '../protocol/errors.ts'
 import type { Channel } from '../protocol/transport.ts'
@@ -197,11 +198,12 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
       audit.append('receipt', { session, data: { receipt: res.receipt, output: res.result ? true : false } })
       o.log(`session ${session.slice(0, 12)}: done, receipt recorded`)
     } catch (e) {
-      const info: AbortInfo = e instanceof ProtocolAbort ? e.info : { reason: 'local_error', accused: null, detail: (e as Error).message }
+      // settled once more (no deps): whatever was not proven by the runner is recorded as a dispute
+      const info: AbortInfo = settle(e instanceof ProtocolAbort ? e.info : { reason: 'local_error', accused: null, detail: (e as Error).message }, self, null)
       const bundle = saveEvidence(paths.dir, identity.signer, session ?? proposalHex, info, o.log)
       audit.append('abort', { session: session ?? undefined, proposal: proposalHex ?? undefined, data: { ...info, ...(bundle ? { evidence_file: bundle } : {}) } })
       o.emit({ v: 1, type: 'abort', session, abort: info, exitCode: 4 })
-      o.log(`run ${session?.slice(0, 12) ?? '(negotiation)'} aborted: ${info.reason}${info.accused ? ` (accused ${nameOf(info.accused)})` : ''}: ${info.detail}`)
+      o.log(`run ${session?.slice(0, 12) ?? '(negotiation)'} aborted: ${describeAbort({ ...info, by: info.by ?? self })}${bundle ? ` (evidence: ${bundle})` : ''}`)
       if (run) {
         // streams of this run still to come are answered with its signed abort (router below), not
         // left to wait for a certificate that exists: kept for 30 s, as long as the router waits
