@@ -61,12 +61,12 @@ describe('reduceRun', () => {
   })
 
   it('an unattributable abort names the dispute or the silence, by name, and accuses nobody (issue 16)', () => {
-    const B = '12D3KooWBobBobBobBobBobBobBobBobBobBobBobBobBob02' // not a known peer: shown by its ID
+    const B = '12D3KooWBobBobBobBobBobBobBobBobBobBobBobBobBob02' // not a known peer: shown by its short ID
     const dispute = fold([{ v: 1, type: 'abort', session: null, exitCode: 4, abort: { reason: 'key_confirmation_failed', accused: null, disputants: [A, B], detail: 'x' } }])
-    expect([dispute.abort?.accused, dispute.abort?.dispute]).toEqual([null, `dispute between alice and ${B}`])
+    expect([dispute.abort?.accused, dispute.abort?.dispute]).toEqual([null, "dispute between alice and 12D3Ko…ob02"])
     // relayed: the cause's silence
     const silence = fold([{ v: 1, type: 'abort', session: null, exitCode: 5, abort: { reason: 'peer_abort', accused: null, by: A, detail: 'x', cause: { reason: 'timeout', disputants: [A, B] } } }])
-    expect(silence.abort?.dispute).toBe(`no answer from ${B} (as seen by alice)`)
+    expect(silence.abort?.dispute).toBe("no answer from 12D3Ko…ob02 (as seen by alice)")
   })
 
   it('a result completes the result phase and stores the summary', () => {
