@@ -52,7 +52,7 @@ export function inspectCertificate(c: unknown): CertificateSummary | null {
   try {
     const v = verifyCertificateSignature(c)
     if (!v) return null
-    return { session: v.session, proposal: v.proposal, buyer: v.buyer, buyerSigned: v.buyerSigned }
+    return { session: v.session, proposal: v.proposal, buyer: v.buyer, buyerSigned: v.buyerSigned, providers: v.providers }
   } catch {
     return null
   }

@@ -23,7 +23,9 @@ import { decodeResult, resultToCsv, topCells, type ResultTable } from '../query/
 import { domainLabels } from '../query/layout.ts'
 import type { Query } from '../query/types.ts'
 import { fromHex, toHex } from '../crypto/bytes.ts'
-import { encodeAbort } from '../protocol/abort.ts'
+import { encodeAbort, type AbortMessage } from '../protocol/abort.ts'
+import { settle } from '../protocol/evidence.ts'
+import { writeEvidence } from './evidence-files.ts'
 
 export interface QueryRunOptions {
   queryFile: string
@@ -63,6 +65,7 @@ export async function runQuery(agent: Agent, o: QueryRunOptions): Promise<QueryR
   }
   let node: AgentNode | null = null
   let session: string | null = null
+  let proposalHex: string | null = null
   const channels: Channel[] = []
   const msChannels: Channel[] = []
   let sumStarted = false
@@ -89,6 +92,7 @@ export async function runQuery(agent: Agent, o: QueryRunOptions): Promise<QueryR
     const tNeg = performance.now()
     o.emit({ v: 1, type: 'phase', phase: 'negotiate', state: 'start', at: Date.now() })
     const proposal = createProposal(agent.identity.signer, query, { now: Date.now() })
+    proposalHex = toHex(proposal.digest)
     audit.append('proposal', { proposal: toHex(proposal.digest), data: { buyer: self, query_id: query.id, title: query.title, dataset: query.dataset, providers: query.participants.providers } })
     // the masked-sum streams are opened as soon as every provider has accepted, while the
     // certificate is still being signed, sent and checked: their set-up is off the critical path
@@ -121,7 +125,7 @@ export async function runQuery(agent: Agent, o: QueryRunOptions): Promise<QueryR
             }
           }
         },
-        signal: o.signal
+        signal: o.signal, hooks: o.hooks
       }))
     } catch (e) {
       if (e instanceof PolicyRejected) audit.append('outcome', { proposal: toHex(proposal.digest), data: { rejected: e.rejections } })
@@ -162,13 +166,24 @@ export async function runQuery(agent: Agent, o: QueryRunOptions): Promise<QueryR
     return { out, provenance, session, table, timings }
   } catch (e) {
     if (e instanceof ProtocolAbort) {
-      audit.append('abort', { session: session ?? undefined, data: e.info })
+      const bound = session ?? proposalHex
+      const info = settle(e.info, self, bound ? fromHex(bound, 32) : null)
+      // the abort's evidence bundle beside the output that was not written (README "Evidence")
+      const evidenceFile = `${out}.evidence.json`
+      let saved: string | null = evidenceFile
+      try {
+        writeEvidence(evidenceFile, agent.identity.signer, bound, info)
+      } catch (w) {
+        saved = null
+        o.log(`could not save the evidence of the abort: ${(w as Error).message}`)
+      }
+      audit.append('abort', { session: session ?? undefined, proposal: proposalHex ?? undefined, data: { ...info, ...(saved ? { evidence_file: saved } : {}) } })
       // providers waiting on streams the runner never took over learn at once, not at their timeout
       if (!sumStarted && session) { // before the agreement there is nothing on these streams to stop
-        const frame = encodeAbort(agent.identity.signer, session ? fromHex(session, 32) : null, e.info)
-        await Promise.all(msChannels.map((ch) => Promise.race([ch.send(frame).catch(() => {}), new Promise((r) => setTimeout(r, 500))])))
+        const sessionBytes = fromHex(session, 32)
+        await Promise.all(msChannels.map((ch) => Promise.race([ch.send(encodeAbort(agent.identity.signer, sessionBytes, ch.remote, info)).catch(() => {}), new Promise((r) => setTimeout(r, 500))])))
       }
-      throw named(e, nameOf)
+      throw named(new ProtocolAbort(info), nameOf, saved)
     }
     if (e instanceof PolicyRejected) throw new PolicyRejected(e.rejections.map((r) => ({ ...r, provider: nameOf(r.provider) })))
     throw e
@@ -180,12 +195,27 @@ export async function runQuery(agent: Agent, o: QueryRunOptions): Promise<QueryR
   }
 }
 
-/** The same abort, its message naming peers by their config names (the info keeps peer IDs). */
-function named(e: ProtocolAbort, nameOf: (id: string) => string): ProtocolAbort {
+/**
+ * The same abort, its message naming peers by their config names (the info keeps peer IDs): who is
+ * proven at fault, or the dispute / silence it is, or whose relayed abort ended the run.
+ */
+function named(e: ProtocolAbort, nameOf: (id: string) => string, evidenceFile: string | null): ProtocolAbort {
   const names = (t: string): string => t.replace(/12D3Koo[1-9A-HJ-NP-Za-km-z]{40,}/g, (id) => (nameOf(id) === id ? id : nameOf(id)))
-  const accused = e.info.accused ? `${nameOf(e.info.accused)} (${e.info.accused})` : 'nobody (the protocol cannot attribute this)'
+  const full = (id: string): string => (nameOf(id) === id ? id : `${nameOf(id)} (${id})`)
+  const who = (a: { reason: string; accused: string | null; disputants?: [string, string] | null }): string => a.accused
+    ? `accused ${full(a.accused)}, proven by its evidence`
+    : a.disputants ? (a.reason === 'timeout' || a.reason === 'unreachable'
+      ? `no answer from ${full(a.disputants[1])} (as seen by ${full(a.disputants[0])})`
+      : `dispute between ${full(a.disputants[0])} and ${full(a.disputants[1])}`)
+    : 'nobody accused (the protocol cannot attribute this)'
+  const c = e.info.cause as AbortMessage | undefined
+  const head = c && e.info.reason === 'peer_abort'
+    ? `${c.by === e.info.by ? `${full(c.by)} aborted` : `${e.info.by ? full(e.info.by) : 'a peer'} relayed the abort of ${full(c.by)}`}: ${c.reason}, ${c.accused
+      ? `${full(c.by)} claims ${full(c.accused)} is at fault (not checked here: \`mpc-agent evidence verify\` checks its evidence)`
+      : who(c)}: ${names(c.detail)}`
+    : `${e.info.reason}, ${who(e.info)}: ${names(e.info.detail)}`
   const out = new ProtocolAbort({ ...e.info, detail: names(e.info.detail) })
-  out.message = `run aborted: ${e.info.reason}, accused ${accused}: ${names(e.info.detail)}`
+  out.message = `run aborted: ${head}${evidenceFile ? ` (evidence: ${evidenceFile}; check it with \`mpc-agent evidence verify\`)` : ''}`
   return out
 }
 

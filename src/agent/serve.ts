@@ -1,6 +1,6 @@
-// The serving side of an agent: answers proposals on /mpc-agent/negotiate/1.0.0 under the local
+// The serving side of an agent: answers proposals on /mpc-agent/negotiate/2.0.0 under the local
 // policy (with manual approval through the control socket or the UI), then computes its vector
-// and runs the provider side of /mpc-agent/masked-sum/2.0.0. Every step lands in the audit log;
+// and runs the provider side of /mpc-agent/masked-sum/3.0.0. Every step lands in the audit log;
 // an aborted run is recorded and the agent keeps serving.
 import type { Agent } from './agent.ts'
 import type { Stream } from '@libp2p/interface'
@@ -20,7 +20,9 @@ import { handleProtocol, openChannel, type AgentNode } from '../net/node.ts'
 import { respondToProposal, type VerifiedProposal, type ProviderDecision } from '../protocol/negotiation.ts'
 import { runProvider, type ProviderHooks } from '../protocol/masked-sum-provider.ts'
 import { MSG } from '../protocol/masked-sum-messages.ts'
-import { encodeAbort } from '../protocol/abort.ts'
+import { describeAbort, encodeAbort } from '../protocol/abort.ts'
+import { settle } from '../protocol/evidence.ts'
+import { saveEvidence } from './evidence-files.ts'
 import { ProtocolAbort, type AbortInfo } from '../protocol/errors.ts'
 import type { Channel } from '../protocol/transport.ts'
 import { safeText } from '../protocol/bounded-json.ts'
@@ -136,7 +138,8 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
     }
     if (refusal) {
       recordRefusal('negotiate', remote, { reason: 'local_error', detail: refusal })
-      track(channel.send(encodeAbort(identity.signer, null, { reason: 'local_error', accused: null, detail: refusal })).then(() => channel.close(), () => {}))
+      // sent before any proposal was read: bound to no run (session null), it proves and claims nothing
+      track(channel.send(encodeAbort(identity.signer, null, remote, { reason: 'local_error', accused: null, detail: refusal })).then(() => channel.close(), () => {}))
       return
     }
     track(negotiateAndRun(channel).finally(() => slots.release(remote)))
@@ -182,6 +185,7 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
 
   async function negotiateAndRun(channel: Channel): Promise<void> {
     let session: string | null = null
+    let proposalHex: string | null = null
     let run: ProviderRun | null = null
     let runnerStarted = false
     let accepted: AcceptedProposal | null = null
@@ -200,6 +204,7 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
           return d
         }
       })
+      proposalHex = toHex(outcome.proposal.digest)
       if (outcome.kind === 'rejected') return
       const { params, certificate, proposal } = outcome
       void channel.close() // negotiation is over; a half-closed stream would count against the stream limit
@@ -262,17 +267,23 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
       audit.append('receipt', { session, data: { receipt: res.receipt, output: res.result ? true : false } })
       say(`session ${session.slice(0, 12)}: done, receipt recorded`)
     } catch (e) {
-      const info: AbortInfo = e instanceof ProtocolAbort ? e.info : { reason: 'local_error', accused: null, detail: (e as Error)?.message ?? String(e) }
+      // settled once more (no deps): whatever was not proven by the runner is recorded as a dispute
+      const info: AbortInfo = settle(e instanceof ProtocolAbort ? e.info : { reason: 'local_error', accused: null, detail: (e as Error)?.message ?? String(e) }, self, null)
       if (accepted) registry.settle((accepted as AcceptedProposal).proposal, info)
-      record('abort', { session: session ?? undefined, data: info })
+      const bundle = saveEvidence(paths.dir, identity.signer, session ?? proposalHex, info, o.log)
+      record('abort', { session: session ?? undefined, proposal: proposalHex ?? undefined, data: { ...info, ...(bundle ? { evidence_file: bundle } : {}) } })
       emit({ v: 1, type: 'abort', session, abort: info, exitCode: 4 })
-      say(`run ${session?.slice(0, 12) ?? '(negotiation)'} aborted: ${info.reason}${info.accused ? ` (accused ${nameOf(info.accused)})` : ''}: ${safeText(info.detail)}`)
-      if (run && !runnerStarted) {
-        // the runner never took the channels over: tell the parties we have, and those still to come
+      say(`run ${session?.slice(0, 12) ?? '(negotiation)'} aborted: ${safeText(describeAbort({ ...info, by: info.by ?? self }))}${bundle ? ` (evidence: ${bundle})` : ''}`)
+      if (run) {
+        // streams of this run still to come are answered with its signed abort (router below), not
+        // left to wait for a certificate that exists: kept for 30 s, as long as the router waits
         run.aborted = info
-        const frame = encodeAbort(identity.signer, hexToBytes(run.session), info)
-        for (const d of [run.buyerChannel, ...run.peerChannels.values()]) {
-          void d.promise.then((ch) => ch?.send(frame).then(() => ch.close())).catch(() => {})
+        if (!runnerStarted) {
+          // the runner never took the channels over: tell the parties we have, and those still to come
+          const sessionBytes = hexToBytes(run.session)
+          for (const d of [run.buyerChannel, ...run.peerChannels.values()]) {
+            void d.promise.then((ch) => ch?.send(encodeAbort(identity.signer, sessionBytes, ch.remote, info)).then(() => ch.close())).catch(() => {})
+          }
         }
         const r = run
         setTimeout(() => registry.remove(r.session), 30_000).unref()
@@ -313,7 +324,8 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
     const refuse = async (info: AbortInfo): Promise<void> => {
       recordRefusal('masked-sum', remote, info)
       try {
-        await channel.send(encodeAbort(identity.signer, null, info))
+        // bound to the session the dialer named (masked-sum.md §5.1): never an unbound abort on a run's stream
+        await channel.send(encodeAbort(identity.signer, head ? hexToBytes(head.session) : null, remote, info))
         await channel.close()
       } catch {
         // gone
@@ -363,12 +375,9 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
       await registry.lookup((r) => sameRun(r, head, remote), Math.min(1000, a.until - Date.now()), stopping.signal)
     }
     if (stopping.signal.aborted) return { refusal: { reason: 'local_error', accused: null, detail: `${config.name} is shutting down` } }
-    return {
-      refusal: {
-        reason: 'timeout', accused: pending.buyer,
-        detail: `${config.name} received no certificate from buyer ${pending.buyer} for proposal ${pending.proposal.slice(0, 16)}… in time`
-      }
-    }
+    // the wait for a late certificate ended without one: a signed notice, not an accusation of the
+    // dialer (it may be honest; the buyer may have withheld our certificate): masked-sum.md §5.1
+    return { refusal: noCertificateNotice(head, remote, self) }
   }
 
   return {
@@ -394,4 +403,12 @@ function within<T>(p: Promise<T>, ms: number, peer: string, what: string): Promi
       reject(e as Error)
     })
   })
+}
+function noCertificateNotice(head: { kind: 'start' | 'xcheck'; session: string }, remote: string, self: string): AbortInfo {
+  return {
+    reason: 'no_certificate', accused: null,
+    // a START comes from the buyer itself: name the dispute; a co-provider's XCHECK does not name the buyer
+    disputants: head.kind === 'start' ? [remote, self] : null,
+    detail: `no certificate received from the buyer for session ${head.session.slice(0, 16)}… (${head.kind === 'start' ? 'START' : `XCHECK from ${remote}`})`
+  }
 }

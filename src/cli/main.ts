@@ -15,6 +15,7 @@ const queryCmd = () => import('./commands/query.ts')
 const dataCmd = () => import('./commands/data.ts')
 const approveCmd = () => import('./commands/approve.ts')
 const auditCmd = () => import('./commands/audit.ts')
+const evidenceCmd = () => import('./commands/evidence.ts')
 
 /**
  * Deviations injected by the test-only entry point (test/helpers/deviant.ts); the production
@@ -181,6 +182,14 @@ export async function main(argv: string[], hooks: MainHooks = {}): Promise<numbe
     .action(async (_o: unknown, cmd: Command) => {
       const { home, out } = ctx(cmd)
       ;(await auditCmd()).auditVerify(home, out)
+    })
+
+  const evidence = program.command('evidence').description('evidence of aborted runs (README "Evidence")')
+  evidence.command('verify <file>')
+    .description('check an abort\'s evidence bundle offline: signatures, session, who said what, what it proves (exit 8: accusation unproven, 9: invalid)')
+    .action(async (file: string, _o: unknown, cmd: Command) => {
+      const { out } = ctx(cmd)
+      ;(await evidenceCmd()).evidenceVerify(file, out)
     })
 
   program.command('approve [id]')

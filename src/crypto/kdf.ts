@@ -13,9 +13,9 @@ import { sha256 } from '@noble/hashes/sha2.js'
 import { concat, lp, utf8, wipe } from './bytes.ts'
 import { comparePeers, parsePeer } from './peer.ts'
 
-export const PAIR_LABEL = 'mpc-agent/masked-sum/v2/pair'
-export const SELF_LABEL = 'mpc-agent/masked-sum/v2/self'
-export const CONFIRM_LABEL = 'mpc-agent/masked-sum/v2/confirm'
+export const PAIR_LABEL = 'mpc-agent/masked-sum/v3/pair'
+export const SELF_LABEL = 'mpc-agent/masked-sum/v3/self'
+export const CONFIRM_LABEL = 'mpc-agent/masked-sum/v3/confirm'
 
 export class KeyAgreementError extends Error {
   override name = 'KeyAgreementError'

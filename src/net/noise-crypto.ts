@@ -6,7 +6,7 @@
 // same nonces, same framing: it only changes how the calls into node:crypto are made): one
 // KeyObject per cipher-state key, and ciphertext + tag handed on as a buffer list without a copy.
 // Small messages and the handshake stay on the library's default path.
-import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject } from 'node:crypto'
+import { createCipheriv, createDecipheriv, createHash, createSecretKey, type KeyObject } from 'node:crypto'
 import { defaultCrypto } from '@chainsafe/libp2p-noise/crypto'
 import type { ICryptoInterface } from '@chainsafe/libp2p-noise'
 import { Uint8ArrayList } from 'uint8arraylist'
@@ -17,13 +17,18 @@ const TAG = 16
 const NATIVE_MIN = 1200
 
 // Keyed by the cipher state's key array (noise never mutates it in place; a rekey is a new array).
-// The bytes are compared too, so a key changed in place can never be served a stale KeyObject.
-const keys = new WeakMap<Uint8Array, { bytes: Buffer; key: KeyObject }>()
+// A SHA-256 fingerprint of the bytes is compared too, so a key changed in place can never be served
+// a stale KeyObject. No second copy of the key is kept in JS memory (issue 16): only the KeyObject,
+// which lives as long as the cipher state's own key array (a WeakMap entry) and is then collected.
+const keys = new WeakMap<Uint8Array, { fingerprint: Buffer; key: KeyObject }>()
+
+const fingerprint = (k: Uint8Array): Buffer => createHash('sha256').update(k).digest()
 
 function keyObject(k: Uint8Array): KeyObject {
   const hit = keys.get(k)
-  if (hit && hit.bytes.equals(k)) return hit.key
-  const entry = { bytes: Buffer.from(k), key: createSecretKey(k) }
+  const fp = fingerprint(k)
+  if (hit && hit.fingerprint.equals(fp)) return hit.key
+  const entry = { fingerprint: fp, key: createSecretKey(k) }
   keys.set(k, entry)
   return entry.key
 }

@@ -18,26 +18,45 @@ export type AbortReason =
   | 'invalid_certificate' // negotiation: certificate fails verification
   | 'replay' // negotiation: nonce or certificate seen before / ephemeral key not held
   | 'expired' // negotiation: deadline passed
-  | 'peer_abort' // a remote party aborted and told us why (see `remote`)
+  | 'no_certificate' // masked sum: a provider was contacted for a session the buyer never certified to it
+  | 'peer_abort' // a remote party aborted and told us why (its signed abort is the `cause`)
   | 'local_error' // this party failed locally (data, internal) and aborted the run
 
 export interface AbortInfo {
   reason: AbortReason
-  /** Peer ID at fault, or null when unattributable (check 6). */
+  /**
+   * Peer ID at fault, only where `evidence` proves it to a third party (src/protocol/evidence.ts);
+   * null otherwise. An accusation without such evidence is turned into a dispute before anything
+   * signs or records it (settle()).
+   */
   accused: string | null
+  /**
+   * Set when the check cannot be attributed: [observer, other]. With reason `timeout` or
+   * `unreachable` it reads "no answer from other (as seen by observer)", else "dispute between
+   * observer and other". Never both this and `accused`.
+   */
+  disputants?: [string, string] | null
   /** Human-readable, one line. Never contains raw data or unmasked values. */
   detail: string
   /** JSON-serialisable evidence (signed messages) that lets a third party verify the accusation. */
   evidence?: unknown
   /** Who raised it (peer ID); set when the abort came from a remote party. */
   by?: string
+  /** For a relayed abort: the original signed abort (abort.ts AbortMessage), never a relay itself. */
+  cause?: unknown
+  /** Set by settle() when `evidence` was checked to prove the accusation (never on the wire). */
+  proven?: string
 }
 
 export class ProtocolAbort extends Error {
   override name = 'ProtocolAbort'
   readonly info: AbortInfo
   constructor(info: AbortInfo) {
-    super(`${info.reason}${info.accused ? ` (accused ${info.accused})` : ''}: ${info.detail}`)
+    const who = info.accused ? ` (accused ${info.accused})`
+      : info.disputants ? (info.reason === 'timeout' || info.reason === 'unreachable'
+        ? ` (no answer from ${info.disputants[1]} as seen by ${info.disputants[0]})`
+        : ` (dispute between ${info.disputants[0]} and ${info.disputants[1]})`) : ''
+    super(`${info.reason}${who}: ${info.detail}`)
     this.info = info
   }
   get reason(): AbortReason {

@@ -1,4 +1,4 @@
-// Buyer side of /mpc-agent/masked-sum/2.0.0 (protocols/masked-sum.md §7): accumulate every
+// Buyer side of /mpc-agent/masked-sum/3.0.0 (protocols/masked-sum.md §7): accumulate every
 // provider's masked chunks into one running sum as they arrive (never holding N vectors), check the
 // stream (check 4), send the signed inclusion list (check 7), remove the revealed self masks, check
 // the canaries and plausibility (check 6), and sign a receipt with a salted commitment.
@@ -11,14 +11,16 @@ import type { SessionParams } from './session.ts'
 import type { Channel } from './transport.ts'
 import { CHUNK_ELEMS, accumulate, removeSelfMask } from './masks.ts'
 import { RunContext, asAbort } from './run-context.ts'
+import { CLOCK_SKEW_MS } from './negotiation-messages.ts'
 import { resultCommitment } from './masked-sum-provider.ts'
+import type { NegotiationHooks } from './negotiation.ts'
 import {
-  CANARIES, LABEL, MSG, decodeChunk, vectorHasher, decodeJson, encodeChunk, encodeJson, shapes, signBody, verifyBody,
-  type DoneBody, type DoneMsg, type InclusionBody, type InclusionEntry, type ReceiptBody, type RevealBody, type RevealMsg
+  CANARIES, LABEL, MSG, decodeChunk, vectorHasher, decodeJson, encodeChunk, encodeJson, shapes, signBody, signedBy,
+  type DoneBody, type DoneMsg, type InclusionBody, type InclusionEntry, type ReceiptBody, type RevealMsg, type StartBody
 } from './masked-sum-messages.ts'
 
-/** Test-only deviations of a buyer (test/helpers/deviant.ts). */
-export interface BuyerHooks {
+/** Test-only deviations of a buyer (test/helpers/deviant.ts), in negotiation and in the masked sum. */
+export interface BuyerHooks extends NegotiationHooks {
   inclusion?(body: InclusionBody, provider: string): InclusionBody
   stallAt?: 'inclusion' | 'receipt'
   /** Raw frames sent to `provider` right after START (hostile-input tests, issue 16). */
@@ -50,7 +52,8 @@ export interface BuyerRunResult {
   r: Uint8Array
   dones: DoneMsg[]
   reveals: RevealMsg[]
-  inclusion: InclusionBody & { sig: string }
+  /** The INCLUSION as signed for each provider (each names its recipient), canonical order. */
+  inclusion: Array<InclusionBody & { sig: string }>
   bytesIn: number
   stats: BuyerRunStats
 }
@@ -68,7 +71,8 @@ export interface BuyerRunStats {
 export async function runBuyer(o: BuyerRunOptions): Promise<BuyerRunResult> {
   const { params, signer, hooks = {} } = o
   const sessionHex = toHex(params.session)
-  const ctx = new RunContext(signer, params.session, o.signal)
+  const self = signer.peerId
+  const ctx = new RunContext(signer, params.session, o.signal, { buyer: params.buyer, deadline: params.deadline + CLOCK_SKEW_MS })
   const emit = o.events ?? (() => {})
   const total = params.length + CANARIES
   const t = params.timeouts
@@ -84,7 +88,8 @@ export async function runBuyer(o: BuyerRunOptions): Promise<BuyerRunResult> {
       ctx.watch(ch)
     }
     await Promise.all(params.providers.map(async (p) => {
-      await ctx.send(o.channels.get(p) as Channel, encodeJson(MSG.start, { v: 2, type: 'start', session: sessionHex }))
+      const start: StartBody = { v: 3, type: 'start', session: sessionHex, from: self, to: p }
+      await ctx.send(o.channels.get(p) as Channel, encodeJson(MSG.start, signBody(signer, LABEL.start, start)))
       for (const f of hooks.afterStart?.(p) ?? []) await ctx.send(o.channels.get(p) as Channel, f)
     }))
 
@@ -116,10 +121,9 @@ export async function runBuyer(o: BuyerRunOptions): Promise<BuyerRunResult> {
         }
         const d = decodeJson<DoneMsg>(frame, MSG.done, p, shapes.done)
         if (off !== total) throw bad(p, `vector ended after ${off} of ${total} values`)
-        const { sig, ...body } = d
         if (d.type !== 'done' || d.session !== sessionHex) throw new ProtocolAbort({ reason: 'wrong_session', accused: p, detail: 'DONE is bound to another session' })
         if (d.provider !== p || d.length !== total || d.chunks !== index) throw bad(p, 'DONE does not describe the stream it ends')
-        if (!verifyBody(p, LABEL.done, body, sig)) throw new ProtocolAbort({ reason: 'bad_signature', accused: p, detail: 'DONE signature does not verify' })
+        if (!signedBy(d, LABEL.done, p, self, sessionHex, 'provider')) throw new ProtocolAbort({ reason: 'bad_signature', accused: p, detail: 'DONE is not signed by its provider and addressed to this buyer' })
         if (!equalBytes(new Uint8Array(h.digest()), fromHex(d.hash, 32))) throw bad(p, 'DONE signs a hash of a different vector than the one streamed')
         emit({ type: 'peer', peer: p, state: 'done' })
         return d
@@ -134,24 +138,24 @@ export async function runBuyer(o: BuyerRunOptions): Promise<BuyerRunResult> {
     state.phase = 'inclusion'
     o.onState?.(state)
     const entries: InclusionEntry[] = dones.map((d) => ({ provider: d.provider, length: d.length, chunks: d.chunks, hash: d.hash, sig: d.sig }))
-    const body: InclusionBody = { v: 2, type: 'inclusion', session: sessionHex, entries }
-    const signed = signBody(signer, LABEL.inclusion, body)
-    const inclusionDigest = toHex(statementDigest(LABEL.inclusion, body))
+    // one signature per provider: each INCLUSION names its recipient (§5), so none can be shown as sent to another
+    const signed = params.providers.map((p) => signBody(signer, LABEL.inclusion, { v: 3, type: 'inclusion', session: sessionHex, from: self, to: p, entries } satisfies InclusionBody))
+    const inclusionDigest = new Map(signed.map(({ sig: _s, ...b }) => [b.to, toHex(statementDigest(LABEL.inclusion, b))]))
     if (hooks.stallAt === 'inclusion') await new Promise((_, rej) => ctx.signal.addEventListener('abort', () => rej(ctx.signal.reason as Error)))
-    await Promise.all(params.providers.map((p) => {
+    await Promise.all(params.providers.map((p, i) => {
+      const { sig: _s, ...body } = signed[i] as InclusionBody & { sig: string }
       const b = hooks.inclusion ? hooks.inclusion(structuredClone(body), p) : null
-      return ctx.send(o.channels.get(p) as Channel, encodeJson(MSG.inclusion, b ? signBody(signer, LABEL.inclusion, b) : signed))
+      return ctx.send(o.channels.get(p) as Channel, encodeJson(MSG.inclusion, b ? signBody(signer, LABEL.inclusion, b) : signed[i] as object))
     }))
 
     // §7.4 reveals: each seed removes one self mask, as soon as its REVEAL verifies (the sum stays
     // masked by the others' self masks until the last one); all must arrive before anything is released
     const reveals = await Promise.all(params.providers.map(async (p) => {
       const m = decodeJson<RevealMsg>(await ctx.next(o.channels.get(p) as Channel, t.confirm_s * 1000, 'REVEAL'), MSG.reveal, p, shapes.reveal)
-      const { sig, ...rb } = m
-      if (m.type !== 'reveal' || m.session !== sessionHex || m.inclusion !== inclusionDigest) {
+      if (m.type !== 'reveal' || m.session !== sessionHex || m.inclusion !== inclusionDigest.get(p)) {
         throw new ProtocolAbort({ reason: 'wrong_session', accused: p, detail: 'REVEAL is bound to another session or inclusion list' })
       }
-      if (m.provider !== p || !verifyBody(p, LABEL.reveal, rb satisfies RevealBody, sig)) throw new ProtocolAbort({ reason: 'bad_signature', accused: p, detail: 'REVEAL signature does not verify' })
+      if (!signedBy(m, LABEL.reveal, p, self, sessionHex, 'provider')) throw new ProtocolAbort({ reason: 'bad_signature', accused: p, detail: 'REVEAL is not signed by its provider and addressed to this buyer' })
       if (ctx.failure) throw ctx.failure
       const seed = fromHex(m.seed, 32)
       const t0 = performance.now()
@@ -178,9 +182,9 @@ export async function runBuyer(o: BuyerRunOptions): Promise<BuyerRunResult> {
     if (hooks.stallAt === 'receipt') await new Promise((_, rej) => ctx.signal.addEventListener('abort', () => rej(ctx.signal.reason as Error)))
     const r = new Uint8Array(randomBytes(32))
     const commitment = resultCommitment(r, data)
-    const rbody: ReceiptBody = { v: 2, type: 'receipt', session: sessionHex, commitment: toHex(commitment), cells: params.length }
-    const receipt = signBody(signer, LABEL.receipt, rbody)
     await Promise.all(params.providers.map(async (p) => {
+      const rbody: ReceiptBody = { v: 3, type: 'receipt', session: sessionHex, from: self, to: p, commitment: toHex(commitment), cells: params.length }
+      const receipt = signBody(signer, LABEL.receipt, rbody)
       const ch = o.channels.get(p) as Channel
       const out = params.outputProviders.includes(p)
       await ctx.send(ch, encodeJson(MSG.receipt, out ? { ...receipt, r: toHex(r) } : receipt))
@@ -191,8 +195,8 @@ export async function runBuyer(o: BuyerRunOptions): Promise<BuyerRunResult> {
     ctx.end()
     return { total: data, commitment, r, dones, reveals, inclusion: signed, bytesIn, stats }
   } catch (e) {
-    const err = ctx.failure ?? asAbort(e)
-    ctx.fail(err)
+    ctx.fail(asAbort(e)) // settled: only an accusation its evidence proves stays one
+    const err = ctx.failure as ProtocolAbort
     o.onState?.(state)
     await ctx.abortAll(err.info)
     sum.fill(0n)

@@ -1,4 +1,4 @@
-// Provider side of /mpc-agent/masked-sum/2.0.0 (protocols/masked-sum.md §6): cross-check the
+// Provider side of /mpc-agent/masked-sum/3.0.0 (protocols/masked-sum.md §6): cross-check the
 // certificate and pair keys with every co-provider (checks 3, 5), stream the double-masked vector
 // to the buyer, sign its hash, check inclusion (check 7), and only then reveal the self-mask seed.
 import { randomBytes } from 'node:crypto'
@@ -7,25 +7,21 @@ import type { KeyObject } from 'node:crypto'
 import { confirmTag, pairKeys, x25519PrivateKey, KeyAgreementError, type PairKeys } from '../crypto/kdf.ts'
 import { labelledHash } from '../crypto/hash.ts'
 import { statementDigest, type Signer } from '../crypto/sign.ts'
-import { ProtocolAbort } from './errors.ts'
+import { ProtocolAbort, type AbortInfo } from './errors.ts'
 import type { EventSink } from './events.ts'
 import type { SessionParams } from './session.ts'
 import type { Channel } from './transport.ts'
 import { CHUNK_ELEMS, Masker } from './masks.ts'
 import { RunContext, asAbort } from './run-context.ts'
+import { CLOCK_SKEW_MS } from './negotiation-messages.ts'
+import type { CertificateSummary } from './evidence.ts'
 import {
-  CANARIES, LABEL, MSG, allocChunk, decodeChunk, vectorHasher, decodeJson, encodeJson, shapes, signBody, verifyBody,
-  type DoneBody, type InclusionBody, type InclusionMsg, type ReceiptMsg, type RevealBody, type StartMsg, type XcertMsg, type XcheckMsg
+  CANARIES, LABEL, MSG, allocChunk, decodeChunk, vectorHasher, decodeJson, encodeJson, shapes, signBody, signedBy, verifyBody,
+  type DoneBody, type InclusionBody, type InclusionMsg, type ReceiptMsg, type RevealBody, type StartMsg, type XcertBody, type XcertMsg, type XcheckBody, type XcheckMsg
 } from './masked-sum-messages.ts'
 
 /** What a provider knows about a certificate it receives from a co-provider (injected by the agent). */
-export interface CertificateSummary {
-  session: Uint8Array
-  proposal: Uint8Array
-  buyer: string
-  /** The buyer's signature over `session` verifies. */
-  buyerSigned: boolean
-}
+export type { CertificateSummary }
 
 /** Test-only deviations (test/helpers/deviant.ts); production code never sets them. */
 export interface ProviderHooks {
@@ -37,6 +33,8 @@ export interface ProviderHooks {
   revealSeed?(seed: Uint8Array): Uint8Array
   stallAt?: 'xcheck' | 'stream' | 'done' | 'reveal'
   zeroMasks?: boolean
+  /** Abort at once with this (signed) claim, e.g. a false accusation of a co-provider (framing tests). */
+  abortWith?(coProviders: string[]): AbortInfo
 }
 
 export interface ProviderRunOptions {
@@ -89,7 +87,9 @@ export async function runProvider(o: ProviderRunOptions): Promise<ProviderRunRes
   const self = signer.peerId
   const session = params.session
   const sessionHex = toHex(session)
-  const ctx = new RunContext(signer, session, o.signal)
+  const ctx = new RunContext(signer, session, o.signal, {
+    buyer: params.buyer, evidence: { inspectCertificate: o.inspectCertificate }, deadline: params.deadline + CLOCK_SKEW_MS
+  })
   const emit = o.events ?? (() => {})
   const total = params.length + CANARIES
   const keys = new Map<string, PairKeys>()
@@ -108,6 +108,7 @@ export async function runProvider(o: ProviderRunOptions): Promise<ProviderRunRes
       if (!c) throw new ProtocolAbort({ reason: 'local_error', accused: null, detail: `no channel to co-provider ${p}` })
       peerPs.set(p, ctx.adopt(Promise.resolve(c)))
     }
+    if (hooks.abortWith) throw new ProtocolAbort(hooks.abortWith(others))
 
     // §6.1 START from the buyer (check 1, 2)
     // START is read now but judged after the cross-checks when it is wrong: if the buyer equivocated,
@@ -119,7 +120,11 @@ export async function runProvider(o: ProviderRunOptions): Promise<ProviderRunRes
       const start = decodeJson<StartMsg>(await startP, MSG.start, buyer.remote, shapes.start)
       if (buyer.remote !== params.buyer) throw new ProtocolAbort({ reason: 'wrong_role', accused: buyer.remote, detail: `START from ${buyer.remote}, who is not the buyer` })
       if (start.type !== 'start' || start.session !== sessionHex) {
+        // a dispute, not an accusation: a buyer's START for another of its runs proves no fault here
         throw new ProtocolAbort({ reason: 'wrong_session', accused: params.buyer, detail: `START is bound to session ${start.session.slice(0, 16)}…, not ${sessionHex.slice(0, 16)}…` })
+      }
+      if (!signedBy(start, LABEL.start, params.buyer, self, sessionHex)) {
+        throw new ProtocolAbort({ reason: 'bad_signature', accused: params.buyer, detail: 'START is not signed by the buyer for this session and this provider' })
       }
       return buyer
     }
@@ -191,7 +196,7 @@ export async function runProvider(o: ProviderRunOptions): Promise<ProviderRunRes
     wipe(vector)
     const hash = new Uint8Array(h.digest())
     if (hooks.stallAt === 'done') await never(ctx.signal)
-    const doneBody: DoneBody = { v: 2, type: 'done', session: sessionHex, provider: self, length: total, chunks: index, hash: toHex(hash) }
+    const doneBody: DoneBody = { v: 3, type: 'done', session: sessionHex, provider: self, to: params.buyer, length: total, chunks: index, hash: toHex(hash) }
     await ctx.send(buyer, encodeJson(MSG.done, signBody(signer, LABEL.done, doneBody)))
     stats.streamMs = performance.now() - tStream
     emit({ type: 'phase', phase: 'compute', state: 'done', at: Date.now() })
@@ -200,18 +205,18 @@ export async function runProvider(o: ProviderRunOptions): Promise<ProviderRunRes
     // slowest provider (negotiate_s + compute_s), so a silent co-provider is accused by the buyer, not us.
     emit({ type: 'phase', phase: 'confirm', state: 'start', at: Date.now() })
     const inclusion = decodeJson<InclusionMsg>(await ctx.next(buyer, (t.negotiate_s + t.compute_s + t.confirm_s) * 1000, 'INCLUSION'), MSG.inclusion, params.buyer, shapes.inclusion)
-    const inclusionDigest = checkInclusion(params, self, doneBody, inclusion)
+    const inclusionDigest = checkInclusion(params, self, doneBody, inclusion, o.certificate)
     await crossChecked // §6 step 4: no seed before every co-provider confirmed the pair key
     if (hooks.stallAt === 'reveal') await never(ctx.signal)
     const shown = hooks.revealSeed ? hooks.revealSeed(seed) : seed
-    const revealBody: RevealBody = { v: 2, type: 'reveal', session: sessionHex, provider: self, inclusion: toHex(inclusionDigest), seed: toHex(shown) }
+    const revealBody: RevealBody = { v: 3, type: 'reveal', session: sessionHex, provider: self, to: params.buyer, inclusion: toHex(inclusionDigest), seed: toHex(shown) }
     await ctx.send(buyer, encodeJson(MSG.reveal, signBody(signer, LABEL.reveal, revealBody)))
     wipe(seed)
 
     // §6.5 receipt (and the result, for output recipients)
     const receipt = decodeJson<ReceiptMsg>(await ctx.next(buyer, t.confirm_s * 1000, 'RECEIPT'), MSG.receipt, params.buyer, shapes.receipt, ['r', 'result'])
     const { sig: rsig, r, result: _unused, ...rbody } = receipt
-    if (receipt.type !== 'receipt' || receipt.session !== sessionHex || !verifyBody(params.buyer, LABEL.receipt, rbody, rsig)) {
+    if (receipt.type !== 'receipt' || !signedBy({ ...rbody, sig: rsig }, LABEL.receipt, params.buyer, self, sessionHex)) {
       throw new ProtocolAbort({ reason: 'bad_signature', accused: params.buyer, detail: 'RECEIPT is not signed by the buyer for this session' })
     }
     let result: BigUint64Array | undefined
@@ -237,8 +242,8 @@ export async function runProvider(o: ProviderRunOptions): Promise<ProviderRunRes
     ctx.end()
     return { receipt, result, stats }
   } catch (e) {
-    const err = ctx.failure ?? asAbort(e)
-    ctx.fail(err)
+    ctx.fail(asAbort(e)) // settled: only an accusation its evidence proves stays one
+    const err = ctx.failure as ProtocolAbort
     await ctx.abortAll(err.info)
     throw err
   } finally {
@@ -269,29 +274,37 @@ async function crossCheck(ctx: RunContext, o: ProviderRunOptions, ch: Channel, p
   let tag = confirmTag(k.confirmKey, params.session, self, peer)
   if (hooks.confirmTag) tag = hooks.confirmTag(tag, peer)
   if (hooks.stallAt !== 'xcheck') {
-    const msg: XcheckMsg = { v: 2, type: 'xcheck', session: sessionHex, proposal: toHex(o.proposalDigest), confirm: toHex(tag) }
-    await ctx.send(ch, encodeJson(MSG.xcheck, msg))
+    const body: XcheckBody = { v: 3, type: 'xcheck', session: sessionHex, proposal: toHex(o.proposalDigest), confirm: toHex(tag), from: self, to: peer }
+    await ctx.send(ch, encodeJson(MSG.xcheck, signBody(signer, LABEL.xcheck, body)))
   }
   const waitMs = params.timeouts.negotiate_s * 1000
   const m = decodeJson<XcheckMsg>(await ctx.next(ch, waitMs, 'XCHECK'), MSG.xcheck, peer, shapes.xcheck)
   if (m.type !== 'xcheck') throw new ProtocolAbort({ reason: 'malformed_message', accused: peer, detail: 'expected XCHECK' })
+  // signed by the peer, to us, for the session it names: transferable evidence for checks 3 and 3'
+  if (!signedBy(m, LABEL.xcheck, peer, self, m.session)) throw new ProtocolAbort({ reason: 'bad_signature', accused: peer, detail: `${peer}'s XCHECK is not signed by it and addressed to us` })
   if (m.session !== sessionHex) {
     // the sessions differ, so the peer sees the mismatch too: each side shows its certificate (XCERT,
     // §5.1), the evidence for check 3. Certificates travel only here, never in the common case.
-    await ctx.send(ch, encodeJson(MSG.xcert, { v: 2, type: 'xcert', session: sessionHex, certificate: o.certificate } satisfies XcertMsg))
+    const xbody: XcertBody = { v: 3, type: 'xcert', session: sessionHex, certificate: o.certificate, from: self, to: peer }
+    await ctx.send(ch, encodeJson(MSG.xcert, signBody(signer, LABEL.xcert, xbody)))
     const c = decodeJson<XcertMsg>(await ctx.next(ch, waitMs, 'XCERT'), MSG.xcert, peer, shapes.xcert)
-    if (c.type !== 'xcert' || c.session !== m.session) throw new ProtocolAbort({ reason: 'malformed_message', accused: peer, detail: `${peer}'s XCERT is not for the session its XCHECK named` })
+    if (c.type !== 'xcert' || !signedBy(c, LABEL.xcert, peer, self, c.session)) throw new ProtocolAbort({ reason: 'bad_signature', accused: peer, detail: `${peer}'s XCERT is not signed by it and addressed to us` })
+    const evidence = { kind: 'xcert', xcheck: m, xcert: c }
+    if (c.session !== m.session) throw new ProtocolAbort({ reason: 'malformed_message', accused: peer, detail: `${peer}'s XCERT is not for the session its XCHECK named`, evidence })
     // check 3: same proposal, two different buyer-signed certificates = the buyer equivocated
     const theirs = o.inspectCertificate(c.certificate)
     if (!theirs || toHex(theirs.session) !== m.session || !theirs.buyerSigned) {
-      throw new ProtocolAbort({ reason: 'wrong_session', accused: peer, detail: `${peer} cross-checks a session ${m.session.slice(0, 16)}… it cannot show a buyer-signed certificate for` })
+      throw new ProtocolAbort({ reason: 'wrong_session', accused: peer, detail: `${peer} cross-checks a session ${m.session.slice(0, 16)}… it cannot show a buyer-signed certificate for`, evidence })
     }
     if (equalBytes(theirs.proposal, o.proposalDigest) && theirs.buyer === params.buyer) {
       throw new ProtocolAbort({
         reason: 'buyer_equivocation', accused: params.buyer,
         detail: `the buyer signed two different certificates for proposal ${toHex(o.proposalDigest).slice(0, 16)}… (ours ${sessionHex.slice(0, 16)}…, ${peer}'s ${m.session.slice(0, 16)}…)`,
-        evidence: { ours: o.certificate, theirs: c.certificate }
+        evidence: { kind: 'certificates', ours: o.certificate, theirs: c.certificate }
       })
+    }
+    if (toHex(theirs.proposal) !== m.proposal) {
+      throw new ProtocolAbort({ reason: 'wrong_session', accused: peer, detail: `${peer}'s XCHECK names a proposal its certificate does not`, evidence })
     }
     throw new ProtocolAbort({ reason: 'wrong_session', accused: peer, detail: `${peer} cross-checks another run (session ${m.session.slice(0, 16)}…)` })
   }
@@ -303,16 +316,16 @@ async function crossCheck(ctx: RunContext, o: ProviderRunOptions, ch: Channel, p
 }
 
 /** Check 7: the buyer's signed list of summed vectors includes ours unchanged, and every entry verifies. */
-function checkInclusion(params: SessionParams, self: string, mine: DoneBody, m: InclusionMsg): Uint8Array {
-  const { sig, ...body } = m
+function checkInclusion(params: SessionParams, self: string, mine: DoneBody, m: InclusionMsg, certificate: unknown): Uint8Array {
+  const { sig: _sig, ...body } = m
   const accuse = (detail: string): never => {
-    throw new ProtocolAbort({ reason: 'inclusion_mismatch', accused: params.buyer, detail, evidence: m })
+    throw new ProtocolAbort({ reason: 'inclusion_mismatch', accused: params.buyer, detail, evidence: { kind: 'inclusion', inclusion: m, certificate } })
   }
   if (m.type !== 'inclusion' || m.session !== mine.session) {
     throw new ProtocolAbort({ reason: 'wrong_session', accused: params.buyer, detail: 'INCLUSION is bound to another session' })
   }
-  if (!verifyBody(params.buyer, LABEL.inclusion, body, sig)) {
-    throw new ProtocolAbort({ reason: 'bad_signature', accused: params.buyer, detail: 'INCLUSION is not signed by the buyer' })
+  if (!signedBy(m, LABEL.inclusion, params.buyer, self, mine.session)) {
+    throw new ProtocolAbort({ reason: 'bad_signature', accused: params.buyer, detail: 'INCLUSION is not signed by the buyer and addressed to us' })
   }
   const entries = m.entries as unknown[]
   if (entries.length !== params.providers.length) accuse(`INCLUSION lists ${entries.length} vectors, the agreement has ${params.providers.length} providers`)
@@ -321,7 +334,7 @@ function checkInclusion(params: SessionParams, self: string, mine: DoneBody, m: 
     const p = params.providers[i] as string
     if (typeof e !== 'object' || e === null || e.provider !== p || typeof e.hash !== 'string' || typeof e.sig !== 'string' ||
       typeof e.length !== 'number' || typeof e.chunks !== 'number') accuse(`INCLUSION entry ${i} is not ${p}'s`)
-    const done: DoneBody = { v: 2, type: 'done', session: mine.session, provider: p, length: e.length as number, chunks: e.chunks as number, hash: e.hash as string }
+    const done: DoneBody = { v: 3, type: 'done', session: mine.session, provider: p, to: params.buyer, length: e.length as number, chunks: e.chunks as number, hash: e.hash as string }
     if (!verifyBody(p, LABEL.done, done, e.sig as string)) accuse(`INCLUSION entry for ${p} does not carry ${p}'s signature`)
     if (p === self && (done.hash !== mine.hash || done.length !== mine.length || done.chunks !== mine.chunks)) accuse('INCLUSION does not contain our masked vector as we sent it')
   })

@@ -1,4 +1,4 @@
-// Messages of /mpc-agent/negotiate/1.0.0 and every check on them (protocols/negotiation.md §4).
+// Messages of /mpc-agent/negotiate/2.0.0 and every check on them (protocols/negotiation.md §4).
 // Pure and synchronous: each party runs these on whatever arrives; nothing is trusted by shape.
 // The runners (buyer, provider) are in negotiation.ts.
 import { canonicalBytes, canonicalize } from '../crypto/canonical.ts'
@@ -7,22 +7,22 @@ import { statementDigest, verifySignature } from '../crypto/sign.ts'
 import { parsePeer } from '../crypto/peer.ts'
 import { layoutOf, slotBounds } from '../query/layout.ts'
 import type { Query } from '../query/types.ts'
-import { MSG_ABORT, decodeAbort } from './abort.ts'
+import { MSG_ABORT, heardAbort, type AbortBinding } from './abort.ts'
 import { JsonBoundsError, WIRE_JSON_LIMITS, parseBoundedJson } from './bounded-json.ts'
 import { ProtocolAbort, type AbortReason } from './errors.ts'
 import type { EventSink } from './events.ts'
 import type { SessionParams } from './session.ts'
 
 /** The protocol versions a proposal binds (negotiation.md §4, PROPOSAL.protocols). */
-export const PROTOCOLS = { negotiate: '/mpc-agent/negotiate/1.0.0', masked_sum: '/mpc-agent/masked-sum/2.0.0' } as const
+export const PROTOCOLS = { negotiate: '/mpc-agent/negotiate/2.0.0', masked_sum: '/mpc-agent/masked-sum/3.0.0' } as const
 /** Type bytes (negotiation.md §4); ABORT is 0x7f (abort.ts). */
 export const NEG = { proposal: 0x01, accept: 0x02, reject: 0x03, certificate: 0x04 } as const
 /** Hash/signature labels (negotiation.md §2.3). */
 export const LABELS = {
-  proposal: 'mpc-agent/negotiate/v1/proposal',
-  accept: 'mpc-agent/negotiate/v1/accept',
-  reject: 'mpc-agent/negotiate/v1/reject',
-  certificate: 'mpc-agent/negotiate/v1/certificate'
+  proposal: 'mpc-agent/negotiate/v2/proposal',
+  accept: 'mpc-agent/negotiate/v2/accept',
+  reject: 'mpc-agent/negotiate/v2/reject',
+  certificate: 'mpc-agent/negotiate/v2/certificate'
 } as const
 /** Clock skew tolerated between agents when checking deadlines (negotiation.md §5). */
 export const CLOCK_SKEW_MS = 30_000
@@ -34,7 +34,7 @@ export const MAX_REASON_CODE = 64
 export const MAX_REASON_MESSAGE = 500
 
 export interface Proposal {
-  v: 1
+  v: 2
   protocols: typeof PROTOCOLS
   query: Query
   /** 32 random bytes, lowercase hex: single use per provider (negotiation.md §5.2). */
@@ -45,8 +45,8 @@ export interface Proposal {
 }
 export interface SignedProposal { proposal: Proposal; sig: string; digest: Uint8Array }
 export interface Reason { code: string; message: string }
-export interface AcceptBody { v: 1; type: 'accept'; proposal: string; provider: string; role: 'provider'; decision: 'accept'; ephemeral: string }
-export interface RejectBody { v: 1; type: 'reject'; proposal: string; provider: string; role: 'provider'; decision: 'reject'; reasons: Reason[] }
+export interface AcceptBody { v: 2; type: 'accept'; proposal: string; provider: string; role: 'provider'; decision: 'accept'; ephemeral: string }
+export interface RejectBody { v: 2; type: 'reject'; proposal: string; provider: string; role: 'provider'; decision: 'reject'; reasons: Reason[] }
 export type SignedAccept = AcceptBody & { sig: string }
 export type SignedReject = RejectBody & { sig: string }
 export interface CertificateBody { proposal: { proposal: Proposal; sig: string }; acceptances: SignedAccept[] }
@@ -90,16 +90,11 @@ const SENT_BY: Record<number, 'buyer' | 'provider'> = {
  * message the sender's role never sends is 'wrong_role'; anything else unexpected or undecodable
  * is 'malformed_message'. The JSON must be an object within WIRE_JSON_LIMITS (bounded-json.ts).
  */
-export function decodeMessage(f: Uint8Array, expected: readonly number[], from: string, role: 'buyer' | 'provider'): { type: number; body: Record<string, unknown> } {
+export function decodeMessage(f: Uint8Array, expected: readonly number[], from: string, role: 'buyer' | 'provider', bind: AbortBinding): { type: number; body: Record<string, unknown> } {
   const type = f[0]
   if (type === undefined) throw fail('malformed_message', from, 'empty message')
-  if (type === MSG_ABORT) {
-    const info = decodeAbort(f, from)
-    throw new ProtocolAbort({
-      reason: 'peer_abort', accused: info.accused, evidence: info.evidence, by: from,
-      detail: `${from} aborted${info.verified ? '' : ' (unverified claim)'}: ${info.reason}: ${info.detail}`
-    })
-  }
+  // an ABORT bound to this negotiation (its proposal digest) and addressed to us: a relay, accusing nobody
+  if (type === MSG_ABORT) throw new ProtocolAbort(heardAbort(f, from, bind))
   if (!expected.includes(type)) {
     const sender = SENT_BY[type]
     if (sender && sender !== role) throw fail('wrong_role', from, `a ${role} sent message 0x0${type.toString(16)}, which only a ${sender} sends`)
@@ -162,7 +157,7 @@ export function verifyProposal(m: unknown, buyer: string, deps: NegotiationDeps)
   if (!signatureValid(buyer, digest, m.sig)) throw fail('bad_signature', buyer, `the proposal is not signed by its sender ${buyer}`)
   if (!exactKeys(raw, PROPOSAL_KEYS)) throw fail('malformed_message', buyer, `a proposal has exactly the fields ${PROPOSAL_KEYS.join(', ')}`)
   const pr = raw.protocols
-  if (raw.v !== 1 || !isObj(pr) || !exactKeys(pr, ['negotiate', 'masked_sum']) || pr.negotiate !== PROTOCOLS.negotiate || pr.masked_sum !== PROTOCOLS.masked_sum) {
+  if (raw.v !== 2 || !isObj(pr) || !exactKeys(pr, ['negotiate', 'masked_sum']) || pr.negotiate !== PROTOCOLS.negotiate || pr.masked_sum !== PROTOCOLS.masked_sum) {
     throw fail('wrong_session', buyer, `the proposal binds other protocol versions than ${PROTOCOLS.negotiate} and ${PROTOCOLS.masked_sum}`)
   }
   if (!isHex(raw.nonce, 32)) throw fail('malformed_message', buyer, 'the proposal nonce must be 32 bytes of lowercase hex')
@@ -221,7 +216,7 @@ export function verifyAnswer(type: number, m: Obj, provider: string, proposal: U
   if (m.type !== kind || m.decision !== kind) throw fail('malformed_message', provider, `message 0x0${type} must say type and decision "${kind}"`)
   if (m.role !== 'provider') throw fail('wrong_role', provider, `the answer claims role ${brief(m.role)}, not "provider"`)
   if (m.provider !== provider) throw fail('not_participant', provider, `the answer names provider ${brief(m.provider)}, not its sender`)
-  if (m.v !== 1 || m.proposal !== toHex(proposal)) throw fail('wrong_session', provider, 'the answer is bound to another proposal or version')
+  if (m.v !== 2 || m.proposal !== toHex(proposal)) throw fail('wrong_session', provider, 'the answer is bound to another proposal or version')
   const { sig, ...body } = m
   let digest: Uint8Array
   try {
@@ -262,7 +257,8 @@ export function verifyCertificate(raw: unknown, deps: NegotiationDeps, expect?: 
     ? raw.body.proposal.proposal.query.participants.buyer : undefined
   const accused = expect?.buyer ?? (typeof claimed === 'string' ? claimed : null)
   const bad = (reason: AbortReason, detail: string): never => {
-    throw fail(reason, accused, detail, reason === 'malformed_message' ? undefined : raw)
+    // evidence.ts decides what it proves: a fault in a certificate body its buyer signed is the buyer's
+    throw fail(reason, accused, detail, isObj(raw) ? { kind: 'certificate', certificate: raw } : undefined)
   }
   if (!isObj(raw) || !exactKeys(raw, ['body', 'buyer_sig']) || !isHex(raw.buyer_sig, 64)) return bad('malformed_message', 'a certificate is exactly {body, buyer_sig}')
   const body = raw.body
@@ -301,7 +297,7 @@ export function verifyCertificate(raw: unknown, deps: NegotiationDeps, expect?: 
     const p = providers[i] as string
     if (!isObj(a) || a.provider !== p) bad('invalid_certificate', `acceptance ${i} is not ${p}'s (missing, extra, duplicated or out of canonical order)`)
     const { sig, ...ab } = a as Obj
-    if (!exactKeys(ab, ACCEPT_KEYS.filter((k) => k !== 'sig')) || ab.v !== 1 || ab.type !== 'accept' || ab.decision !== 'accept' ||
+    if (!exactKeys(ab, ACCEPT_KEYS.filter((k) => k !== 'sig')) || ab.v !== 2 || ab.type !== 'accept' || ab.decision !== 'accept' ||
       ab.role !== 'provider' || ab.proposal !== digestHex || !isHex(ab.ephemeral, 32)) {
       bad('invalid_certificate', `the acceptance of ${p} is malformed or bound to another proposal`)
     }
@@ -323,14 +319,16 @@ export function sessionParamsFromCertificate(c: Certificate, deps: NegotiationDe
 }
 
 /** For check 3: the session and proposal of a certificate a co-provider shows, and whether the buyer signed it. */
-export function verifyCertificateSignature(raw: unknown): { session: Uint8Array; proposal: Uint8Array; buyer: string; buyerSigned: boolean } | null {
+export function verifyCertificateSignature(raw: unknown): { session: Uint8Array; proposal: Uint8Array; buyer: string; buyerSigned: boolean; providers?: string[] } | null {
   if (!isObj(raw) || !isObj(raw.body) || !isObj(raw.body.proposal) || !isObj(raw.body.proposal.proposal)) return null
   const p = raw.body.proposal.proposal
   const buyer = isObj(p.query) && isObj(p.query.participants) ? p.query.participants.buyer : undefined
   if (typeof buyer !== 'string' || typeof raw.buyer_sig !== 'string') return null
   try {
     const session = statementDigest(LABELS.certificate, raw.body)
-    return { session, proposal: statementDigest(LABELS.proposal, p), buyer, buyerSigned: signatureValid(buyer, session, raw.buyer_sig) }
+    const listed = isObj(p.query) && isObj(p.query.participants) ? p.query.participants.providers : undefined
+    const providers = Array.isArray(listed) && listed.every((x) => typeof x === 'string') ? listed as string[] : undefined
+    return { session, proposal: statementDigest(LABELS.proposal, p), buyer, buyerSigned: signatureValid(buyer, session, raw.buyer_sig), providers }
   } catch {
     return null
   }

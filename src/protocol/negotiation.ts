@@ -1,4 +1,4 @@
-// /mpc-agent/negotiate/1.0.0 (protocols/negotiation.md): the buyer proposes, every provider
+// /mpc-agent/negotiate/2.0.0 (protocols/negotiation.md): the buyer proposes, every provider
 // answers with a signed acceptance (carrying a fresh X25519 key) or a signed rejection, and the
 // buyer assembles the agreement certificate. Pure protocol over Channels; policy, nonces and query
 // validation are injected. Messages and checks: negotiation-messages.ts.
@@ -8,6 +8,7 @@ import { statementDigest, type Signer } from '../crypto/sign.ts'
 import { ephemeralKeyPair, type EphemeralKeyPair } from '../crypto/kdf.ts'
 import type { Query } from '../query/types.ts'
 import { encodeAbort } from './abort.ts'
+import { certificateEvidence, settle } from './evidence.ts'
 import { PolicyRejected, ProtocolAbort, type AbortInfo, type Rejection } from './errors.ts'
 import { noEvents } from './events.ts'
 import type { SessionParams } from './session.ts'
@@ -64,7 +65,7 @@ async function receiveWithin(ch: Channel, ms: number, what: string, signal?: Abo
 async function sendAbort(signer: Signer, ch: Channel, session: Uint8Array | null, info: AbortInfo): Promise<void> {
   const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
   try {
-    await Promise.race([ch.send(encodeAbort(signer, session, info)), pause(1000)])
+    await Promise.race([ch.send(encodeAbort(signer, session, ch.remote, info)), pause(1000)])
     await Promise.race([ch.close(), pause(500)])
   } catch {
     // gone already
@@ -82,7 +83,7 @@ export function createProposal(signer: Signer, query: Query, opts: { now: number
   const nonce = opts.nonce ?? new Uint8Array(randomBytes(32))
   if (nonce.length !== 32) throw new RangeError(`expected a nonce of 32 bytes, got length=${nonce.length}`)
   const proposal: Proposal = {
-    v: 1, protocols: { ...PROTOCOLS }, query,
+    v: 2, protocols: { ...PROTOCOLS }, query,
     nonce: toHex(nonce),
     created: opts.now,
     deadline: opts.now + maxDeadlineSpan(query)
@@ -93,13 +94,37 @@ export function createProposal(signer: Signer, query: Query, opts: { now: number
 
 type Arrived = Answer & { order: number }
 
-export async function negotiate(o: {
+/** Test-only deviations of a negotiating buyer (test/helpers/deviant.ts). */
+export interface NegotiationHooks {
+  /** Send the certificate to this provider? (false: withhold it, the framing attempt of issue 16) */
+  sendCertificate?(provider: string): boolean
+}
+
+/** A runner's failure as this party may record it: only an accusation its evidence proves stays one. */
+function settled(e: unknown, self: string, session: Uint8Array | null, deps: NegotiationDeps): unknown {
+  if (!(e instanceof ProtocolAbort)) return e
+  const info = settle(e.info, self, session, certificateEvidence(deps.checkQuery))
+  return info === e.info ? e : new ProtocolAbort(info)
+}
+
+export interface NegotiateOptions {
   signer: Signer
   proposal: SignedProposal
   channels: ReadonlyMap<string, Channel>
   deps: NegotiationDeps
   signal?: AbortSignal
-}): Promise<{ certificate: Certificate; params: SessionParams }> {
+  hooks?: NegotiationHooks
+}
+
+export async function negotiate(o: NegotiateOptions): Promise<{ certificate: Certificate; params: SessionParams }> {
+  try {
+    return await negotiateAsBuyer(o)
+  } catch (e) {
+    throw settled(e, o.signer.peerId, o.proposal.digest, o.deps)
+  }
+}
+
+async function negotiateAsBuyer(o: NegotiateOptions): Promise<{ certificate: Certificate; params: SessionParams }> {
   const { signer, proposal } = o
   const q = proposal.proposal.query
   const providers = q.participants.providers
@@ -129,7 +154,7 @@ export async function negotiate(o: {
       throw fail('unreachable', p, `the stream to ${p} closed before the proposal was sent`)
     }
     const f = await receiveWithin(ch, waitMs, 'answer', o.signal)
-    const { type, body } = decodeMessage(f, [NEG.accept, NEG.reject], p, 'provider')
+    const { type, body } = decodeMessage(f, [NEG.accept, NEG.reject], p, 'provider', { self: signer.peerId, session: proposal.digest })
     const a = verifyAnswer(type, body, p, proposal.digest)
     emit(a.kind === 'accept'
       ? { type: 'decision', provider: p, decision: 'accept' }
@@ -168,7 +193,8 @@ export async function negotiate(o: {
     if (a.kind !== 'accept') continue
     const first = seen.get(a.accept.ephemeral)
     if (first) {
-      const err = fail('replay', a.provider, `${a.provider} sent the same ephemeral key as ${first}`, { acceptances: [first, a.provider] })
+      // two signed acceptances with one key: either may have copied the other's, so a dispute between them
+      const err = new ProtocolAbort({ reason: 'replay', accused: null, disputants: [first, a.provider], detail: `${a.provider} sent the same ephemeral key as ${first}` })
       await abortOthers(err.info)
       throw err
     }
@@ -182,7 +208,7 @@ export async function negotiate(o: {
   const session = certificateDigest(body)
   const certificate: Certificate = { body, buyer_sig: toHex(signer.sign(session)) }
   const cframe = encodeMessage(NEG.certificate, certificate)
-  const sent = await Promise.allSettled(providers.map((p) => chan(p).send(cframe)))
+  const sent = await Promise.allSettled(providers.map((p) => (o.hooks?.sendCertificate?.(p) === false ? Promise.resolve() : chan(p).send(cframe))))
   const lost = sent.findIndex((s) => s.status === 'rejected')
   if (lost >= 0) {
     const p = providers[lost] as string
@@ -199,7 +225,7 @@ function asAbort(e: unknown): ProtocolAbort {
 
 // ---- provider (negotiation.md §4, steps 2 and 4) -------------------------------------------------
 
-export async function respondToProposal(o: {
+export interface RespondOptions {
   signer: Signer
   channel: Channel
   deps: NegotiationDeps
@@ -207,16 +233,32 @@ export async function respondToProposal(o: {
   nonces: NonceStore
   signal?: AbortSignal
   onCertificate?(c: Certificate): void
-}): Promise<ProviderOutcome> {
+}
+
+export async function respondToProposal(o: RespondOptions): Promise<ProviderOutcome> {
+  try {
+    return await respondAsProvider(o)
+  } catch (e) {
+    throw settled(e, o.signer.peerId, null, o.deps)
+  }
+}
+
+async function respondAsProvider(o: RespondOptions): Promise<ProviderOutcome> {
   const { signer, channel: ch } = o
   const buyer = ch.remote
   const self = signer.peerId
   let vp: VerifiedProposal | null = null
+  /** The digest of the proposal as received, before it is verified: what our refusal binds to. */
+  let received: Uint8Array | null = null
   let eph: EphemeralKeyPair | null = null
   const listen = new AbortController()
   try {
     const first = await receiveWithin(ch, PROPOSAL_WAIT_MS, 'proposal', o.signal)
-    vp = verifyProposal(decodeMessage(first, [NEG.proposal], buyer, 'buyer').body, buyer, o.deps) // §4.1
+    const pm = decodeMessage(first, [NEG.proposal], buyer, 'buyer', { self, session: null }).body
+    try {
+      received = statementDigest(LABELS.proposal, pm.proposal)
+    } catch { /* not canonicalisable: our refusal binds to nothing */ }
+    vp = verifyProposal(pm, buyer, o.deps) // §4.1
     const q = vp.query
     if (!q.participants.providers.includes(self)) throw fail('not_participant', buyer, `this agent (${self}) is not a provider of the proposal`)
     // §5.2: the nonce is stored only now, after every check that needs no decision passed (shape,
@@ -231,7 +273,7 @@ export async function respondToProposal(o: {
     const pending = ch.receive({ signal: o.signal ? AbortSignal.any([listen.signal, o.signal]) : listen.signal })
     pending.catch(() => {})
     const early = pending.then(
-      (f) => decodeMessage(f, [], buyer, 'buyer') as never, // nothing is expected before our answer
+      (f) => decodeMessage(f, [], buyer, 'buyer', { self, session: vp?.digest ?? null }) as never, // nothing is expected before our answer
       (e) => {
         if (listen.signal.aborted) return new Promise<never>(() => {})
         throw receiveFailure(e, buyer, 'a certificate', o.signal)
@@ -243,14 +285,14 @@ export async function respondToProposal(o: {
 
     if (!decision.accept) {
       listen.abort()
-      const body: RejectBody = { v: 1, type: 'reject', proposal: digestHex, provider: self, role: 'provider', decision: 'reject', reasons: decision.reasons }
+      const body: RejectBody = { v: 2, type: 'reject', proposal: digestHex, provider: self, role: 'provider', decision: 'reject', reasons: decision.reasons }
       await ch.send(encodeMessage(NEG.reject, { ...body, sig: toHex(signer.sign(statementDigest(LABELS.reject, body))) }))
       await ch.close()
       return { kind: 'rejected', proposal: vp, reasons: decision.reasons }
     }
 
     eph = ephemeralKeyPair() // fresh per run (masked-sum.md §3.1)
-    const body: AcceptBody = { v: 1, type: 'accept', proposal: digestHex, provider: self, role: 'provider', decision: 'accept', ephemeral: toHex(eph.publicKey) }
+    const body: AcceptBody = { v: 2, type: 'accept', proposal: digestHex, provider: self, role: 'provider', decision: 'accept', ephemeral: toHex(eph.publicKey) }
     await ch.send(encodeMessage(NEG.accept, { ...body, sig: toHex(signer.sign(statementDigest(LABELS.accept, body))) }))
 
     // step 4: the certificate within negotiate_s (+ skew) of our answer, verified completely (§4.3)
@@ -263,7 +305,7 @@ export async function respondToProposal(o: {
     } catch (e) {
       throw receiveFailure(e, buyer, 'a certificate', o.signal)
     }
-    const cm = decodeMessage(f, [NEG.certificate], buyer, 'buyer').body
+    const cm = decodeMessage(f, [NEG.certificate], buyer, 'buyer', { self, session: vp.digest }).body
     const { certificate, params } = verifyCertificate(cm, o.deps, { proposal: vp.digest, self, ephemeral: eph.publicKey, buyer })
     o.onCertificate?.(certificate)
     const key = eph.privateKey
@@ -272,7 +314,8 @@ export async function respondToProposal(o: {
   } catch (e) {
     listen.abort()
     const err = asAbort(e)
-    if (err.reason !== 'peer_abort') await sendAbort(signer, ch, vp?.digest ?? null, err.info)
+    // the refusal binds to the proposal once we read one; before that it binds to nothing and proves nothing
+    if (err.reason !== 'peer_abort') await sendAbort(signer, ch, vp?.digest ?? received, settle(err.info, self, null, certificateEvidence(o.deps.checkQuery)))
     throw err
   } finally {
     if (eph) wipe(eph.privateKey)

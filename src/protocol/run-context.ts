@@ -3,8 +3,21 @@
 // (check 8), and a single failure that every pending wait observes (masked-sum.md §8).
 import { ChannelClosedError, MessageQueue, QUEUE_HIGH_WATER, QUEUE_LOW_WATER, type Channel } from './transport.ts'
 import { ProtocolAbort, type AbortInfo } from './errors.ts'
-import { decodeAbort, encodeAbort, MSG_ABORT } from './abort.ts'
+import { encodeAbort, heardAbort, MSG_ABORT } from './abort.ts'
+import { settle, type EvidenceDeps } from './evidence.ts'
 import type { Signer } from '../crypto/sign.ts'
+
+export interface RunContextOptions {
+  /** The run's buyer: names the buyer–provider dispute of a `no_certificate` notice. */
+  buyer?: string
+  /** Checks the evidence of this party's own accusations (evidence.ts settle). */
+  evidence?: EvidenceDeps
+  /**
+   * Absolute time (ms since the epoch) after which the run fails with `timeout`: the agreement's
+   * deadline plus the clock-skew allowance (SessionParams.deadline, masked-sum.md §2).
+   */
+  deadline?: number
+}
 
 export class RunContext {
   private readonly ctrl = new AbortController()
@@ -14,16 +27,23 @@ export class RunContext {
 
   readonly signer: Signer
   readonly session: Uint8Array | null
+  private readonly opts: RunContextOptions
+  private readonly deadlineTimer: NodeJS.Timeout | undefined
 
-  constructor(signer: Signer, session: Uint8Array | null, outer?: AbortSignal) {
+  constructor(signer: Signer, session: Uint8Array | null, outer?: AbortSignal, opts: RunContextOptions = {}) {
     this.signer = signer
     this.session = session
+    this.opts = opts
     const onOuter = (): void => this.fail(outer?.reason instanceof ProtocolAbort ? outer.reason : new ProtocolAbort({
       reason: 'local_error', accused: null, detail: `run cancelled locally (${(outer?.reason as Error)?.message ?? 'aborted'})`
     }))
     outer?.addEventListener('abort', onOuter, { once: true })
     this.unlink = () => outer?.removeEventListener('abort', onOuter)
     if (outer?.aborted) onOuter()
+    if (opts.deadline !== undefined) {
+      const expire = (): void => this.fail(new ProtocolAbort({ reason: 'timeout', accused: null, detail: 'the agreement\'s deadline passed before the run ended' }))
+      this.deadlineTimer = setTimeout(expire, Math.max(0, opts.deadline - Date.now()))
+    }
   }
 
   get signal(): AbortSignal {
@@ -34,9 +54,14 @@ export class RunContext {
     return this.ctrl.signal.aborted ? (this.ctrl.signal.reason as ProtocolAbort) : null
   }
 
-  /** Record the run's failure (first one wins) and wake every wait. */
+  /**
+   * Record the run's failure (first one wins) and wake every wait. Settled first: an accusation
+   * that its evidence does not prove is recorded (and later signed) as the dispute it is.
+   */
   fail(err: ProtocolAbort): void {
-    if (!this.ctrl.signal.aborted) this.ctrl.abort(err)
+    if (this.ctrl.signal.aborted) return
+    const info = settle(err.info, this.signer.peerId, this.session, this.opts.evidence)
+    this.ctrl.abort(info === err.info ? err : new ProtocolAbort(info))
   }
 
   /** Start reading `ch` in the background; an ABORT frame from it fails the run. */
@@ -58,13 +83,8 @@ export class RunContext {
           return
         }
         if (m[0] === MSG_ABORT) {
-          const info = decodeAbort(m, ch.remote)
-          const heard: AbortInfo = {
-            ...info,
-            detail: `${ch.remote} aborted${info.verified ? '' : ' (unverified claim)'}: ${info.detail}`,
-            by: ch.remote
-          }
-          this.fail(new ProtocolAbort(heard))
+          // a relay: the sender's signed abort becomes our cause; we accuse nobody (abort.ts)
+          this.fail(new ProtocolAbort(heardAbort(m, ch.remote, { self: this.signer.peerId, session: this.session, buyer: this.opts.buyer })))
           q.end()
           return
         }
@@ -87,7 +107,7 @@ export class RunContext {
     const q = p.then(async (ch) => {
       const failure = this.failure
       if (failure) {
-        if (failure.info.by !== ch.remote) await this.tell(ch, encodeAbort(this.signer, this.session, failure.info))
+        if (failure.info.by !== ch.remote) await this.tell(ch, encodeAbort(this.signer, this.session, ch.remote, failure.info))
         throw failure
       }
       this.watch(ch)
@@ -112,7 +132,7 @@ export class RunContext {
     }
   }
 
-  /** The next frame from `ch` within `ms`, else a timeout accusing `ch.remote`. */
+  /** The next frame from `ch` within `ms`, else a timeout naming `ch.remote` (settled as "no answer from"). */
   async next(ch: Channel, ms: number, waitingFor: string): Promise<Uint8Array> {
     this.watch(ch)
     const q = this.inboxes.get(ch) as MessageQueue
@@ -162,10 +182,9 @@ export class RunContext {
 
   /** Tell every channel why the run ended (best effort, bounded), then tear them down. */
   async abortAll(info: AbortInfo): Promise<void> {
-    const frame = encodeAbort(this.signer, this.session, info)
     await Promise.all([...this.channels].map(async (ch) => {
       if (info.by && info.by === ch.remote) return // do not echo an abort back to its sender
-      await this.tell(ch, frame)
+      await this.tell(ch, encodeAbort(this.signer, this.session, ch.remote, info)) // addressed: one signature per peer
     }))
     this.end()
   }
@@ -187,6 +206,7 @@ export class RunContext {
 
   end(): void {
     this.unlink()
+    clearTimeout(this.deadlineTimer)
     for (const q of this.inboxes.values()) q.end()
   }
 }

@@ -23,6 +23,9 @@ export interface SessionParams {
   /** Peer IDs that receive the result besides the buyer. */
   outputProviders: string[]
   timeouts: Timeouts
-  /** Absolute deadline (ms since epoch) for the whole run, from the signed proposal. */
+  /**
+   * Absolute deadline (ms since epoch) for the whole run, from the signed proposal. The runners fail
+   * the run with `timeout` once it passed by more than the clock-skew allowance (run-context.ts).
+   */
   deadline: number
 }

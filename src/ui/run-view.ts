@@ -66,7 +66,8 @@ function Pending({ phases }: { phases: PhaseState[] }): React.ReactElement | nul
 function AbortPanel({ state }: { state: RunState }): React.ReactElement | null {
   const a = state.abort
   if (!a) return null
-  const accused = a.accused ? `${a.accusedName ?? a.accused} (${a.accused})` : 'nobody (the fault cannot be attributed)'
+  const accused = a.accused ? `${a.accusedName ?? a.accused} (${a.accused}), proven by its evidence`
+    : a.dispute ? `nobody: ${a.dispute}` : 'nobody (the fault cannot be attributed)'
   return h(Box, { borderStyle: 'round', borderColor: 'red', flexDirection: 'column', paddingX: 1, marginTop: 1 },
     h(Text, { color: 'red', bold: true }, `Run aborted: ${a.reason}`),
     h(Text, null, `Accused:   ${accused}`),

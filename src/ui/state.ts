@@ -38,6 +38,8 @@ export interface AbortView {
   reason: string
   accused: string | null
   accusedName: string | null
+  /** A dispute [A, B] (or, for a timeout, "no answer from B as seen by A"), by name; null when none. */
+  dispute: string | null
   detail: string
   by: string | null
   evidence: string
@@ -169,7 +171,7 @@ export function reduceRun(state: RunState, e: RunEvent): RunState {
         ...s,
         status: 'aborted',
         abort: {
-          reason: a.reason, accused: a.accused, accusedName: nameOf(s, a.accused), detail: a.detail,
+          reason: a.reason, accused: a.accused, accusedName: nameOf(s, a.accused), dispute: disputeOf(s, a), detail: a.detail,
           by: a.by ?? null, evidence: summarizeEvidence(a.evidence), exitCode: e.exitCode
         }
       }
@@ -179,4 +181,14 @@ export function reduceRun(state: RunState, e: RunEvent): RunState {
     default:
       return state
   }
+}
+
+/** "dispute between A and B" / "no answer from B (as seen by A)", of the abort or the cause it relays. */
+function disputeOf(s: RunState, a: { reason: string; disputants?: [string, string] | null; cause?: unknown }): string | null {
+  const c = a.cause as { reason?: string; disputants?: [string, string] | null } | undefined
+  const d = a.disputants ?? c?.disputants ?? null
+  if (!d) return null
+  const reason = a.disputants ? a.reason : c?.reason
+  const [x, y] = d.map((p) => nameOf(s, p) ?? p) as [string, string]
+  return reason === 'timeout' || reason === 'unreachable' ? `no answer from ${y} (as seen by ${x})` : `dispute between ${x} and ${y}`
 }

@@ -123,8 +123,9 @@ describe('a hostile allowlisted peer cannot crash or starve a serving agent', ()
     const r = await probe(MASKED_SUM_PROTOCOL, [xcheck])
     expect(r.answer?.[0]).toBe(0x7f)
     expect(r.ms).toBeLessThan(5000) // was held 30 s before
-    const abort = JSON.parse(new TextDecoder().decode((r.answer as Uint8Array).subarray(1))) as { reason: string; accused: string; by: string }
-    expect(abort).toMatchObject({ reason: 'wrong_session', accused: mallory.peerId, by: p1.peerId })
+    const abort = JSON.parse(new TextDecoder().decode((r.answer as Uint8Array).subarray(1))) as { reason: string; accused: string | null; by: string }
+    // a dispute with the dialer, not a signed accusation (masked-sum.md §5.1): its first frame is unsigned
+    expect(abort).toMatchObject({ reason: 'wrong_session', accused: null, disputants: [p1.peerId, mallory.peerId], by: p1.peerId, to: mallory.peerId, session: 'ab'.repeat(32) })
     // audit log: a `refused` entry naming the peer, the protocol and the reason
     let entries: Array<{ kind: string; data: { peer?: string; protocol?: string; reason?: string; detail?: string } }> = []
     for (let i = 0; i < 50; i++) {

@@ -21,6 +21,11 @@ function checkResult(dc: DataCluster, out: string): void {
   expect(nonEmpty).toBeGreaterThan(50)
 }
 
+function auditEntries(home: string): Array<{ kind: string; data: unknown }> {
+  if (!existsSync(join(home, 'audit.jsonl'))) return []
+  return readFileSync(join(home, 'audit.jsonl'), 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { kind: string; data: unknown })
+}
+
 function auditKinds(home: string): string[] {
   if (!existsSync(join(home, 'audit.jsonl'))) return []
   return readFileSync(join(home, 'audit.jsonl'), 'utf8').trim().split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { kind: string }).kind)
@@ -100,6 +105,12 @@ describe('query run: deviating agents (test-only entry point)', () => {
   })
   afterAll(async () => dc?.cluster.teardown())
 
+  /** `mpc-agent evidence verify` on a bundle: its exit code and verdict line. */
+  async function verifyEvidence(file: string): Promise<{ code: number | null; verdict: string }> {
+    const v = await dc.cluster.cli('city', ['evidence', 'verify', file])
+    return { code: v.code, verdict: v.stdout.split('\n')[0]?.split(': ').at(-1) ?? '' }
+  }
+
   async function withDeviant(deviation: string | null, buyerDeviation?: string): Promise<{ code: number | null; stderr: string; out: string }> {
     const [p1, p2, p3] = dc.providers as [string, string, string]
     await dc.cluster.serve(p1)
@@ -114,17 +125,20 @@ describe('query run: deviating agents (test-only entry point)', () => {
     return { code: r.code, stderr: r.stderr, out }
   }
 
-  it('check 5: a provider with a wrong pair key → exit 4, key_confirmation_failed, that provider named', async () => {
+  it('check 5: a provider with a wrong pair key → exit 4, key_confirmation_failed, that provider named in a dispute (evidence verify: dispute)', async () => {
     const r = await withDeviant('provider:wrong-pair-key')
     expect(r.code).toBe(4)
     expect(r.stderr).toMatch(/key_confirmation_failed/)
+    expect(r.stderr).toMatch(/dispute between/)
     expect(r.stderr).toContain(dc.cluster.byName('p3').peerId)
+    expect(await verifyEvidence(`${r.out}.evidence.json`)).toEqual({ code: 0, verdict: 'dispute' })
   })
 
   it('check 6: a wrong mask → exit 4, canary_nonzero, no result', async () => {
     const r = await withDeviant('provider:wrong-mask')
     expect(r.code).toBe(4)
     expect(r.stderr).toMatch(/canary_nonzero/)
+    expect(await verifyEvidence(`${r.out}.evidence.json`)).toEqual({ code: 0, verdict: 'unattributed' })
   })
 
   it('check 8: a provider silent mid-run → exit 5 naming it', async () => {
@@ -138,14 +152,23 @@ describe('query run: deviating agents (test-only entry point)', () => {
     for (const p of dc.providers) await dc.cluster.stop(p)
     expect(r.code).toBe(5)
     expect(r.stderr).toContain(dc.cluster.byName('p3').peerId)
+    expect(r.stderr).toMatch(/no answer from/)
+    expect(await verifyEvidence(join(dc.dir, 'silent.json.evidence.json'))).toEqual({ code: 0, verdict: 'silence' })
   })
 
-  it('check 7: a buyer that drops a vector from the inclusion list is accused by the provider → exit 4', async () => {
+  it('check 7: a buyer that drops a vector from the inclusion list is accused by the provider → exit 4, proven by its signed INCLUSION', async () => {
     const r = await withDeviant(null, 'buyer:drop-vector')
     expect(r.code).toBe(4)
     expect(r.stderr).toMatch(/inclusion_mismatch/)
     const kinds = dc.providers.flatMap((p) => auditKinds(dc.cluster.byName(p).home))
     expect(kinds).toContain('abort')
+    // the victim's bundle proves the buyer's fault to anyone (exit 0, verdict proven); so does the
+    // deviant buyer's own bundle, which embeds the victim's signed accusation as its cause
+    const victim = dc.providers.map((p) => auditEntries(dc.cluster.byName(p).home).filter((e) => e.kind === 'abort').at(-1))
+      .find((e) => (e?.data as { accused?: string } | undefined)?.accused === dc.cluster.byName('city').peerId)
+    expect(victim).toBeDefined()
+    expect(await verifyEvidence((victim?.data as { evidence_file: string }).evidence_file)).toEqual({ code: 0, verdict: 'proven' })
+    expect(await verifyEvidence(`${r.out}.evidence.json`)).toEqual({ code: 0, verdict: 'proven' })
   })
 
   it('an unreachable provider → exit 5 naming it, with --retry attempts', async () => {

@@ -7,7 +7,7 @@ import fc from 'fast-check'
 import { FrameDecoder, FrameTooLargeError, encodeFrame } from '../../src/net/framing.ts'
 import { CHUNK_ELEMS } from '../../src/protocol/masks.ts'
 import { LABEL, MSG, decodeChunk, decodeJson, encodeChunk, encodeJson, shapes, signBody } from '../../src/protocol/masked-sum-messages.ts'
-import { decodeAbort, encodeAbort } from '../../src/protocol/abort.ts'
+import { decodeAbort, encodeAbort, heardAbort } from '../../src/protocol/abort.ts'
 import { ProtocolAbort } from '../../src/protocol/errors.ts'
 import { runProvider } from '../../src/protocol/masked-sum-provider.ts'
 import { memoryChannelPair } from '../../src/protocol/transport.ts'
@@ -44,15 +44,15 @@ describe('decoders', () => {
     const hex = toHex(s.params.session)
     const p = s.providers[0]!
     valid.push(
-      encodeJson(MSG.start, { v: 2, type: 'start', session: hex }),
-      encodeJson(MSG.xcheck, { v: 2, type: 'xcheck', session: hex, proposal: toHex(s.proposal), confirm: '11'.repeat(32) }),
-      encodeJson(MSG.xcert, { v: 2, type: 'xcert', session: hex, certificate: testCertificate(s.buyer, s.params.session, s.proposal) }),
-      encodeJson(MSG.done, signBody(p.signer, LABEL.done, { v: 2, type: 'done', session: hex, provider: p.peerId, length: 104, chunks: 1, hash: '22'.repeat(32) })),
-      encodeJson(MSG.inclusion, signBody(s.buyer.signer, LABEL.inclusion, { v: 2, type: 'inclusion', session: hex, entries: [{ provider: p.peerId, length: 104, chunks: 1, hash: '22'.repeat(32), sig: '33'.repeat(64) }] })),
-      encodeJson(MSG.reveal, signBody(p.signer, LABEL.reveal, { v: 2, type: 'reveal', session: hex, provider: p.peerId, inclusion: '44'.repeat(32), seed: '55'.repeat(32) })),
-      encodeJson(MSG.receipt, signBody(s.buyer.signer, LABEL.receipt, { v: 2, type: 'receipt', session: hex, commitment: '66'.repeat(32), cells: 100 })),
+      encodeJson(MSG.start, signBody(s.buyer.signer, LABEL.start, { v: 3, type: 'start', session: hex, from: s.buyer.peerId, to: p.peerId })),
+      encodeJson(MSG.xcheck, signBody(p.signer, LABEL.xcheck, { v: 3, type: 'xcheck', session: hex, proposal: toHex(s.proposal), confirm: '11'.repeat(32), from: p.peerId, to: s.providers[1]!.peerId })),
+      encodeJson(MSG.xcert, signBody(p.signer, LABEL.xcert, { v: 3, type: 'xcert', session: hex, certificate: testCertificate(s.buyer, s.params.session, s.proposal), from: p.peerId, to: s.providers[1]!.peerId })),
+      encodeJson(MSG.done, signBody(p.signer, LABEL.done, { v: 3, type: 'done', session: hex, provider: p.peerId, to: s.buyer.peerId, length: 104, chunks: 1, hash: '22'.repeat(32) })),
+      encodeJson(MSG.inclusion, signBody(s.buyer.signer, LABEL.inclusion, { v: 3, type: 'inclusion', session: hex, from: s.buyer.peerId, to: p.peerId, entries: [{ provider: p.peerId, length: 104, chunks: 1, hash: '22'.repeat(32), sig: '33'.repeat(64) }] })),
+      encodeJson(MSG.reveal, signBody(p.signer, LABEL.reveal, { v: 3, type: 'reveal', session: hex, provider: p.peerId, to: s.buyer.peerId, inclusion: '44'.repeat(32), seed: '55'.repeat(32) })),
+      encodeJson(MSG.receipt, signBody(s.buyer.signer, LABEL.receipt, { v: 3, type: 'receipt', session: hex, from: s.buyer.peerId, to: p.peerId, commitment: '66'.repeat(32), cells: 100 })),
       encodeChunk(0, 0, BigUint64Array.from({ length: 13 }, (_, i) => BigInt(i) * 0x0123456789abcdefn)),
-      encodeAbort(p.signer, s.params.session, { reason: 'bad_vector', accused: s.buyer.peerId, detail: 'x', evidence: { a: [1, 2] } })
+      encodeAbort(p.signer, s.params.session, s.buyer.peerId, { reason: 'bad_vector', accused: s.buyer.peerId, detail: 'x', evidence: { a: [1, 2] } })
     )
   })
 
@@ -75,8 +75,8 @@ describe('decoders', () => {
   it(`abort decoder: ${RUNS} mutated frames never throw, and a tampered abort is never "verified"`, () => {
     const abortFrame = valid.at(-1) as Uint8Array
     fc.assert(fc.property(mutated([abortFrame]), (f) => {
-      const r = decodeAbort(f, s.providers[0]!.peerId)
-      if (r.verified) expect(Buffer.from(f).equals(Buffer.from(abortFrame)) || JSON.stringify(JSON.parse(new TextDecoder().decode(f.subarray(1)))) === JSON.stringify(JSON.parse(new TextDecoder().decode(abortFrame.subarray(1))))).toBe(true)
+      const r = decodeAbort(f, s.providers[0]!.peerId, { self: s.buyer.peerId, session: s.params.session })
+      if (r.ok) expect(Buffer.from(f).equals(Buffer.from(abortFrame)) || JSON.stringify(JSON.parse(new TextDecoder().decode(f.subarray(1)))) === JSON.stringify(JSON.parse(new TextDecoder().decode(abortFrame.subarray(1))))).toBe(true)
     }), { numRuns: RUNS })
   })
 
@@ -107,9 +107,9 @@ describe('protocol handlers', () => {
     const fresh = await setup(3, 100, { timeouts: { negotiate_s: 1, compute_s: 1, confirm_s: 1 } })
     const hex = toHex(fresh.params.session)
     const seqValid = [
-      encodeJson(MSG.start, { v: 2, type: 'start', session: hex }),
-      encodeJson(MSG.inclusion, signBody(fresh.buyer.signer, LABEL.inclusion, { v: 2, type: 'inclusion', session: hex, entries: [] })),
-      encodeJson(MSG.receipt, signBody(fresh.buyer.signer, LABEL.receipt, { v: 2, type: 'receipt', session: hex, commitment: '66'.repeat(32), cells: 100 }))
+      encodeJson(MSG.start, signBody(fresh.buyer.signer, LABEL.start, { v: 3, type: 'start', session: hex, from: fresh.buyer.peerId, to: fresh.providers[0]!.peerId })),
+      encodeJson(MSG.inclusion, signBody(fresh.buyer.signer, LABEL.inclusion, { v: 3, type: 'inclusion', session: hex, from: fresh.buyer.peerId, to: fresh.providers[0]!.peerId, entries: [] })),
+      encodeJson(MSG.receipt, signBody(fresh.buyer.signer, LABEL.receipt, { v: 3, type: 'receipt', session: hex, from: fresh.buyer.peerId, to: fresh.providers[0]!.peerId, commitment: '66'.repeat(32), cells: 100 }))
     ]
     const heap0 = process.memoryUsage().heapUsed
     await fc.assert(fc.asyncProperty(fc.array(mutated(seqValid), { minLength: 1, maxLength: 4 }), fc.boolean(), async (frames, shuffle) => {
@@ -227,7 +227,7 @@ describe('hostile shapes (issue 16)', () => {
     })
     const p = createProposal(f.buyer.signer, query, { now: Date.now() })
     const accept = { v: 1, type: 'accept', proposal: toHex(p.digest), provider: me.peerId, role: 'provider', decision: 'accept', ephemeral: '77'.repeat(32), sig: '88'.repeat(64) }
-    const abortBody = JSON.parse(new TextDecoder().decode(encodeAbort(me.signer, f.params.session, { reason: 'bad_vector', accused: f.buyer.peerId, detail: 'x', evidence: { a: [1] } }).subarray(1))) as Record<string, unknown>
+    const abortBody = JSON.parse(new TextDecoder().decode(encodeAbort(me.signer, f.params.session, me.peerId, { reason: 'bad_vector', accused: f.buyer.peerId, detail: 'x', evidence: { a: [1] } }).subarray(1))) as Record<string, unknown>
     // [type byte, a valid body of that type]
     const corpus: Array<[number, Record<string, unknown>]> = [
       [NEG.proposal, { proposal: p.proposal, sig: p.sig }],
@@ -287,13 +287,13 @@ describe('hostile shapes (issue 16)', () => {
       }
       // negotiation decoder, then the checks that read the decoded body
       viaDecoder(() => {
-        const { type, body } = decodeMessage(fr, [NEG.proposal, NEG.accept, NEG.reject, NEG.certificate], f.buyer.peerId, 'buyer')
+        const { type, body } = decodeMessage(fr, [NEG.proposal, NEG.accept, NEG.reject, NEG.certificate], f.buyer.peerId, 'buyer', { self: me.peerId, session: p.digest })
         if (type === NEG.proposal) verifyProposal(body, f.buyer.peerId, deps)
         else if (type === NEG.certificate) verifyCertificate(body, deps, { proposal: p.digest, self: me.peerId, ephemeral: new Uint8Array(32), buyer: f.buyer.peerId })
         else verifyAnswer(type, body, me.peerId, p.digest)
       }, true)
       // ABORT: never throws, and what it returns is bounded and printable
-      const a = decodeAbort(fr, me.peerId)
+      const a = heardAbort(fr, me.peerId, { self: me.peerId, session: f.params.session, buyer: f.buyer.peerId })
       expect(typeof a.reason).toBe('string')
       expect(typeof a.detail).toBe('string')
       expect(a.detail.length).toBeLessThanOrEqual(500)
@@ -328,7 +328,7 @@ describe('hostile shapes (issue 16)', () => {
   it('a run\'s background reader survives hostile ABORT frames (0x7f null, detail {"toString":1}, 400 000-deep evidence)', async () => {
     const fresh = await setup(3, 24, { timeouts: { negotiate_s: 1, compute_s: 1, confirm_s: 1 } })
     const me = fresh.providers[0]!
-    const base = JSON.parse(new TextDecoder().decode(encodeAbort(fresh.buyer.signer, fresh.params.session, { reason: 'bad_vector', accused: me.peerId, detail: 'x' }).subarray(1))) as Record<string, unknown>
+    const base = JSON.parse(new TextDecoder().decode(encodeAbort(fresh.buyer.signer, fresh.params.session, me.peerId, { reason: 'bad_vector', accused: me.peerId, detail: 'x' }).subarray(1))) as Record<string, unknown>
     const bodies = ['null', '[]', '1', withField(base, 'detail', '{"toString":1}'), withField(base, 'evidence', nestedArrays(400_000)), withField(base, 'reason', '{}')]
     for (const body of bodies) {
       const [toBuyer, buyerSide] = memoryChannelPair(me.peerId, fresh.buyer.peerId) // toBuyer.remote = the buyer

@@ -21,6 +21,10 @@ export const DEVIATIONS: Record<string, MainHooks> = {
   'provider:silent-xcheck': { serve: { provider: { stallAt: 'xcheck' } } },
   'provider:silent-stream': { serve: { provider: { stallAt: 'stream' } } },
   'provider:silent-reveal': { serve: { provider: { stallAt: 'reveal' } } },
+  // framing (issue 16): sign a false key_confirmation_failed accusation of the first co-provider
+  'provider:frame-kcf': {
+    serve: { provider: { abortWith: (others) => ({ reason: 'key_confirmation_failed', accused: others[0] ?? null, detail: 'its key confirmation does not match', proven: 'forged by a deviant' }) } }
+  },
   // buyer
   'buyer:drop-vector': {
     buyer: { inclusion: (b, p) => (p === b.entries[0]?.provider ? { ...b, entries: b.entries.map((e, i) => (i === 0 ? { ...e, hash: '00'.repeat(32) } : e)) } : b) }
@@ -29,7 +33,9 @@ export const DEVIATIONS: Record<string, MainHooks> = {
   // hostile ABORT frames inside a run, read by each provider's background reader (issue 16)
   'buyer:abort-null': { buyer: { afterStart: () => [abortFrame('null')] } },
   'buyer:abort-tostring': { buyer: { afterStart: () => [abortFrame(abortJson({ detail: '{"toString":1}' }))] } },
-  'buyer:abort-deep': { buyer: { afterStart: () => [abortFrame(abortJson({ evidence: '['.repeat(400_000) + ']'.repeat(400_000) }))] } }
+  'buyer:abort-deep': { buyer: { afterStart: () => [abortFrame(abortJson({ evidence: '['.repeat(400_000) + ']'.repeat(400_000) }))] } },
+  // framing (issue 16): certify the run but withhold the certificate from the first provider
+  'buyer:withhold-cert': { buyer: { sendCertificate: (() => { let n = 0; return () => n++ !== 0 })() } }
 }
 
 const [deviation, ...argv] = process.argv.slice(2)

@@ -47,4 +47,44 @@ describe('transportCrypto (Noise ChaCha20-Poly1305)', () => {
     expect(after).toEqual(flat(pureJsCrypto.chaCha20Poly1305Encrypt(pt, nonce, ad, key)))
     expect(after).not.toEqual(before)
   })
+
+  it('non-empty AAD (up to 32 bytes, as Noise uses) on both paths: identical to the library, and a changed AAD is refused', () => {
+    for (const adLen of [1, 16, 32]) { // Noise's AD is at most the 32-byte handshake hash
+      const aad = new Uint8Array(randomBytes(adLen))
+      for (const n of [100, 1200, 9000]) {
+        const pt = new Uint8Array(randomBytes(n))
+        const ours = flat(transportCrypto.chaCha20Poly1305Encrypt(pt, nonce, aad, k))
+        expect(ours).toEqual(flat(pureJsCrypto.chaCha20Poly1305Encrypt(pt, nonce, aad, k)))
+        expect(flat(pureJsCrypto.chaCha20Poly1305Decrypt(ours.slice(), nonce, aad, k))).toEqual(pt)
+        expect(flat(transportCrypto.chaCha20Poly1305Decrypt(ours.slice(), nonce, aad, k))).toEqual(pt)
+        const other = aad.slice()
+        other[0] = (other[0] as number) ^ 1
+        expect(() => transportCrypto.chaCha20Poly1305Decrypt(ours.slice(), nonce, other, k)).toThrow()
+      }
+    }
+  })
+
+  it('many nonces (Noise counters 0…300 and near 2^64), one key: every message identical to the library\'s', () => {
+    const key = new Uint8Array(randomBytes(32))
+    const aad = new Uint8Array(randomBytes(8))
+    const pt = new Uint8Array(randomBytes(1500))
+    const counters = [...Array.from({ length: 301 }, (_, i) => BigInt(i)), 2n ** 32n, 2n ** 63n, 2n ** 64n - 2n]
+    const seen = new Set<string>()
+    for (const ctr of counters) {
+      // Noise ChaChaPoly nonce: 4 zero bytes then the 64-bit counter, little-endian (Noise spec §12.3)
+      const n = new Uint8Array(12)
+      new DataView(n.buffer).setBigUint64(4, ctr, true)
+      const ours = flat(transportCrypto.chaCha20Poly1305Encrypt(pt, n, aad, key))
+      expect(ours).toEqual(flat(pureJsCrypto.chaCha20Poly1305Encrypt(pt, n, aad, key)))
+      expect(flat(transportCrypto.chaCha20Poly1305Decrypt(ours.slice(), n, aad, key))).toEqual(pt)
+      seen.add(Buffer.from(ours).toString('hex'))
+      if (ctr > 0n) {
+        // a message decrypted under a neighbouring nonce is refused
+        const prev = new Uint8Array(12)
+        new DataView(prev.buffer).setBigUint64(4, ctr - 1n, true)
+        expect(() => transportCrypto.chaCha20Poly1305Decrypt(ours.slice(), prev, aad, key)).toThrow()
+      }
+    }
+    expect(seen.size).toBe(counters.length) // every nonce gives a distinct ciphertext
+  })
 })

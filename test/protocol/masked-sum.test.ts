@@ -7,7 +7,9 @@ import { CANARIES } from '../../src/protocol/masked-sum-messages.ts'
 import { resultCommitment } from '../../src/protocol/masked-sum-provider.ts'
 import type { BuyerState } from '../../src/protocol/masked-sum-buyer.ts'
 import { equalBytes } from '../../src/crypto/bytes.ts'
-import { plainSum, randomVector, runAll, setup, testCertificate, type Party, type RunAllResult } from '../helpers/parties.ts'
+import { signAbort } from '../../src/protocol/abort.ts'
+import { makeBundle, verifyBundle, type BundleReport } from '../../src/protocol/evidence.ts'
+import { inspectTestCertificate, plainSum, randomVector, runAll, setup, testCertificate, type Party, type RunAllResult, type Setup } from '../helpers/parties.ts'
 
 function abortOf(r: PromiseSettledResult<unknown>): ProtocolAbort {
   if (r.status !== 'rejected') throw new Error('expected the run to abort, it succeeded')
@@ -15,12 +17,51 @@ function abortOf(r: PromiseSettledResult<unknown>): ProtocolAbort {
   return r.reason as ProtocolAbort
 }
 
-/** Every party aborted; `who` raised `reason` against `accused`; nobody released a result. */
-function expectAbort(res: RunAllResult, reason: string, accused: string | null): void {
-  const all = [res.buyer, ...res.providers].map(abortOf)
-  const first = all.filter((a) => a.reason === reason)
-  expect(first.length, `someone raises ${reason}; got ${all.map((a) => a.reason).join(',')}`).toBeGreaterThan(0)
-  for (const a of first) expect(a.accused).toBe(accused)
+/**
+ * Each party's evidence bundle as `mpc-agent evidence verify` reads it: the party's own signed
+ * statement of its abort (a relay embeds the original as its cause), checked offline.
+ */
+function bundles(s: Setup, res: RunAllResult): Array<{ who: string; abort: ProtocolAbort; report: BundleReport }> {
+  const parties = [s.buyer, ...s.providers]
+  return [res.buyer, ...res.providers].map((r, i) => {
+    const abort = abortOf(r)
+    const party = parties[i] as Party
+    const report = verifyBundle(JSON.parse(JSON.stringify(makeBundle(signAbort(party.signer, s.params.session, null, abort.info)))), { inspectCertificate: inspectTestCertificate })
+    return { who: party.peerId, abort, report }
+  })
+}
+
+/**
+ * Every party aborted; someone raised `reason` against `accused`, proven by evidence that verifies
+ * offline; nobody (relays included) signed an accusation of anyone else; nobody released a result.
+ */
+function expectAbort(s: Setup, res: RunAllResult, reason: string, accused: string | null): void {
+  const all = bundles(s, res)
+  const first = all.filter((a) => a.abort.reason === reason)
+  expect(first.length, `someone raises ${reason}; got ${all.map((a) => a.abort.reason).join(',')}`).toBeGreaterThan(0)
+  for (const a of first) {
+    expect(a.abort.accused).toBe(accused)
+    expect(a.report.verdict).toBe(accused ? 'proven' : 'unattributed')
+  }
+  for (const a of all) expect([null, accused]).toContain(a.abort.accused)
+}
+
+/**
+ * The check cannot be attributed: someone raised `reason` naming `deviator` as one side of a dispute
+ * (or as the silent peer), and that is all its evidence proves; nobody accuses anyone.
+ */
+function expectDispute(s: Setup, res: RunAllResult, reason: string, deviator: string): void {
+  const all = bundles(s, res)
+  const first = all.filter((a) => a.abort.reason === reason)
+  expect(first.length, `someone raises ${reason}; got ${all.map((a) => a.abort.reason).join(',')}`).toBeGreaterThan(0)
+  for (const a of first) {
+    expect(a.abort.info.disputants).toContain(deviator)
+    expect(a.report.verdict).toBe(reason === 'timeout' ? 'silence' : 'dispute')
+  }
+  for (const a of all) {
+    expect(a.abort.accused, `${a.who} accuses nobody`).toBe(null)
+    expect(['dispute', 'silence', 'unattributed']).toContain(a.report.verdict)
+  }
 }
 
 const fast = { timeouts: { negotiate_s: 2, compute_s: 3, confirm_s: 2 } }
@@ -79,7 +120,7 @@ describe('masked sum: runner start before its inputs (as serve starts it)', () =
       late: { peer: (a, b) => (a === bad || b === bad ? 300 : 0) },
       tapToBuyer: (p, f) => sent.get(p)?.push(f[0] as number)
     })
-    expectAbort(res, 'key_confirmation_failed', bad)
+    expectDispute(s, res, 'key_confirmation_failed', bad)
     for (const p of s.providers.slice(0, 2)) {
       const types = sent.get(p.peerId) as number[]
       expect(types.filter((t) => t === 0x20).length, 'streamed before the cross-check ended').toBe(2)
@@ -97,14 +138,14 @@ describe('masked sum: runner start before its inputs (as serve starts it)', () =
     })
     // a learns of c's bad tag at once and fails; its stream to b arrives later and carries a's ABORT,
     // so b fails with a's relayed finding instead of a timeout
-    expectAbort(res, 'key_confirmation_failed', c.peerId)
+    expectDispute(s, res, 'key_confirmation_failed', c.peerId)
     const bAbort = abortOf(res.providers[1] as PromiseSettledResult<unknown>)
     expect(bAbort.reason).not.toBe('timeout')
   })
 })
 
 describe('masked sum: checks (one deviating party each)', () => {
-  it('check 1: a START bound to another session → wrong_session, the buyer accused', async () => {
+  it('check 1: a START bound to another session → wrong_session, a dispute with the buyer (a START of another run proves no fault)', async () => {
     const s = await setup(3, 10, fast)
     const other = { ...s.params, session: new Uint8Array(randomBytes(32)) }
     const res = await runAll({ ...s, params: other }, {
@@ -112,7 +153,7 @@ describe('masked sum: checks (one deviating party each)', () => {
       paramsFor: () => s.params,
       certificateFor: () => testCertificate(s.buyer, s.params.session, s.proposal)
     })
-    expectAbort(res, 'wrong_session', s.buyer.peerId)
+    expectDispute({ ...s, params: other }, res, 'wrong_session', s.buyer.peerId)
   })
 
   it('check 3: the buyer equivocates (two certificates for one proposal) → buyer_equivocation with both as evidence', async () => {
@@ -124,19 +165,19 @@ describe('masked sum: checks (one deviating party each)', () => {
       paramsFor: (p) => (p === target ? forked : s.params),
       certificateFor: (p) => testCertificate(s.buyer, p === target ? forked.session : s.params.session, s.proposal)
     })
-    expectAbort(res, 'buyer_equivocation', s.buyer.peerId)
+    expectAbort(s, res, 'buyer_equivocation', s.buyer.peerId)
     const ev = res.providers.map(abortOf).find((a) => a.reason === 'buyer_equivocation')?.info.evidence as { ours: unknown; theirs: unknown }
     expect(ev.ours).not.toEqual(ev.theirs)
   })
 
-  it('check 5: a provider with a wrong pair key is accused by its co-providers', async () => {
+  it('check 5: a provider with a wrong pair key is named in a dispute by each co-provider (a tag only the pair can check)', async () => {
     const s = await setup(3, 10, fast)
     const bad = s.providers[1]?.peerId as string
     const res = await runAll(s, {
       vectors: s.providers.map(() => randomVector(10)),
       providerHooks: new Map([[bad, { confirmTag: (t: Uint8Array) => t.map((b) => b ^ 1) }]])
     })
-    expectAbort(res, 'key_confirmation_failed', bad)
+    expectDispute(s, res, 'key_confirmation_failed', bad)
   })
 
   for (const [name, frames] of [
@@ -144,11 +185,11 @@ describe('masked sum: checks (one deviating party each)', () => {
     ['missing chunk', (i: number, f: Uint8Array) => (i === 0 ? [] : [f])],
     ['truncated chunk', (_i: number, f: Uint8Array) => [f.subarray(0, f.length - 8)]]
   ] as const) {
-    it(`check 4: ${name} → bad_vector, that provider accused`, async () => {
+    it(`check 4: ${name} → bad_vector, a dispute between the buyer and that provider`, async () => {
       const s = await setup(3, 70_000, fast) // two chunks
       const bad = s.providers[2]?.peerId as string
       const res = await runAll(s, { vectors: s.providers.map(() => randomVector(70_000)), providerHooks: new Map([[bad, { chunkFrames: frames }]]) })
-      expectAbort(res, 'bad_vector', bad)
+      expectDispute(s, res, 'bad_vector', bad)
     })
   }
 
@@ -159,7 +200,7 @@ describe('masked sum: checks (one deviating party each)', () => {
       vectors: s.providers.map(() => randomVector(100)),
       providerHooks: new Map([[bad, { chunkFrames: (_i: number, f: Uint8Array) => { const g = new Uint8Array(f.length + 8); g.set(f); new DataView(g.buffer).setUint32(12, 105, true); return [g] } }]])
     })
-    expectAbort(res, 'bad_vector', bad)
+    expectDispute(s, res, 'bad_vector', bad)
   })
 
   it('check 6: a wrong mask (canary) → canary_nonzero, unattributed, nothing released', async () => {
@@ -169,14 +210,14 @@ describe('masked sum: checks (one deviating party each)', () => {
       vectors: s.providers.map(() => randomVector(100)),
       providerHooks: new Map([[bad, { mutateChunk: (_i: number, _o: number, y: BigUint64Array) => { y[100 + 2] = (y[100 + 2] as bigint) + 1n } }]])
     })
-    expectAbort(res, 'canary_nonzero', null)
+    expectAbort(s, res, 'canary_nonzero', null)
   })
 
   it('check 6: a wrong self-mask seed revealed → canary_nonzero', async () => {
     const s = await setup(3, 100, fast)
     const bad = s.providers[0]?.peerId as string
     const res = await runAll(s, { vectors: s.providers.map(() => randomVector(100)), providerHooks: new Map([[bad, { revealSeed: (x: Uint8Array) => x.map((b) => b ^ 0xff) }]]) })
-    expectAbort(res, 'canary_nonzero', null)
+    expectAbort(s, res, 'canary_nonzero', null)
   })
 
   it('check 6: an implausible total (beyond clip × max rows) → implausible_result', async () => {
@@ -184,7 +225,7 @@ describe('masked sum: checks (one deviating party each)', () => {
     const vectors = s.providers.map(() => randomVector(100))
     ;(vectors[0] as BigUint64Array)[7] = 5000n
     const res = await runAll(s, { vectors })
-    expectAbort(res, 'implausible_result', null)
+    expectAbort(s, res, 'implausible_result', null)
   })
 
   it('check 7: the buyer drops a provider\'s vector from the inclusion list → inclusion_mismatch, buyer accused, no seed revealed by the victim', async () => {
@@ -197,7 +238,7 @@ describe('masked sum: checks (one deviating party each)', () => {
       buyerHooks: { inclusion: (b, p) => (p === victim ? { ...b, entries: b.entries.map((e) => (e.provider === victim ? { ...e, hash: '00'.repeat(32) } : e)) } : b) },
       onState: (st) => { if (st.phase !== 'revealed') seen = { ...st, sum: st.sum.slice() } }
     })
-    expectAbort(res, 'inclusion_mismatch', s.buyer.peerId)
+    expectAbort(s, res, 'inclusion_mismatch', s.buyer.peerId)
     const st = seen as BuyerState | null
     expect(st).not.toBeNull()
     expect(st?.revealed).toBe(0)
@@ -210,7 +251,8 @@ describe('masked sum: checks (one deviating party each)', () => {
     const res = await runAll(s, { vectors: s.providers.map(() => randomVector(100)), providerHooks: new Map([[silent, { stallAt: 'stream' }]]) })
     const b = abortOf(res.buyer)
     expect(b.reason).toBe('timeout')
-    expect(b.accused).toBe(silent)
+    expect(b.info.disputants).toEqual([s.buyer.peerId, silent]) // "no answer from silent (as seen by the buyer)"
+    expectDispute(s, res, 'timeout', silent)
   })
 
   it('check 8: a provider silent at reveal is named, and the buyer\'s sum stays self-masked', async () => {
@@ -224,7 +266,7 @@ describe('masked sum: checks (one deviating party each)', () => {
       onState: (st) => { seen = { ...st, sum: st.sum.slice() } }
     })
     const b = abortOf(res.buyer)
-    expect([b.reason, b.accused]).toEqual(['timeout', silent])
+    expect([b.reason, b.accused, b.info.disputants]).toEqual(['timeout', null, [s.buyer.peerId, silent]])
     expectMasked((seen as BuyerState | null)?.sum as BigUint64Array, plainSum(vectors, 100))
   })
 })
@@ -260,3 +302,63 @@ function expectMasked(sum: BigUint64Array, plain: BigUint64Array): void {
 }
 
 export { CANARIES }
+
+describe('framing: a relayed abort is never a fresh accusation (issue 16)', () => {
+  it('a malicious provider claiming key_confirmation_failed against H: honest parties relay it as its cause, accuse nobody, and the claim verifies as unproven', async () => {
+    const s = await setup(3, 10, fast)
+    const [m, h, c] = [s.providers[0], s.providers[1], s.providers[2]] as [Party, Party, Party]
+    const res = await runAll(s, {
+      vectors: s.providers.map(() => randomVector(10)),
+      // M signs an accusation of H with no evidence (`proven` forced: a malicious agent signs anything)
+      providerHooks: new Map([[m.peerId, { abortWith: () => ({ reason: 'key_confirmation_failed', accused: h.peerId, detail: 'H\'s tag does not match', proven: 'forged' }) }]])
+    })
+    const all = bundles(s, res)
+    for (const honest of [s.buyer, h, c]) {
+      const b = all.find((x) => x.who === honest.peerId)
+      if (!b) throw new Error('missing party')
+      expect(b.abort.accused, `${honest.peerId} accuses nobody`).toBe(null)
+      expect(b.abort.reason).toBe('peer_abort')
+      // its bundle: its own relay (accusing nobody) with the original as cause; the original's
+      // accusation of H rests on M's word, so verify reports it unproven
+      expect(b.report.verdict).toBe('unproven')
+      expect(b.report.statements.at(-1)?.by).toBe(m.peerId)
+      expect(b.report.statements[0]?.by).toBe(honest.peerId)
+    }
+  })
+
+  it('a relay of a relay embeds only the original: bounded evidence, one cause deep', async () => {
+    const s = await setup(4, 10, fast)
+    const [m, a] = [s.providers[0], s.providers[1]] as [Party, Party]
+    const res = await runAll(s, {
+      vectors: s.providers.map(() => randomVector(10)),
+      providerHooks: new Map([[m.peerId, { abortWith: () => ({ reason: 'local_error', accused: null, detail: 'M stops' }) }]]),
+      // A's streams arrive late, after others failed: A learns of M's abort only through relays
+      late: { peer: (x, y) => (x === a.peerId || y === a.peerId ? 300 : 0), buyer: 300 }
+    })
+    for (const b of bundles(s, res)) {
+      if (b.who === m.peerId) continue
+      const cause = b.abort.info.cause as { by: string; cause: unknown } | undefined
+      expect(cause?.by, `${b.who} embeds M's original abort`).toBe(m.peerId)
+      expect(cause?.cause).toBe(null)
+      expect(b.report.statements).toHaveLength(2)
+    }
+  })
+})
+
+describe('masked sum: the agreement deadline (SessionParams.deadline)', () => {
+  it('a run still going when the deadline (plus skew) passes fails with timeout, naming nobody', async () => {
+    // the deadline passed 30 s ago: with the 30 s skew allowance it expires at once; every party
+    // stalls at a point it would otherwise wait through for seconds
+    const s = await setup(3, 10, { timeouts: { negotiate_s: 20, compute_s: 20, confirm_s: 20 }, deadline: Date.now() - 30_000 })
+    const t0 = Date.now()
+    const res = await runAll(s, { vectors: s.providers.map(() => randomVector(10)), providerHooks: new Map([[s.providers[0]?.peerId as string, { stallAt: 'stream' }]]) })
+    expect(Date.now() - t0).toBeLessThan(5000)
+    for (const r of [res.buyer, ...res.providers]) {
+      // its own deadline, or a co-party's relayed first: the original is the deadline's timeout
+      const a = abortOf(r)
+      const root = (a.info.cause ?? a.info) as { reason: string; accused: string | null; detail: string }
+      expect([root.reason, root.accused, a.accused]).toEqual(['timeout', null, null])
+      expect(root.detail).toMatch(/deadline/)
+    }
+  })
+})

@@ -116,6 +116,17 @@ function thrown(f: () => unknown): ProtocolAbort {
   throw new Error('expected a ProtocolAbort, nothing was thrown')
 }
 const reasonOf = (r: Settled<unknown> | undefined): string => abortOf(r).reason
+/**
+ * Whom an abort names: the accused, where its evidence proves the fault, else the other side of the
+ * dispute (or the silent peer). Unattributable checks name a party without accusing it (issue 16).
+ */
+const blamed = (e: ProtocolAbort): string | null => e.accused ?? e.info.disputants?.[1] ?? null
+/** What a respondToProposal promise ends with: its reason and whom it names. */
+async function refusal(p: Promise<unknown>): Promise<[string, string | null]> {
+  const e = await p.then(() => { throw new Error('expected a refusal') }, (x: unknown) => x)
+  if (!(e instanceof ProtocolAbort)) throw e as Error
+  return [e.reason, blamed(e)]
+}
 function certified(r: Settled<unknown> | undefined): ProviderOutcome & { kind: 'certified' } {
   if (r?.status !== 'fulfilled') throw r?.reason as Error
   const v = r.value as ProviderOutcome
@@ -135,7 +146,7 @@ function answering(p: Party, body: (digestHex: string) => Record<string, unknown
   }
 }
 const acceptBody = (p: Party, ephemeral: string) => (d: string) =>
-  ({ v: 1, type: 'accept', proposal: d, provider: p.peerId, role: 'provider', decision: 'accept', ephemeral })
+  ({ v: 2, type: 'accept', proposal: d, provider: p.peerId, role: 'provider', decision: 'accept', ephemeral })
 
 describe('negotiation: happy path', () => {
   it('1 buyer + 3 providers: identical certificate and SessionParams on every side', async () => {
@@ -189,7 +200,8 @@ describe('negotiation: the buyer side (§4.2)', () => {
   it('silence: timeout accusing the silent provider; every silent one is named', async () => {
     const r = await run({ decide: (i) => (i === 0 ? { accept: true, reasons: [] } : 'silent') })
     const e = abortOf(r.buyer)
-    expect([e.reason, e.accused]).toEqual(['timeout', providers[1]?.peerId])
+    // silence is not attributable: "no answer from providers[1] (as seen by the buyer)"
+    expect([e.reason, e.accused, e.info.disputants]).toEqual(['timeout', null, [buyer.peerId, providers[1]?.peerId]])
     expect(e.info.detail).toContain(providers[2]?.peerId)
     expect(r.sent.flat()).not.toContain(NEG.certificate)
     for (const p of r.providers) expect(reasonOf(p)).toBe('peer_abort') // the abort ends their wait
@@ -200,19 +212,23 @@ describe('negotiation: the buyer side (§4.2)', () => {
     const r = await run({ tamper: (i, f, n) => (i === 0 && n === 0 ? f.map((b, k) => (k === f.length - 3 ? (b === 0x61 ? 0x62 : 0x61) : b)) : f) })
     expect(reasonOf(r.providers[0])).toBe('bad_signature')
     const e = abortOf(r.buyer)
-    expect([e.reason, e.info.by, e.accused]).toEqual(['peer_abort', providers[0]?.peerId, buyer.peerId])
+    // a relay accusing nobody, with provider 0's signed abort as its cause: a dispute with the buyer
+    // (an unverifiable signature proves nothing to a third party)
+    expect([e.reason, e.info.by, e.accused]).toEqual(['peer_abort', providers[0]?.peerId, null])
+    const cause = e.info.cause as { by: string; reason: string; accused: string | null; disputants: string[] }
+    expect([cause.by, cause.reason, cause.accused, cause.disputants]).toEqual([providers[0]?.peerId, 'bad_signature', null, [providers[0]?.peerId, buyer.peerId]])
     expect(e.info.detail).toContain('bad_signature')
     for (const i of [1, 2]) expect([reasonOf(r.providers[i]), abortOf(r.providers[i]).info.by]).toEqual(['peer_abort', buyer.peerId])
     expect(r.sent[0]).toEqual([NEG.proposal]) // no ABORT answered to an ABORT
   })
 
-  it('duplicate ephemeral keys: the later arrival is accused (replay)', async () => {
+  it('duplicate ephemeral keys: a dispute between the two providers (either may have copied the other)', async () => {
     const key = toHex(x25519.getPublicKey(x25519.utils.randomSecretKey()))
     const r = await run({
       fake: (i) => (i === 0 ? undefined : answering(providers[i] as Party, acceptBody(providers[i] as Party, key), { delayMs: i === 1 ? 50 : 0 }))
     })
     const e = abortOf(r.buyer)
-    expect([e.reason, e.accused]).toEqual(['replay', providers[1]?.peerId])
+    expect([e.reason, e.accused, e.info.disputants]).toEqual(['replay', null, [providers[2]?.peerId, providers[1]?.peerId]])
     expect(r.sent.flat()).not.toContain(NEG.certificate)
   })
 
@@ -223,12 +239,12 @@ describe('negotiation: the buyer side (§4.2)', () => {
     ['is signed under the wrong label', (p: Party) => answering(p, acceptBody(p, 'ab'.repeat(32)), { label: LABELS.reject }), 'bad_signature'],
     ['has a short ephemeral key', (p: Party) => answering(p, acceptBody(p, 'ab'.repeat(31))), 'malformed_message'],
     ['carries an extra field', (p: Party) => answering(p, (d) => ({ ...acceptBody(p, 'ab'.repeat(32))(d), x: 1 })), 'malformed_message'],
-    ['is a rejection without reasons', (p: Party) => answering(p, (d) => ({ v: 1, type: 'reject', proposal: d, provider: p.peerId, role: 'provider', decision: 'reject', reasons: [] }), { type: NEG.reject, label: LABELS.reject }), 'malformed_message'],
+    ['is a rejection without reasons', (p: Party) => answering(p, (d) => ({ v: 2, type: 'reject', proposal: d, provider: p.peerId, role: 'provider', decision: 'reject', reasons: [] }), { type: NEG.reject, label: LABELS.reject }), 'malformed_message'],
     ['is a PROPOSAL (a provider acting as buyer)', (p: Party) => answering(p, acceptBody(p, 'ab'.repeat(32)), { type: NEG.proposal }), 'wrong_role']
-  ])('an answer that %s: abort accusing that provider, broadcast to the others', async (_n, mk, reason) => {
+  ])('an answer that %s: abort naming that provider (a dispute), broadcast to the others', async (_n, mk, reason) => {
     const r = await run({ fake: (i) => (i === 2 ? mk(providers[2] as Party) : undefined) })
     const e = abortOf(r.buyer)
-    expect([e.reason, e.accused]).toEqual([reason, providers[2]?.peerId])
+    expect([e.reason, e.accused, e.info.disputants]).toEqual([reason, null, [buyer.peerId, providers[2]?.peerId]])
     for (const i of [0, 1]) expect(reasonOf(r.providers[i])).toBe('peer_abort')
     expect(r.sent.flat()).not.toContain(NEG.certificate)
   })
@@ -238,7 +254,7 @@ describe('negotiation: proposal checks (§4.1)', () => {
   it('a proposal altered after signing is refused (bad_signature) before any decision', async () => {
     const p = createProposal(buyer.signer, query, { now: Date.now() })
     const r = await run({ proposal: { ...p, proposal: { ...p.proposal, query: { ...p.proposal.query, title: 'other' } } } })
-    for (const x of r.providers) expect([reasonOf(x), abortOf(x).accused]).toEqual(['bad_signature', buyer.peerId])
+    for (const x of r.providers) expect([reasonOf(x), blamed(abortOf(x))]).toEqual(['bad_signature', buyer.peerId])
     expect(r.decided).toEqual([])
     expect(reasonOf(r.buyer)).toBe('peer_abort')
   })
@@ -275,7 +291,9 @@ describe('negotiation: proposal checks (§4.1)', () => {
     const digest = proposalDigest(far)
     const r = await run({ proposal: { proposal: far, digest, sig: toHex(buyer.signer.sign(digest)) }, nonces })
     for (const x of r.providers) {
-      expect(abortOf(x).info).toMatchObject({ reason: 'malformed_message', accused: buyer.peerId })
+      // not attributable (§4.1): the provider's reading of the buyer's stream, a dispute with the buyer
+      expect(abortOf(x).info).toMatchObject({ reason: 'malformed_message', accused: null })
+      expect(abortOf(x).info.disputants).toContain(buyer.peerId)
       expect(abortOf(x).info.detail).toMatch(/beyond created/)
     }
     expect(r.decided).toEqual([])
@@ -290,8 +308,8 @@ describe('negotiation: proposal checks (§4.1)', () => {
     const [b, q] = memoryChannelPair(providers[1]?.peerId as string, providers[0]?.peerId as string)
     const p = createProposal(providers[1]?.signer as Party['signer'], query, { now: Date.now() })
     await b.send(encodeMessage(NEG.proposal, { proposal: p.proposal, sig: p.sig }))
-    await expect(respondToProposal({ signer: providers[0]?.signer as Party['signer'], channel: q, deps, nonces: new MemNonces(), decide: async () => ({ accept: true, reasons: [] }) }))
-      .rejects.toMatchObject({ info: { reason: 'wrong_role', accused: providers[1]?.peerId } })
+    expect(await refusal(respondToProposal({ signer: providers[0]?.signer as Party['signer'], channel: q, deps, nonces: new MemNonces(), decide: async () => ({ accept: true, reasons: [] }) })))
+      .toEqual(['wrong_role', providers[1]?.peerId])
   })
 
   it('an agent that is not among the providers refuses (not_participant)', async () => {
@@ -299,8 +317,8 @@ describe('negotiation: proposal checks (§4.1)', () => {
     const [b, q] = memoryChannelPair(buyer.peerId, outsider.peerId)
     const p = createProposal(buyer.signer, query, { now: Date.now() })
     await b.send(encodeMessage(NEG.proposal, { proposal: p.proposal, sig: p.sig }))
-    await expect(respondToProposal({ signer: outsider.signer, channel: q, deps, nonces: new MemNonces(), decide: async () => ({ accept: true, reasons: [] }) }))
-      .rejects.toMatchObject({ info: { reason: 'not_participant', accused: buyer.peerId } })
+    expect(await refusal(respondToProposal({ signer: outsider.signer, channel: q, deps, nonces: new MemNonces(), decide: async () => ({ accept: true, reasons: [] }) })))
+      .toEqual(['not_participant', buyer.peerId])
   })
 
   it.each([
@@ -314,8 +332,8 @@ describe('negotiation: proposal checks (§4.1)', () => {
   ])('a proposal that %s is refused (malformed_message)', async (_n, body) => {
     const [b, q] = memoryChannelPair(buyer.peerId, providers[0]?.peerId as string)
     await b.send(new Uint8Array([NEG.proposal, ...body()]))
-    await expect(respondToProposal({ signer: providers[0]?.signer as Party['signer'], channel: q, deps, nonces: new MemNonces(), decide: async () => ({ accept: true, reasons: [] }) }))
-      .rejects.toMatchObject({ info: { reason: 'malformed_message', accused: buyer.peerId } })
+    expect(await refusal(respondToProposal({ signer: providers[0]?.signer as Party['signer'], channel: q, deps, nonces: new MemNonces(), decide: async () => ({ accept: true, reasons: [] }) })))
+      .toEqual(['malformed_message', buyer.peerId])
   })
 })
 
@@ -351,11 +369,12 @@ describe('negotiation: certificate checks (§4.3)', () => {
     ['another proposal embedded', (c: Certificate) => { c.body.proposal.proposal.deadline += 1 }, 'invalid_certificate'],
     ['an added field', (c: Certificate) => { (c.body as unknown as Record<string, unknown>).extra = 1 }, 'malformed_message'],
     ['a buyer signature over something else', (c: Certificate) => { c.buyer_sig = toHex(buyer.signer.sign(new Uint8Array(32))) }, 'bad_signature']
-  ])('a certificate with %s is refused, accusing the buyer', async (_n, f, reason) => {
+  ])('a certificate with %s is refused, accusing the buyer (proven by the certificate it signed; a bad buyer signature only a dispute)', async (_n, f, reason) => {
     const r = await run({ tamper: certTamper(f, reason !== 'bad_signature') })
     expect(r.buyer.status).toBe('fulfilled') // the deviant buyer itself finished
     const e = abortOf(r.providers[0])
-    expect([e.reason, e.accused]).toEqual([reason, buyer.peerId])
+    if (reason === 'bad_signature') expect([e.reason, e.accused, e.info.disputants]).toEqual([reason, null, [providers[0]?.peerId, buyer.peerId]])
+    else expect([e.reason, e.accused, e.info.proven !== undefined]).toEqual([reason, buyer.peerId, true])
     expect(r.certificates[0]).toEqual([])
     certified(r.providers[1])
   })
@@ -390,7 +409,7 @@ describe('negotiation: certificate checks (§4.3)', () => {
       signer: providers[0]?.signer as Party['signer'], channel: q, deps, nonces: new MemNonces(),
       decide: async (vp) => {
         seen = vp
-        await b.send(encodeAbort(buyer.signer, p.digest, { reason: 'local_error', accused: null, detail: 'changed my mind' }))
+        await b.send(encodeAbort(buyer.signer, p.digest, providers[0]?.peerId as string, { reason: 'local_error', accused: null, detail: 'changed my mind' }))
         return new Promise<ProviderDecision>(() => {})
       }
     })

@@ -57,7 +57,16 @@ describe('reduceRun', () => {
     expect(s.status).toBe('aborted')
     expect(s.phases.find((p) => p.phase === 'compute')?.status).toBe('failed')
     expect(s.finished.at(-1)).toMatchObject({ kind: 'phase', phase: 'compute', status: 'failed' })
-    expect(s.abort).toEqual({ reason: 'bad_vector', accused: A, accusedName: 'alice', detail: 'too long', by: A, evidence: '2 items (chunk)', exitCode: 4 })
+    expect(s.abort).toEqual({ reason: 'bad_vector', accused: A, accusedName: 'alice', dispute: null, detail: 'too long', by: A, evidence: '2 items (chunk)', exitCode: 4 })
+  })
+
+  it('an unattributable abort names the dispute or the silence, by name, and accuses nobody (issue 16)', () => {
+    const B = '12D3KooWBobBobBobBobBobBobBobBobBobBobBobBobBob02' // not a known peer: shown by its short ID
+    const dispute = fold([{ v: 1, type: 'abort', session: null, exitCode: 4, abort: { reason: 'key_confirmation_failed', accused: null, disputants: [A, B], detail: 'x' } }])
+    expect([dispute.abort?.accused, dispute.abort?.dispute]).toEqual([null, "dispute between alice and 12D3Ko…ob02"])
+    // relayed: the cause's silence
+    const silence = fold([{ v: 1, type: 'abort', session: null, exitCode: 5, abort: { reason: 'peer_abort', accused: null, by: A, detail: 'x', cause: { reason: 'timeout', disputants: [A, B] } } }])
+    expect(silence.abort?.dispute).toBe("no answer from 12D3Ko…ob02 (as seen by alice)")
   })
 
   it('a result completes the result phase and stores the summary', () => {

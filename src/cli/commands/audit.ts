@@ -23,7 +23,14 @@ export function summarize(e: AuditEntry): string {
     case 'certificate':
       return `${str(d.query_id)} buyer ${short(d.buyer)}, ${Array.isArray(d.providers) ? d.providers.length : '?'} providers`
     case 'abort':
-      return `${str(d.reason)}${d.accused ? ` accused ${short(d.accused)}` : ''}${d.detail ? `: ${str(d.detail)}` : ''}`
+    {
+      const pair = Array.isArray(d.disputants) ? d.disputants.map(short) : null
+      const who = d.accused ? ` accused ${short(d.accused)} (proven)`
+        : pair ? (d.reason === 'timeout' || d.reason === 'unreachable' ? ` no answer from ${pair[1]} (as seen by ${pair[0]})` : ` dispute between ${pair[0]} and ${pair[1]}`)
+        : ''
+      const cause = typeof d.cause === 'object' && d.cause !== null ? ` (relaying ${short((d.cause as Record<string, unknown>).by)})` : ''
+      return `${str(d.reason)}${who}${cause}${d.detail ? `: ${str(d.detail)}` : ''}`
+    }
     case 'outcome':
       return d.rejected ? 'rejected by policy' : `${d.cells !== undefined ? `${str(d.cells)} cells` : ''}${d.result ? ` → ${str(d.result)}` : ''}`.trim()
     case 'receipt':
