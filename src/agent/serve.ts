@@ -6,6 +6,7 @@ import type { Agent } from './agent.ts'
 import type { RunEvent } from './events.ts'
 import { AuditLog } from './audit.ts'
 import { FileNonceStore } from './nonce-store.ts'
+import { DurableStore } from './store.ts'
 import { ApprovalQueue, startControlServer } from './control.ts'
 import { RunRegistry, deferred, type ProviderRun } from './sessions.ts'
 import { MAX_CONCURRENT_RUNS, MAX_PROPOSALS_PER_PEER_PER_MINUTE, RateLimiter } from './limits.ts'
@@ -51,7 +52,8 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
   const { identity, paths, config } = agent
   const self = identity.peerId
   const audit = AuditLog.open(paths, identity.signer)
-  const nonces = new FileNonceStore(paths.nonces)
+  const state = DurableStore.open(paths.state)
+  const nonces = new FileNonceStore(state, { legacyPath: paths.nonces })
   const datasets = validateDatasets(config.datasets, paths.dir)
   const approvals = new ApprovalQueue()
   const control = await startControlServer(paths.control, approvals)
