@@ -15,8 +15,8 @@ import { labelledHash } from '../crypto/hash.ts'
 import { statementDigest, verifySignature, type Signer } from '../crypto/sign.ts'
 import type { PolicyHistory } from '../policy/evaluate.ts'
 
-export type AuditKind = 'proposal' | 'decision' | 'certificate' | 'outcome' | 'receipt' | 'abort'
-export const AUDIT_KINDS: readonly AuditKind[] = ['proposal', 'decision', 'certificate', 'outcome', 'receipt', 'abort']
+export type AuditKind = 'proposal' | 'decision' | 'certificate' | 'outcome' | 'receipt' | 'abort' | 'reveal' | 'pins_cleared'
+export const AUDIT_KINDS: readonly AuditKind[] = ['proposal', 'decision', 'certificate', 'outcome', 'receipt', 'abort', 'reveal', 'pins_cleared']
 
 export interface AuditEntry {
   seq: number
@@ -128,13 +128,6 @@ export class AuditLog implements PolicyHistory {
   /** Certificates this agent signed or received for `buyer` since `sinceMs` (policy max_runs_per_day). */
   certifiedRunsByBuyerSince(buyer: string, sinceMs: number): number {
     return this.certificatesSince(sinceMs).filter((d) => d.buyer === buyer).length
-  }
-
-  /** Provider sets of earlier runs of the same query template (policy differencing check). */
-  sameTemplateSince(template: string, sinceMs: number): Array<{ providers: string[] }> {
-    return this.certificatesSince(sinceMs)
-      .filter((d) => d.template === template && Array.isArray(d.providers))
-      .map((d) => ({ providers: (d.providers as unknown[]).filter((p): p is string => typeof p === 'string') }))
   }
 
   private certificatesSince(sinceMs: number): Array<Record<string, unknown>> {

@@ -7,6 +7,7 @@ import type { RunEvent } from './events.ts'
 import { AuditLog } from './audit.ts'
 import { FileNonceStore } from './nonce-store.ts'
 import { DurableStore } from './store.ts'
+import { PinStore, sourceId } from './pins.ts'
 import { ApprovalQueue, startControlServer } from './control.ts'
 import { RunRegistry, deferred, type ProviderRun } from './sessions.ts'
 import { MAX_CONCURRENT_RUNS, MAX_PROPOSALS_PER_PEER_PER_MINUTE, RateLimiter } from './limits.ts'
@@ -21,6 +22,7 @@ import { encodeAbort } from '../protocol/abort.ts'
 import { ProtocolAbort, type AbortInfo } from '../protocol/errors.ts'
 import type { Channel } from '../protocol/transport.ts'
 import { evaluatePolicy, describeProposal } from '../policy/evaluate.ts'
+import { differencingMessage, pinGroups } from '../policy/differencing.ts'
 import { templateDigest } from '../query/validate.ts'
 import { columnsOf } from '../query/columns.ts'
 import { layoutOf } from '../query/layout.ts'
@@ -54,6 +56,7 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
   const audit = AuditLog.open(paths, identity.signer)
   const state = DurableStore.open(paths.state)
   const nonces = new FileNonceStore(state, { legacyPath: paths.nonces })
+  const pins = new PinStore(state)
   const datasets = validateDatasets(config.datasets, paths.dir)
   const approvals = new ApprovalQueue()
   const control = await startControlServer(paths.control, approvals)
@@ -87,7 +90,7 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
     track(negotiateAndRun(channel).finally(() => { runs-- }))
   })
 
-  async function decide(vp: VerifiedProposal, signal: AbortSignal): Promise<ProviderDecision> {
+  async function decide(vp: VerifiedProposal, signal: AbortSignal, pinned: (proposal: string) => void): Promise<ProviderDecision> {
     const digest = toHex(vp.digest)
     const q = vp.query
     audit.append('proposal', { proposal: digest, data: { buyer: vp.buyer, query_id: q.id, title: q.title, dataset: q.dataset, providers: q.participants.providers } })
@@ -96,10 +99,12 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
     if (!policy) {
       decision = { accept: false, reasons: [{ code: 'no_policy', message: error ?? 'no policy' }] }
     } else {
+      const source = q.dataset in datasets ? sourceId(datasetFor(datasets, q.dataset)) : undefined
+      const differencing = policy.differencing_window_s > 0
       decision = evaluatePolicy(policy, {
         query: q, buyer: vp.buyer, self,
         configuredPeers: new Map(config.peers.map((p) => [p.peerId, p.role])),
-        history: audit, now: Date.now(), nameOf
+        history: audit, now: Date.now(), nameOf, pins: differencing ? pins.list() : [], source
       })
       if (decision.accept && !(q.dataset in datasets)) {
         decision = { accept: false, reasons: [{ code: 'dataset_not_configured', message: `dataset "${q.dataset}" is not configured at ${config.name}` }] }
@@ -118,6 +123,15 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
           : await approvals.wait(digest, summary, waitSignal)
         if (!ok) decision = { accept: false, reasons: [{ code: 'operator_rejected', message: `the operator of ${config.name} did not approve the proposal` }] }
       }
+      if (decision.accept && differencing) {
+        // negotiation.md §6.2: check and pin in one fsync'ed step, before ACCEPT is sent
+        const r = pins.reserve({
+          groups: pinGroups(policy, q.dataset, vp.buyer, source), providers: q.participants.providers, proposal: digest,
+          buyer: vp.buyer, dataset: q.dataset, until: vp.proposal.deadline + policy.differencing_window_s * 1000
+        })
+        if (r.ok) pinned(digest)
+        else decision = { accept: false, reasons: [{ code: 'differencing', message: differencingMessage(r.conflict, policy.differencing_window_s, nameOf) }] }
+      }
     }
     audit.append('decision', { proposal: digest, data: decision })
     o.emit({ v: 1, type: 'decision', provider: self, decision: decision.accept ? 'accept' : 'reject', reasons: decision.reasons.map((r) => r.message) })
@@ -129,10 +143,15 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
     let session: string | null = null
     let run: ProviderRun | null = null
     let runnerStarted = false
+    let pinnedFor: string | null = null
     try {
       const outcome = await respondToProposal({
         signer: identity.signer, channel, deps: providerDeps(), nonces, signal: stopping.signal,
-        decide: (vp) => decide(vp, stopping.signal)
+        decide: (vp) => decide(vp, stopping.signal, (d) => { pinnedFor = d })
+      }).catch((e: unknown) => {
+        // no certificate, so no data was read: the pin protects nothing (negotiation.md §6.2)
+        if (pinnedFor) pins.release(pinnedFor)
+        throw e
       })
       if (outcome.kind === 'rejected') return
       const { params, certificate, proposal } = outcome

@@ -23,11 +23,16 @@ export function summarize(e: AuditEntry): string {
     case 'certificate':
       return `${str(d.query_id)} buyer ${short(d.buyer)}, ${Array.isArray(d.providers) ? d.providers.length : '?'} providers`
     case 'abort':
+      if (d.after_reveal) return str(d.note)
       return `${str(d.reason)}${d.accused ? ` accused ${short(d.accused)}` : ''}${d.detail ? `: ${str(d.detail)}` : ''}`
     case 'outcome':
       return d.rejected ? 'rejected by policy' : `${d.cells !== undefined ? `${str(d.cells)} cells` : ''}${d.result ? ` → ${str(d.result)}` : ''}`.trim()
     case 'receipt':
       return d.output ? 'receipt, output released' : 'receipt'
+    case 'reveal':
+      return 'self-mask seed revealed'
+    case 'pins_cleared':
+      return `${Array.isArray(d.pins) ? d.pins.length : '?'} differencing pin(s) cleared by the operator`
     default:
       return ''
   }

@@ -2,6 +2,9 @@
 import { openAgent } from '../../agent/agent.ts'
 import { peerNamer, resolverFor } from '../../agent/context.ts'
 import { AuditLog } from '../../agent/audit.ts'
+import { DurableStore } from '../../agent/store.ts'
+import { PinStore, sourceId } from '../../agent/pins.ts'
+import { validateDatasets } from '../../data/source.ts'
 import { ConfigError } from '../../agent/errors.ts'
 import { runQuery } from '../../agent/run.ts'
 import { loadQueryFile } from '../../query/parse.ts'
@@ -86,11 +89,18 @@ export function policyCheck(home: string, file: string, o: { buyer?: string }, o
   const decision = evaluatePolicy(policy, {
     query: q, buyer, self: agent.identity.peerId,
     configuredPeers: new Map(agent.config.peers.map((p) => [p.peerId, p.role])),
-    history: AuditLog.open(agent.paths, agent.identity.signer), now: Date.now()
+    history: AuditLog.open(agent.paths, agent.identity.signer), now: Date.now(),
+    ...differencingState(agent.paths.state, agent.config.datasets, agent.paths.dir, q.dataset)
   })
   const nameOf = peerNamer(agent)
   if (out.opts.json) out.data({ accept: decision.accept, reasons: decision.reasons })
   else for (const l of describeProposal(q, nameOf)) out.log(l)
   if (!decision.accept) throw new PolicyRejected([{ provider: agent.config.name, reasons: decision.reasons }])
   out.result('policy: accept')
+}
+
+/** The pins and the dataset's resolved source, so `policy check` answers as serve would. */
+function differencingState(state: string, datasets: Record<string, unknown>, dir: string, dataset: string): { pins: ReturnType<PinStore['list']>; source?: string } {
+  const src = validateDatasets(datasets, dir)[dataset]
+  return { pins: new PinStore(DurableStore.open(state)).list(), source: src ? sourceId(src) : undefined }
 }
