@@ -144,6 +144,7 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
     let run: ProviderRun | null = null
     let runnerStarted = false
     let pinnedFor: string | null = null
+    let revealed = false
     try {
       const outcome = await respondToProposal({
         signer: identity.signer, channel, deps: providerDeps(), nonces, signal: stopping.signal,
@@ -209,13 +210,21 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
         buyer: within(r.buyerChannel.promise, waitMs, params.buyer, 'START stream'),
         peers: new Map([...r.peerChannels].map(([p, d]) => [p, within(d.promise, waitMs, p, 'cross-check stream')])),
         signal: stopping.signal, hooks: o.hooks?.provider,
-        events: (e) => o.emit({ ...e, v: 1 })
+        events: (e) => o.emit({ ...e, v: 1 }),
+        onReveal: () => {
+          // masked-sum.md §9.2: on record (fsync'ed) before REVEAL leaves; from here the buyer can hold the result
+          audit.append('reveal', { session: r.session, data: { note: 'self-mask seed revealed', buyer: params.buyer } }, { durable: true })
+          revealed = true
+        }
       })
       audit.append('receipt', { session, data: { receipt: res.receipt, output: res.result ? true : false } })
       o.log(`session ${session.slice(0, 12)}: done, receipt recorded`)
     } catch (e) {
       const info: AbortInfo = e instanceof ProtocolAbort ? e.info : { reason: 'local_error', accused: null, detail: (e as Error).message }
-      audit.append('abort', { session: session ?? undefined, data: info })
+      // after REVEAL the buyer may hold the result whatever it says next (masked-sum.md §9.2)
+      const release = revealed ? { after_reveal: true, note: `result may have been released, then aborted by ${nameOf(info.by ?? self)}` } : {}
+      audit.append('abort', { session: session ?? undefined, data: { ...info, ...release } })
+      if (revealed) o.log(`session ${session?.slice(0, 12)}: ${release.note}`)
       o.emit({ v: 1, type: 'abort', session, abort: info, exitCode: 4 })
       o.log(`run ${session?.slice(0, 12) ?? '(negotiation)'} aborted: ${info.reason}${info.accused ? ` (accused ${nameOf(info.accused)})` : ''}: ${info.detail}`)
       if (run && !runnerStarted) {

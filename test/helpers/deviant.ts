@@ -20,11 +20,14 @@ export const DEVIATIONS: Record<string, MainHooks> = {
   'provider:silent-xcheck': { serve: { provider: { stallAt: 'xcheck' } } },
   'provider:silent-stream': { serve: { provider: { stallAt: 'stream' } } },
   'provider:silent-reveal': { serve: { provider: { stallAt: 'reveal' } } },
+  // adds 2^40 to its first data value: the total of cell 0 then exceeds any bound the layout allows
+  'provider:implausible-input': { serve: { provider: { mutateChunk: (i, _off, y) => { if (i === 0) y[0] = (y[0] as bigint) + 2n ** 40n } } } },
   // buyer
   'buyer:drop-vector': {
     buyer: { inclusion: (b, p) => (p === b.entries[0]?.provider ? { ...b, entries: b.entries.map((e, i) => (i === 0 ? { ...e, hash: '00'.repeat(32) } : e)) } : b) }
   },
-  'buyer:silent-inclusion': { buyer: { stallAt: 'inclusion' } }
+  'buyer:silent-inclusion': { buyer: { stallAt: 'inclusion' } },
+  'buyer:abort-after-reveal': { buyer: { abortAfterReveal: true } }
 }
 
 const [deviation, ...argv] = process.argv.slice(2)

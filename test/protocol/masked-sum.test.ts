@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto'
 import { ProtocolAbort } from '../../src/protocol/errors.ts'
 import { CANARIES } from '../../src/protocol/masked-sum-messages.ts'
 import { resultCommitment } from '../../src/protocol/masked-sum-provider.ts'
-import type { BuyerState } from '../../src/protocol/masked-sum-buyer.ts'
+import type { BuyerRunResult, BuyerState } from '../../src/protocol/masked-sum-buyer.ts'
 import { equalBytes } from '../../src/crypto/bytes.ts'
 import { plainSum, randomVector, runAll, setup, testCertificate, type Party, type RunAllResult } from '../helpers/parties.ts'
 
@@ -179,12 +179,17 @@ describe('masked sum: checks (one deviating party each)', () => {
     expectAbort(res, 'canary_nonzero', null)
   })
 
-  it('check 6: an implausible total (beyond clip × max rows) → implausible_result', async () => {
+  it('check 6b: an implausible total (beyond clip × max rows) is flagged for the buyer; the run completes for everyone', async () => {
     const s = await setup(3, 100, { ...fast, bounds: [{ min: 0n, max: 3000n }] })
     const vectors = s.providers.map(() => randomVector(100))
     ;(vectors[0] as BigUint64Array)[7] = 5000n
+    const want = plainSum(vectors, 100)
     const res = await runAll(s, { vectors })
-    expectAbort(res, 'implausible_result', null)
+    expect(res.buyer.status).toBe('fulfilled')
+    for (const p of res.providers) expect(p.status).toBe('fulfilled')
+    const b = (res.buyer as PromiseFulfilledResult<BuyerRunResult>).value
+    expect(b.implausible).toEqual([7])
+    expect(Array.from(b.total)).toEqual(Array.from(want))
   })
 
   it('check 7: the buyer drops a provider\'s vector from the inclusion list → inclusion_mismatch, buyer accused, no seed revealed by the victim', async () => {
