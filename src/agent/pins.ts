@@ -1,4 +1,4 @@
-// Differencing pins in the durable store (namespace "pin"; negotiation.md §6.2 and §6.4). The rule
+// Differencing pins in the durable store (namespace "pin"; negotiation.md §6.2 and §6.3). The rule
 // itself is pure (src/policy/differencing.ts); here it is applied atomically: the check and the
 // write are one store transaction, fsync'ed before ACCEPT is sent, so of two concurrent proposals
 // over different provider sets only one can pass.
