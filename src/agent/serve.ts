@@ -7,7 +7,7 @@ import type { RunEvent } from './events.ts'
 import { AuditLog } from './audit.ts'
 import { FileNonceStore } from './nonce-store.ts'
 import { DurableStore } from './store.ts'
-import { PinStore, sourceId } from './pins.ts'
+import { AdmissionStore, sourceId } from './admission.ts'
 import { ApprovalQueue, startControlServer } from './control.ts'
 import { RunRegistry, deferred, type ProviderRun } from './sessions.ts'
 import { MAX_CONCURRENT_RUNS, MAX_PROPOSALS_PER_PEER_PER_MINUTE, RateLimiter } from './limits.ts'
@@ -56,7 +56,7 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
   const audit = AuditLog.open(paths, identity.signer)
   const state = DurableStore.open(paths.state)
   const nonces = new FileNonceStore(state, { legacyPath: paths.nonces })
-  const pins = new PinStore(state)
+  const admissions = new AdmissionStore(state)
   const datasets = validateDatasets(config.datasets, paths.dir)
   const approvals = new ApprovalQueue()
   const control = await startControlServer(paths.control, approvals)
@@ -104,7 +104,8 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
       decision = evaluatePolicy(policy, {
         query: q, buyer: vp.buyer, self,
         configuredPeers: new Map(config.peers.map((p) => [p.peerId, p.role])),
-        history: audit, now: Date.now(), nameOf, pins: differencing ? pins.list() : [], source
+        history: { certifiedRunsByBuyerSince: (b) => admissions.runsBy(b) }, // the last 24 h (negotiation.md §6.3)
+        now: Date.now(), nameOf, pins: differencing ? admissions.list() : [], source
       })
       if (decision.accept && !(q.dataset in datasets)) {
         decision = { accept: false, reasons: [{ code: 'dataset_not_configured', message: `dataset "${q.dataset}" is not configured at ${config.name}` }] }
@@ -123,14 +124,15 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
           : await approvals.wait(digest, summary, waitSignal)
         if (!ok) decision = { accept: false, reasons: [{ code: 'operator_rejected', message: `the operator of ${config.name} did not approve the proposal` }] }
       }
-      if (decision.accept && differencing) {
-        // negotiation.md §6.2: check and pin in one fsync'ed step, before ACCEPT is sent
-        const r = pins.reserve({
-          groups: pinGroups(policy, q.dataset, vp.buyer, source), providers: q.participants.providers, proposal: digest,
-          buyer: vp.buyer, dataset: q.dataset, until: vp.proposal.deadline + policy.differencing_window_s * 1000
+      if (decision.accept) {
+        // negotiation.md §6.2: rate count and differencing pin checked and written in one fsync'ed step, before ACCEPT
+        const r = admissions.admit({
+          proposal: digest, buyer: vp.buyer, providers: q.participants.providers, dataset: q.dataset, maxRuns: policy.max_runs_per_buyer_per_day,
+          pin: differencing ? { groups: pinGroups(policy, q.dataset, vp.buyer, source), until: vp.proposal.deadline + policy.differencing_window_s * 1000 } : undefined
         })
         if (r.ok) pinned(digest)
-        else decision = { accept: false, reasons: [{ code: 'differencing', message: differencingMessage(r.conflict, policy.differencing_window_s, nameOf) }] }
+        else if ('conflict' in r) decision = { accept: false, reasons: [{ code: 'differencing', message: differencingMessage(r.conflict, policy.differencing_window_s, nameOf) }] }
+        else decision = { accept: false, reasons: [{ code: 'rate_limited', message: `this buyer already had ${r.runs} accepted runs in the last 24 h (limit ${policy.max_runs_per_buyer_per_day})` }] }
       }
     }
     audit.append('decision', { proposal: digest, data: decision })
@@ -151,7 +153,7 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
         decide: (vp) => decide(vp, stopping.signal, (d) => { pinnedFor = d })
       }).catch((e: unknown) => {
         // no certificate, so no data was read: the pin protects nothing (negotiation.md §6.2)
-        if (pinnedFor) pins.release(pinnedFor)
+        if (pinnedFor) admissions.release(pinnedFor)
         throw e
       })
       if (outcome.kind === 'rejected') return

@@ -1,5 +1,5 @@
 // The agent's one durable store (docs: protocols/negotiation.md §6.3 "Local state"): proposal
-// nonces, differencing pins and, later, rate counts and privacy budgets live in one append-only
+// nonces, differencing pins, run counts and, later, privacy budgets live in one append-only
 // journal per agent home (`state.jsonl`). Every change is one JSON line, written and fsync'ed before
 // the call returns, so whatever depends on it (ACCEPT, REVEAL) is sent only after it is on disk.
 //

@@ -5,7 +5,7 @@ import { peerNamer } from '../../agent/context.ts'
 import { AuditLog } from '../../agent/audit.ts'
 import { ConfigError } from '../../agent/errors.ts'
 import { DurableStore } from '../../agent/store.ts'
-import { PinStore, type PinSelector } from '../../agent/pins.ts'
+import { AdmissionStore, type PinSelector } from '../../agent/admission.ts'
 import type { Pin } from '../../policy/differencing.ts'
 import type { Output } from '../output.ts'
 
@@ -15,7 +15,7 @@ function describe(p: Pin, nameOf: (id: string) => string): string {
 
 export function pinsList(home: string, out: Output): void {
   const agent = openAgent(home)
-  const pins = new PinStore(DurableStore.open(agent.paths.state)).list().sort((a, b) => a.at - b.at)
+  const pins = new AdmissionStore(DurableStore.open(agent.paths.state)).list().sort((a, b) => a.at - b.at)
   if (out.opts.json) return out.data(pins)
   if (!pins.length) return out.result('no differencing pins')
   const nameOf = peerNamer(agent)
@@ -27,7 +27,7 @@ export function pinsClear(home: string, o: { proposal?: string; group?: string; 
   if (o.proposal && !/^[0-9a-fA-F]{8,64}$/.test(o.proposal)) throw new ConfigError('--proposal takes a proposal digest or a prefix of at least 8 hex digits (see `mpc-agent pins list`)')
   const agent = openAgent(home)
   const sel: PinSelector = { proposal: o.proposal, group: o.group, all: o.all }
-  const removed = new PinStore(DurableStore.open(agent.paths.state)).clear(sel)
+  const removed = new AdmissionStore(DurableStore.open(agent.paths.state)).clear(sel)
   if (removed.length) {
     AuditLog.open(agent.paths, agent.identity.signer).append('pins_cleared', { data: { selector: sel, pins: removed, by: 'operator (mpc-agent pins clear)' } })
   }
