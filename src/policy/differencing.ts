@@ -3,7 +3,7 @@
 // looks like (rename an aggregate, add one to max_rows_per_provider: the numbers are the same). So a
 // provider pins the provider set it served per data source: within differencing_window_s it refuses
 // any query on that source over a different set, from any buyer, whatever the query says.
-// Pure: the pins come from the agent's durable store (src/agent/pins.ts), which also makes the
+// Pure: the pins come from the agent's durable store (src/agent/admission.ts), which also makes the
 // check-and-reserve atomic.
 import type { Policy } from './policy.ts'
 

@@ -19,7 +19,7 @@ export interface PolicyContext {
   configuredPeers: ReadonlyMap<string, 'provider' | 'buyer'>
   history: PolicyHistory
   now: number
-  /** Live differencing pins (src/agent/pins.ts); the agent re-checks them atomically before ACCEPT. */
+  /** Live differencing pins (src/agent/admission.ts); the agent re-checks them atomically before ACCEPT. */
   pins?: readonly Pin[]
   /** The resolved files or table of the query's dataset, when configured (differencing pins). */
   source?: string
