@@ -66,6 +66,10 @@ describe('differencing pins (issue 14 §2)', () => {
       const d = audit(c, p).filter((e) => e.kind === 'decision').at(-1)
       expect((d?.data.reasons as Array<{ code: string }>).map((r) => r.code)).toEqual(['differencing'])
     }
+    // `policy check` answers as serve does, from the same store
+    const check = await c.cli('p2', ['--json', 'policy', 'check', queryFile(['p2', 'p3', 'p4'], { rename: true }), '--buyer', 'city'])
+    expect(check.code).toBe(3)
+    expect((JSON.parse(check.stdout.trim().split('\n')[0] ?? '{}') as { reasons: Array<{ code: string }> }).reasons.map((r) => r.code)).toEqual(['differencing'])
   }, 120_000)
 
   it('bypass: a dataset alias to the same files (even in another pin_group) is refused', async () => {
