@@ -28,7 +28,7 @@ const rss = (): number[] => dc.providers.map((p) => {
 const start = rss()
 const failures: string[] = []
 const t0 = Date.now()
-// the differencing defence would refuse repeats over the same template: each run gets its own id
+// every run goes to the same provider set (the differencing pins allow that); each gets its own id for readable logs
 const base = readFileSync(dc.queryFile, 'utf8')
 // a legitimate buyer stays under each provider's proposal rate limit (SECURITY.md): runs now take
 // well under 2 s, so unpaced they would be refused after 30 a minute

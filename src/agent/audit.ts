@@ -6,7 +6,7 @@
 //
 // What it cannot detect: the log AND the head both deleted (an empty home verifies as empty), or a
 // rollback to an older (log, head) pair copied earlier — anchor the head elsewhere for that.
-import { appendFileSync, closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs'
+import { appendFileSync, closeSync, existsSync, fsyncSync, openSync, readFileSync, readSync, statSync, writeSync } from 'node:fs'
 import type { HomePaths } from './home.ts'
 import { acquireLock, writeFileAtomic } from './files.ts'
 import { canonicalize } from '../crypto/canonical.ts'
@@ -16,8 +16,8 @@ import { statementDigest, verifySignature, type Signer } from '../crypto/sign.ts
 import type { PolicyHistory } from '../policy/evaluate.ts'
 
 /** `refused`: an inbound stream this agent refused before any run (peer, protocol, reason; issue 14 §5). */
-export type AuditKind = 'proposal' | 'decision' | 'certificate' | 'outcome' | 'receipt' | 'abort' | 'refused'
-export const AUDIT_KINDS: readonly AuditKind[] = ['proposal', 'decision', 'certificate', 'outcome', 'receipt', 'abort', 'refused']
+export type AuditKind = 'proposal' | 'decision' | 'certificate' | 'outcome' | 'receipt' | 'abort' | 'refused' | 'reveal' | 'pins_cleared'
+export const AUDIT_KINDS: readonly AuditKind[] = ['proposal', 'decision', 'certificate', 'outcome', 'receipt', 'abort', 'refused', 'reveal', 'pins_cleared']
 
 export interface AuditEntry {
   seq: number
@@ -94,8 +94,11 @@ export class AuditLog implements PolicyHistory {
     this.seq = this.cache.length
   }
 
-  /** Append one entry and re-sign the head. Serialised across processes by `audit.jsonl.lock`. */
-  append(kind: AuditKind, f: { session?: string; proposal?: string; data: unknown }): AuditEntry {
+  /**
+   * Append one entry and re-sign the head. Serialised across processes by `audit.jsonl.lock`.
+   * `durable`: fsync the entry before returning, for entries that must precede a message (REVEAL).
+   */
+  append(kind: AuditKind, f: { session?: string; proposal?: string; data: unknown }, opts: { durable?: boolean } = {}): AuditEntry {
     if (!AUDIT_KINDS.includes(kind)) throw new TypeError(`unknown audit entry kind ${JSON.stringify(kind)}`)
     const lock = acquireLock(this.paths.audit, { waitMs: LOCK_WAIT_MS, what: `the audit log ${this.paths.audit}` })
     try {
@@ -106,7 +109,15 @@ export class AuditLog implements PolicyHistory {
         data: redact(f.data ?? null), prev: this.last
       }
       const line = canonicalize(entry)
-      appendFileSync(this.paths.audit, line + '\n', { mode: 0o600 })
+      if (opts.durable) {
+        const fd = openSync(this.paths.audit, 'a', 0o600)
+        try {
+          writeSync(fd, line + '\n')
+          fsyncSync(fd)
+        } finally {
+          closeSync(fd)
+        }
+      } else appendFileSync(this.paths.audit, line + '\n', { mode: 0o600 })
       this.offset += Buffer.byteLength(line) + 1
       this.seq = entry.seq
       this.last = lineHash(line)
@@ -129,13 +140,6 @@ export class AuditLog implements PolicyHistory {
   /** Certificates this agent signed or received for `buyer` since `sinceMs` (policy max_runs_per_day). */
   certifiedRunsByBuyerSince(buyer: string, sinceMs: number): number {
     return this.certificatesSince(sinceMs).filter((d) => d.buyer === buyer).length
-  }
-
-  /** Provider sets of earlier runs of the same query template (policy differencing check). */
-  sameTemplateSince(template: string, sinceMs: number): Array<{ providers: string[] }> {
-    return this.certificatesSince(sinceMs)
-      .filter((d) => d.template === template && Array.isArray(d.providers))
-      .map((d) => ({ providers: (d.providers as unknown[]).filter((p): p is string => typeof p === 'string') }))
   }
 
   private certificatesSince(sinceMs: number): Array<Record<string, unknown>> {

@@ -1,5 +1,5 @@
 // The agent home: --home DIR, else $MPC_AGENT_HOME, else $XDG_CONFIG_HOME/mpc-agent (~/.config/mpc-agent).
-// Holds the identity key (0600), config.yaml, policy.yaml, audit log, nonce store, control socket, logs.
+// Holds the identity key (0600), config.yaml, policy.yaml, audit log, state store, control socket, logs.
 import { mkdirSync, readFileSync, statSync, writeFileSync, existsSync, openSync, closeSync, renameSync, rmSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { homedir } from 'node:os'
@@ -16,7 +16,10 @@ export interface HomePaths {
   policy: string
   audit: string
   auditHead: string
+  /** nonces.json of earlier versions; migrated into `state` on first start. */
   nonces: string
+  /** The durable store's journal (store.ts): nonces, differencing pins. */
+  state: string
   control: string
   logs: string
 }
@@ -37,6 +40,7 @@ export function homePaths(dir: string): HomePaths {
     audit: join(dir, 'audit.jsonl'),
     auditHead: join(dir, 'audit.head'),
     nonces: join(dir, 'nonces.json'),
+    state: join(dir, 'state.jsonl'),
     control: join(dir, 'control.sock'),
     logs: join(dir, 'logs')
   }

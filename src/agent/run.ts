@@ -19,7 +19,7 @@ import { ProtocolAbort, PolicyRejected } from '../protocol/errors.ts'
 import type { Channel } from '../protocol/transport.ts'
 import { loadQueryFile } from '../query/parse.ts'
 import { validateQuery, queryDigest } from '../query/validate.ts'
-import { decodeResult, resultToCsv, topCells, type ResultTable } from '../query/result.ts'
+import { decodeResult, flagImplausible, resultToCsv, topCells, type ResultTable } from '../query/result.ts'
 import { domainLabels } from '../query/layout.ts'
 import type { Query } from '../query/types.ts'
 import { fromHex, toHex } from '../crypto/bytes.ts'
@@ -146,7 +146,9 @@ export async function runQuery(agent: Agent, o: QueryRunOptions): Promise<QueryR
     mark('masked_sum_ms', tSum)
 
     // 4. the result, atomically, with provenance (never partial: temp file + rename)
-    const table = decodeResult(query, Array.from(res.total))
+    const table = flagImplausible(query, decodeResult(query, Array.from(res.total)), res.implausible)
+    const flagged = table.cells.filter((c) => c.implausible?.length)
+    if (flagged.length) o.log(`warning: ${flagged.length} cell(s) exceed the bounds the agreement allows (check 6b): some provider's input was implausible; they are flagged "implausible" in the result`)
     const provenance = join(dirname(out), `${basename(out)}.provenance.json`)
     const doc = resultDocument(query, session, table, basename(provenance))
     writeFileAtomic(out, o.format === 'csv' ? resultToCsv(table) : JSON.stringify(doc, null, 1) + '\n')
@@ -159,6 +161,8 @@ export async function runQuery(agent: Agent, o: QueryRunOptions): Promise<QueryR
       vectors: res.dones, inclusion: res.inclusion,
       reveals: res.reveals.map(({ seed: _s, ...r }) => r),
       receipt: { commitment: toHex(res.commitment), r: toHex(res.r) },
+      // check 6b (masked-sum.md §8): flagged here and in the result, never sent to any provider
+      plausibility: { implausible_values: res.implausible.length, cells: flagged.map((c) => ({ key: c.key, aggregates: c.implausible })) },
       timings
     }, null, 1) + '\n')
     audit.append('outcome', { session, data: { result: out, commitment: toHex(res.commitment), cells: table.cells.length } })
@@ -222,6 +226,8 @@ function named(e: ProtocolAbort, nameOf: (id: string) => string, evidenceFile: s
 export interface ResultDocument {
   query: { id: string; title: string; digest: string }
   session: string
+  /** Cells check 6b flagged (masked-sum.md §8); present only when there are some. */
+  implausible_cells?: number
   dims: Array<{ name: string; labels: string[] }>
   aggregates: Array<{ name: string; kind: string }>
   cells: ResultTable['cells']
@@ -229,9 +235,11 @@ export interface ResultDocument {
 }
 
 export function resultDocument(q: Query, session: string, t: ResultTable, provenance: string): ResultDocument {
+  const flagged = t.cells.filter((c) => c.implausible?.length).length
   return {
     query: { id: q.id, title: q.title, digest: toHex(queryDigest(q)) },
     session,
+    ...(flagged ? { implausible_cells: flagged } : {}),
     dims: q.group_by.map((g) => ({ name: g.name, labels: domainLabels(g.domain) })),
     aggregates: q.aggregates.map((a) => ({ name: a.name, kind: a.kind })),
     cells: t.cells,

@@ -7,6 +7,8 @@ import type { Stream } from '@libp2p/interface'
 import type { RunEvent } from './events.ts'
 import { AuditLog } from './audit.ts'
 import { FileNonceStore } from './nonce-store.ts'
+import { DurableStore } from './store.ts'
+import { AdmissionStore, sourceId } from './admission.ts'
 import { ApprovalQueue, startControlServer } from './control.ts'
 import { RunRegistry, deferred, routeHead as peek, type AcceptedProposal, type ProviderRun, type RouteHead } from './sessions.ts'
 import {
@@ -27,6 +29,7 @@ import { ProtocolAbort, type AbortInfo } from '../protocol/errors.ts'
 import type { Channel } from '../protocol/transport.ts'
 import { safeText } from '../protocol/bounded-json.ts'
 import { evaluatePolicy, describeProposal } from '../policy/evaluate.ts'
+import { differencingMessage, pinGroups } from '../policy/differencing.ts'
 import { templateDigest } from '../query/validate.ts'
 import { columnsOf } from '../query/columns.ts'
 import { layoutOf } from '../query/layout.ts'
@@ -58,7 +61,9 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
   const { identity, paths, config } = agent
   const self = identity.peerId
   const audit = AuditLog.open(paths, identity.signer)
-  const nonces = new FileNonceStore(paths.nonces)
+  const state = DurableStore.open(paths.state)
+  const nonces = new FileNonceStore(state, { legacyPath: paths.nonces })
+  const admissions = new AdmissionStore(state)
   const datasets = validateDatasets(config.datasets, paths.dir)
   const approvals = new ApprovalQueue()
   const control = await startControlServer(paths.control, approvals)
@@ -145,7 +150,7 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
     track(negotiateAndRun(channel).finally(() => slots.release(remote)))
   })
 
-  async function decide(vp: VerifiedProposal, signal: AbortSignal): Promise<ProviderDecision> {
+  async function decide(vp: VerifiedProposal, signal: AbortSignal, pinned: (proposal: string) => void): Promise<ProviderDecision> {
     const digest = toHex(vp.digest)
     const q = vp.query
     audit.append('proposal', { proposal: digest, data: { buyer: vp.buyer, query_id: q.id, title: q.title, dataset: q.dataset, providers: q.participants.providers } })
@@ -154,10 +159,13 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
     if (!policy) {
       decision = { accept: false, reasons: [{ code: 'no_policy', message: error ?? 'no policy' }] }
     } else {
+      const source = q.dataset in datasets ? sourceId(datasetFor(datasets, q.dataset)) : undefined
+      const differencing = policy.differencing_window_s > 0
       decision = evaluatePolicy(policy, {
         query: q, buyer: vp.buyer, self,
         configuredPeers: new Map(config.peers.map((p) => [p.peerId, p.role])),
-        history: audit, now: Date.now(), nameOf
+        history: { certifiedRunsByBuyerSince: (b) => admissions.runsBy(b) }, // the last 24 h (negotiation.md §6.3)
+        now: Date.now(), nameOf, pins: differencing ? admissions.list() : [], source
       })
       if (decision.accept && !(q.dataset in datasets)) {
         decision = { accept: false, reasons: [{ code: 'dataset_not_configured', message: `dataset "${q.dataset}" is not configured at ${config.name}` }] }
@@ -176,6 +184,16 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
           : await approvals.wait(digest, summary, waitSignal)
         if (!ok) decision = { accept: false, reasons: [{ code: 'operator_rejected', message: `the operator of ${config.name} did not approve the proposal` }] }
       }
+      if (decision.accept) {
+        // negotiation.md §6.2: rate count and differencing pin checked and written in one fsync'ed step, before ACCEPT
+        const r = admissions.admit({
+          proposal: digest, buyer: vp.buyer, providers: q.participants.providers, dataset: q.dataset, maxRuns: policy.max_runs_per_buyer_per_day,
+          pin: differencing ? { groups: pinGroups(policy, q.dataset, vp.buyer, source), until: vp.proposal.deadline + policy.differencing_window_s * 1000 } : undefined
+        })
+        if (r.ok) pinned(digest)
+        else if ('conflict' in r) decision = { accept: false, reasons: [{ code: 'differencing', message: differencingMessage(r.conflict, policy.differencing_window_s, nameOf) }] }
+        else decision = { accept: false, reasons: [{ code: 'rate_limited', message: `this buyer already had ${r.runs} accepted runs in the last 24 h (limit ${policy.max_runs_per_buyer_per_day})` }] }
+      }
     }
     audit.append('decision', { proposal: digest, data: decision })
     emit({ v: 1, type: 'decision', provider: self, decision: decision.accept ? 'accept' : 'reject', reasons: decision.reasons.map((r) => r.message) })
@@ -190,11 +208,13 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
     let runnerStarted = false
     let accepted: AcceptedProposal | null = null
     let finished = false
+    let pinnedFor: string | null = null
+    let revealed = false
     try {
       const outcome = await respondToProposal({
         signer: identity.signer, channel, deps: providerDeps(), nonces, signal: stopping.signal,
         decide: async (vp) => {
-          const d = await decide(vp, stopping.signal)
+          const d = await decide(vp, stopping.signal, (p) => { pinnedFor = p })
           if (d.accept && !finished) {
             // before ACCEPT leaves: a co-provider's XCHECK may now arrive before our certificate
             const q = vp.query
@@ -203,6 +223,10 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
           }
           return d
         }
+      }).catch((e: unknown) => {
+        // no certificate, so no data was read: the pin protects nothing (negotiation.md §6.2)
+        if (pinnedFor) admissions.release(pinnedFor)
+        throw e
       })
       proposalHex = toHex(outcome.proposal.digest)
       if (outcome.kind === 'rejected') return
@@ -262,7 +286,12 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
         buyer: within(r.buyerChannel.promise, waitMs, params.buyer, 'START stream'),
         peers: new Map([...r.peerChannels].map(([p, d]) => [p, within(d.promise, waitMs, p, 'cross-check stream')])),
         signal: stopping.signal, hooks: o.hooks?.provider,
-        events: (e) => emit({ ...e, v: 1 })
+        events: (e) => emit({ ...e, v: 1 }),
+        onReveal: () => {
+          // masked-sum.md §9.2: on record (fsync'ed) before REVEAL leaves; from here the buyer can hold the result
+          audit.append('reveal', { session: r.session, data: { note: 'self-mask seed revealed', buyer: params.buyer } }, { durable: true })
+          revealed = true
+        }
       })
       audit.append('receipt', { session, data: { receipt: res.receipt, output: res.result ? true : false } })
       say(`session ${session.slice(0, 12)}: done, receipt recorded`)
@@ -270,8 +299,11 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
       // settled once more (no deps): whatever was not proven by the runner is recorded as a dispute
       const info: AbortInfo = settle(e instanceof ProtocolAbort ? e.info : { reason: 'local_error', accused: null, detail: (e as Error)?.message ?? String(e) }, self, null)
       if (accepted) registry.settle((accepted as AcceptedProposal).proposal, info)
+      // after REVEAL the buyer may hold the result whatever it says next (masked-sum.md §9.2)
+      const release = revealed ? { after_reveal: true, note: `result may have been released, then aborted by ${nameOf(info.by ?? self)}` } : {}
       const bundle = saveEvidence(paths.dir, identity.signer, session ?? proposalHex, info, o.log)
-      record('abort', { session: session ?? undefined, proposal: proposalHex ?? undefined, data: { ...info, ...(bundle ? { evidence_file: bundle } : {}) } })
+      record('abort', { session: session ?? undefined, proposal: proposalHex ?? undefined, data: { ...info, ...release, ...(bundle ? { evidence_file: bundle } : {}) } })
+      if (revealed) say(`session ${session?.slice(0, 12)}: ${release.note}`)
       emit({ v: 1, type: 'abort', session, abort: info, exitCode: 4 })
       say(`run ${session?.slice(0, 12) ?? '(negotiation)'} aborted: ${safeText(describeAbort({ ...info, by: info.by ?? self }))}${bundle ? ` (evidence: ${bundle})` : ''}`)
       if (run) {

@@ -44,8 +44,8 @@ export function exitCodeOf(err: unknown): number {
   }
   if (err instanceof PeerUnreachableError) return EXIT.timeout
   if (err instanceof BusyError) return EXIT.busy
-  // an altered audit log is bad local data (6)
-  if (err instanceof Error && (err.name === 'DataError' || err.name === 'AuditError')) return EXIT.badData
+  // an altered audit log or state store is bad local data (6)
+  if (err instanceof Error && (err.name === 'DataError' || err.name === 'AuditError' || err.name === 'StoreError' || err.name === 'NonceStoreError')) return EXIT.badData
   if (err instanceof Error && err.name === 'EvidenceUnproven') return EXIT.unproven
   if (err instanceof Error && err.name === 'EvidenceInvalid') return EXIT.forged
   if (err instanceof Error && (err.name === 'QueryError' || err.name === 'PolicyError' || err.name === 'CommanderError')) return EXIT.usage

@@ -16,6 +16,7 @@ const dataCmd = () => import('./commands/data.ts')
 const approveCmd = () => import('./commands/approve.ts')
 const auditCmd = () => import('./commands/audit.ts')
 const evidenceCmd = () => import('./commands/evidence.ts')
+const pinsCmd = () => import('./commands/pins.ts')
 
 /**
  * Deviations injected by the test-only entry point (test/helpers/deviant.ts); the production
@@ -190,6 +191,20 @@ export async function main(argv: string[], hooks: MainHooks = {}): Promise<numbe
     .action(async (file: string, _o: unknown, cmd: Command) => {
       const { out } = ctx(cmd)
       ;(await evidenceCmd()).evidenceVerify(file, out)
+    })
+  const pins = program.command('pins').description('differencing pins: the provider set this agent served per data source (policy differencing_window_s)')
+  pins.command('list').description('list the live pins')
+    .action(async (_o: unknown, cmd: Command) => {
+      const { home, out } = ctx(cmd)
+      ;(await pinsCmd()).pinsList(home, out)
+    })
+  pins.command('clear').description('remove pins (e.g. for a provider that left for good); recorded in the audit log')
+    .option('--proposal <id>', 'the pins of one run, by proposal digest (prefix of 8+ hex digits)')
+    .option('--group <group>', 'every pin of one group, as listed (e.g. group:default)')
+    .option('--all', 'every pin')
+    .action(async (o: { proposal?: string; group?: string; all?: boolean }, cmd: Command) => {
+      const { home, out } = ctx(cmd)
+      ;(await pinsCmd()).pinsClear(home, o, out)
     })
 
   program.command('approve [id]')

@@ -3,14 +3,12 @@
 import type { Query } from '../query/types.ts'
 import { columnsOf } from '../query/columns.ts'
 import { layoutOf, domainSize } from '../query/layout.ts'
-import { templateDigest } from '../query/validate.ts'
 import { formatFilter } from '../query/filter.ts'
-import { toHex } from '../crypto/bytes.ts'
 import type { Policy } from './policy.ts'
+import { differencingConflict, differencingMessage, pinGroups, type Pin } from './differencing.ts'
 
 export interface PolicyHistory {
   certifiedRunsByBuyerSince(buyer: string, sinceMs: number): number
-  sameTemplateSince(templateDigestHex: string, sinceMs: number): Array<{ providers: string[] }>
 }
 
 export interface PolicyContext {
@@ -21,6 +19,10 @@ export interface PolicyContext {
   configuredPeers: ReadonlyMap<string, 'provider' | 'buyer'>
   history: PolicyHistory
   now: number
+  /** Live differencing pins (src/agent/admission.ts); the agent re-checks them atomically before ACCEPT. */
+  pins?: readonly Pin[]
+  /** The resolved files or table of the query's dataset, when configured (differencing pins). */
+  source?: string
   /** Optional: configured names for peer IDs in reason messages (additive to the brief's context). */
   nameOf?: (peerId: string) => string
 }
@@ -73,11 +75,9 @@ export function evaluatePolicy(policy: Policy, ctx: PolicyContext): PolicyDecisi
   const runs = ctx.history.certifiedRunsByBuyerSince(ctx.buyer, day)
   if (runs >= policy.max_runs_per_buyer_per_day) no('rate_limited', `this buyer already had ${runs} certified runs in the last 24 h (limit ${policy.max_runs_per_buyer_per_day})`)
   if (policy.differencing_window_s > 0) {
-    const set = [...q.participants.providers].sort().join(',')
-    const same = ctx.history.sameTemplateSince(toHex(templateDigest(q)), ctx.now - policy.differencing_window_s * 1000)
-    if (same.some((r) => [...r.providers].sort().join(',') !== set)) {
-      no('differencing', `the same query ran within ${policy.differencing_window_s} s over a different set of providers; comparing the two would isolate a provider's data`)
-    }
+    // whatever the query says: only the data source and the provider set count (negotiation.md §6.2)
+    const pin = differencingConflict(ctx.pins ?? [], pinGroups(policy, q.dataset, ctx.buyer, ctx.source), q.participants.providers, ctx.now)
+    if (pin) no('differencing', differencingMessage(pin, policy.differencing_window_s, who))
   }
   for (const p of q.output) {
     if (p === q.participants.buyer) continue

@@ -2,6 +2,7 @@
 // resolved to peer IDs through the provider's own config, so rules cannot silently miss a peer.
 import { readFileSync } from 'node:fs'
 import { parse } from 'yaml'
+import { DEFAULT_PIN_GROUP } from './differencing.ts'
 
 export class PolicyError extends Error {
   override name = 'PolicyError'
@@ -15,6 +16,8 @@ export interface DatasetRules {
   deny_columns: string[]
   /** sum/mean over these columns must clip within [min, max]. */
   required_clip: Record<string, [number, number]>
+  /** Differencing pins (negotiation.md §6.2): datasets in one group share one pinned provider set. */
+  pin_group: string
 }
 
 export interface Policy {
@@ -26,6 +29,11 @@ export interface Policy {
   max_cells: number
   max_runs_per_buyer_per_day: number
   differencing_window_s: number
+  /**
+   * all_buyers (default): one pinned provider set per data source whoever asks. per_buyer: one per
+   * (buyer, source), which assumes buyers do not collude (SECURITY.md).
+   */
+  differencing_scope: 'all_buyers' | 'per_buyer'
   /** Who may receive results besides the buyer (peer IDs). */
   allowed_outputs: string[]
 }
@@ -63,12 +71,15 @@ export function parsePolicyText(text: string, source: string, resolve: (nameOrId
     if (!id) fail(`${path}[${i}]`, `"${n}" is neither a configured peer nor a peer ID`)
     return id as string
   })
-  const o = obj(doc ?? {}, '(root)', ['approval', 'buyers', 'datasets', 'min_providers', 'trusted_co_providers', 'max_cells', 'max_runs_per_buyer_per_day', 'differencing_window_s', 'allowed_outputs'])
+  const o = obj(doc ?? {}, '(root)', ['approval', 'buyers', 'datasets', 'min_providers', 'trusted_co_providers', 'max_cells', 'max_runs_per_buyer_per_day', 'differencing_window_s', 'differencing_scope', 'allowed_outputs'])
   const approval = (o.approval ?? 'auto') as Policy['approval']
   if (approval !== 'auto' && approval !== 'manual') fail('approval', 'must be auto or manual')
   const datasets: Record<string, DatasetRules> = {}
   for (const [name, raw] of Object.entries(obj(o.datasets ?? {}, 'datasets', Object.keys((o.datasets ?? {}) as Obj)))) {
-    const d = obj(raw, `datasets.${name}`, ['filter_columns', 'group_by_columns', 'aggregate_columns', 'deny_columns', 'required_clip'])
+    const d = obj(raw, `datasets.${name}`, ['filter_columns', 'group_by_columns', 'aggregate_columns', 'deny_columns', 'required_clip', 'pin_group'])
+    if (d.pin_group !== undefined && (typeof d.pin_group !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(d.pin_group))) {
+      fail(`datasets.${name}.pin_group`, 'expected a name of letters, digits, _ . - (at most 64)')
+    }
     const clips: Record<string, [number, number]> = {}
     for (const [col, c] of Object.entries(obj(d.required_clip ?? {}, `datasets.${name}.required_clip`, Object.keys((d.required_clip ?? {}) as Obj)))) {
       if (!Array.isArray(c) || c.length !== 2 || c.some((x) => typeof x !== 'number' || !Number.isFinite(x)) || (c[0] as number) > (c[1] as number)) {
@@ -81,9 +92,12 @@ export function parsePolicyText(text: string, source: string, resolve: (nameOrId
       group_by_columns: strs(d.group_by_columns, `datasets.${name}.group_by_columns`),
       aggregate_columns: strs(d.aggregate_columns, `datasets.${name}.aggregate_columns`),
       deny_columns: strs(d.deny_columns, `datasets.${name}.deny_columns`),
-      required_clip: clips
+      required_clip: clips,
+      pin_group: (d.pin_group as string | undefined) ?? DEFAULT_PIN_GROUP
     }
   }
+  const scope = o.differencing_scope ?? 'all_buyers'
+  if (scope !== 'all_buyers' && scope !== 'per_buyer') fail('differencing_scope', 'must be all_buyers or per_buyer')
   const min_providers = int(o.min_providers, 'min_providers', 3, 0)
   if (min_providers < 3) fail('min_providers', 'must be at least 3: with two providers each learns the other\'s data from the total')
   const t = obj(o.trusted_co_providers ?? {}, 'trusted_co_providers', ['peers', 'min'])
@@ -99,6 +113,7 @@ export function parsePolicyText(text: string, source: string, resolve: (nameOrId
     max_cells: int(o.max_cells, 'max_cells', 1_000_000, 1),
     max_runs_per_buyer_per_day: int(o.max_runs_per_buyer_per_day, 'max_runs_per_buyer_per_day', 100, 0),
     differencing_window_s: int(o.differencing_window_s, 'differencing_window_s', 86_400, 0),
+    differencing_scope: scope as Policy['differencing_scope'],
     allowed_outputs: peers(o.allowed_outputs ?? ['buyer'], 'allowed_outputs')
   }
 }

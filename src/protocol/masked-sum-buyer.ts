@@ -1,7 +1,8 @@
 // Buyer side of /mpc-agent/masked-sum/3.0.0 (protocols/masked-sum.md §7): accumulate every
 // provider's masked chunks into one running sum as they arrive (never holding N vectors), check the
 // stream (check 4), send the signed inclusion list (check 7), remove the revealed self masks, check
-// the canaries and plausibility (check 6), and sign a receipt with a salted commitment.
+// the canaries (check 6a), flag implausible values (check 6b: never an abort, nothing sent back),
+// and sign a receipt with a salted commitment.
 import { randomBytes } from 'node:crypto'
 import { equalBytes, fromHex, toHex, wipe } from '../crypto/bytes.ts'
 import { statementDigest, type Signer } from '../crypto/sign.ts'
@@ -25,6 +26,8 @@ export interface BuyerHooks extends NegotiationHooks {
   stallAt?: 'inclusion' | 'receipt'
   /** Raw frames sent to `provider` right after START (hostile-input tests, issue 16). */
   afterStart?(provider: string): Uint8Array[]
+  /** Abort the run once every REVEAL is in (the buyer then holds the result): masked-sum.md §9.2. */
+  abortAfterReveal?: boolean
 }
 
 export interface BuyerRunOptions {
@@ -54,6 +57,11 @@ export interface BuyerRunResult {
   reveals: RevealMsg[]
   /** The INCLUSION as signed for each provider (each names its recipient), canonical order. */
   inclusion: Array<InclusionBody & { sig: string }>
+  /**
+   * Check 6b: indices into `total` of values outside the bounds the agreement allows. Flagged in
+   * the buyer's output only; the run goes on exactly as if there were none (masked-sum.md §8).
+   */
+  implausible: number[]
   bytesIn: number
   stats: BuyerRunStats
 }
@@ -166,6 +174,7 @@ export async function runBuyer(o: BuyerRunOptions): Promise<BuyerRunResult> {
       return m
     }))
     state.phase = 'revealed'
+    if (hooks.abortAfterReveal) throw new ProtocolAbort({ reason: 'local_error', accused: null, detail: 'the buyer aborted after every REVEAL (test deviation)' })
 
     // §7.5 check 6: canaries, then plausibility. Neither can name a culprit (§9.3).
     for (let i = params.length; i < total; i++) {
@@ -173,7 +182,9 @@ export async function runBuyer(o: BuyerRunOptions): Promise<BuyerRunResult> {
         throw new ProtocolAbort({ reason: 'canary_nonzero', accused: null, detail: 'a canary cell is nonzero after unmasking: some provider\'s masks or seed were wrong; the result is withheld' })
       }
     }
-    checkPlausible(params, sum)
+    // 6b is local to the buyer: whether a total crosses its bound depends on every provider's data,
+    // so an abort or anything else sent back would tell a provider about the others' sum (§8)
+    const implausible = implausibleValues(params, sum)
     stats.confirmMs = performance.now() - tConfirm
     // after check 6 the running sum is the result: hand out its data part as is (no second vector)
     const data = sum.subarray(0, params.length)
@@ -193,7 +204,7 @@ export async function runBuyer(o: BuyerRunOptions): Promise<BuyerRunResult> {
     emit({ type: 'phase', phase: 'confirm', state: 'done', at: Date.now() })
     await ctx.closeAll()
     ctx.end()
-    return { total: data, commitment, r, dones, reveals, inclusion: signed, bytesIn, stats }
+    return { total: data, commitment, r, dones, reveals, inclusion: signed, implausible, bytesIn, stats }
   } catch (e) {
     ctx.fail(asAbort(e)) // settled: only an accusation its evidence proves stays one
     const err = ctx.failure as ProtocolAbort
@@ -209,10 +220,14 @@ function bad(p: string, detail: string): ProtocolAbort {
 }
 
 
-/** Check 6b: each decoded slot lies within what the agreed clip and row bound allow. */
-export function checkPlausible(params: SessionParams, sum: BigUint64Array): void {
+/**
+ * Check 6b: the indices of decoded values outside what the agreed clip and row bound allow (none:
+ * every value is plausible). A flag for the buyer's output, never an abort (masked-sum.md §8).
+ */
+export function implausibleValues(params: SessionParams, sum: BigUint64Array): number[] {
+  const out: number[] = []
   const k = params.bounds.length
-  if (k === 0) return
+  if (k === 0) return out
   // Bounds strictly inside ±2^53 (every realistic one) are checked on the u32 halves as doubles:
   // hi·2^32 is exact and the one rounding of + lo cannot carry a value across such a bound. ~1 ns a
   // value instead of BigInt reads and compares (tens of ms at a million cells). Others use BigInt.
@@ -234,10 +249,9 @@ export function checkPlausible(params: SessionParams, sum: BigUint64Array): void
       const b = params.bounds[s] as { min: bigint; max: bigint }
       ok = v >= b.min && v <= b.max
     }
-    if (!ok) {
-      throw new ProtocolAbort({ reason: 'implausible_result', accused: null, detail: `value ${i} of the total lies outside the bounds the agreement allows; the result is withheld` })
-    }
+    if (!ok) out.push(i)
   }
+  return out
 }
 
 export type { DoneBody }

@@ -58,6 +58,12 @@ export interface ProviderRunOptions {
   events?: EventSink
   signal?: AbortSignal
   hooks?: ProviderHooks
+  /**
+   * Called, and awaited, right before REVEAL is sent: from then on the buyer can hold the result, so
+   * the agent records "self-mask seed revealed" durably first (masked-sum.md §9.2). If it throws, no
+   * seed is revealed and the run aborts.
+   */
+  onReveal?(): void | Promise<void>
 }
 
 /** Where a provider's time went (bench/README.md, phase breakdown). */
@@ -209,6 +215,7 @@ export async function runProvider(o: ProviderRunOptions): Promise<ProviderRunRes
     await crossChecked // §6 step 4: no seed before every co-provider confirmed the pair key
     if (hooks.stallAt === 'reveal') await never(ctx.signal)
     const shown = hooks.revealSeed ? hooks.revealSeed(seed) : seed
+    await o.onReveal?.() // §9.2: the release is on record before it can happen
     const revealBody: RevealBody = { v: 3, type: 'reveal', session: sessionHex, provider: self, to: params.buyer, inclusion: toHex(inclusionDigest), seed: toHex(shown) }
     await ctx.send(buyer, encodeJson(MSG.reveal, signBody(signer, LABEL.reveal, revealBody)))
     wipe(seed)

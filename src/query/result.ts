@@ -8,6 +8,11 @@ export interface ResultCell {
   key: string[]
   /** One value per aggregate name. */
   values: Record<string, number | null>
+  /**
+   * Aggregates of this cell whose total lies outside the bounds the agreement allows (check 6b,
+   * masked-sum.md §8): some provider's input was implausible. Absent when all are plausible.
+   */
+  implausible?: string[]
 }
 
 export interface ResultTable {
@@ -61,15 +66,34 @@ export function decodeResult(q: Query, values: readonly bigint[]): ResultTable {
   return { dims: q.group_by.map((g) => g.name), aggregates: q.aggregates.map((a) => a.name), cells }
 }
 
+/**
+ * Mark check 6b's findings on the table: `indices` are positions in the total vector; each names a
+ * cell (index ÷ slots per cell) and the aggregate its slot belongs to.
+ */
+export function flagImplausible(q: Query, t: ResultTable, indices: readonly number[]): ResultTable {
+  const slots = layoutOf(q).slots
+  for (const i of indices) {
+    const cell = t.cells[Math.floor(i / slots.length)]
+    const agg = slots[i % slots.length]?.aggregate
+    if (!cell || !agg) continue
+    if (!(cell.implausible ??= []).includes(agg)) cell.implausible.push(agg)
+  }
+  return t
+}
+
 function csvField(v: string | number | null): string {
   if (v == null) return ''
   const s = String(v)
   return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s
 }
 
+/** CSV; a last column `implausible` (aggregate names, `;`-separated) appears only when check 6b flagged a cell. */
 export function resultToCsv(t: ResultTable): string {
-  const lines = [[...t.dims, ...t.aggregates].map(csvField).join(',')]
-  for (const c of t.cells) lines.push([...c.key, ...t.aggregates.map((a) => c.values[a] ?? null)].map(csvField).join(','))
+  const flags = t.cells.some((c) => c.implausible?.length)
+  const lines = [[...t.dims, ...t.aggregates, ...(flags ? ['implausible'] : [])].map(csvField).join(',')]
+  for (const c of t.cells) {
+    lines.push([...c.key, ...t.aggregates.map((a) => c.values[a] ?? null), ...(flags ? [(c.implausible ?? []).join(';')] : [])].map(csvField).join(','))
+  }
   return lines.join('\n') + '\n'
 }
 

@@ -295,8 +295,17 @@ export function queryDigest(q: Query): Uint8Array {
   return labelledHash('mpc-agent/query/v1', canonicalBytes(q))
 }
 
-/** The question without who is asked or when: equal templates over different provider sets are a differencing risk. */
+/**
+ * The question without who is asked, when, or what anything is called (id, title, dimension and
+ * aggregate names), for display and the audit log only. No rule relies on it: renaming is not the
+ * only way to change a digest without changing the numbers (differencing pins, negotiation.md §6.2).
+ */
 export function templateDigest(q: Query): Uint8Array {
   const { participants: _p, min_providers: _m, output: _o, timeouts: _t, id: _i, title: _ti, ...rest } = q
-  return labelledHash('mpc-agent/query-template/v1', canonicalBytes(rest))
+  const unnamed = {
+    ...rest,
+    group_by: rest.group_by.map(({ name: _n, ...g }) => g),
+    aggregates: rest.aggregates.map(({ name: _n, ...a }) => a)
+  }
+  return labelledHash('mpc-agent/query-template/v1', canonicalBytes(unnamed))
 }

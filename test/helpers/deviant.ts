@@ -25,6 +25,8 @@ export const DEVIATIONS: Record<string, MainHooks> = {
   'provider:frame-kcf': {
     serve: { provider: { abortWith: (others) => ({ reason: 'key_confirmation_failed', accused: others[0] ?? null, detail: 'its key confirmation does not match', proven: 'forged by a deviant' }) } }
   },
+  // adds 2^40 to its first data value: the total of cell 0 then exceeds any bound the layout allows
+  'provider:implausible-input': { serve: { provider: { mutateChunk: (i, _off, y) => { if (i === 0) y[0] = (y[0] as bigint) + 2n ** 40n } } } },
   // buyer
   'buyer:drop-vector': {
     buyer: { inclusion: (b, p) => (p === b.entries[0]?.provider ? { ...b, entries: b.entries.map((e, i) => (i === 0 ? { ...e, hash: '00'.repeat(32) } : e)) } : b) }
@@ -35,7 +37,8 @@ export const DEVIATIONS: Record<string, MainHooks> = {
   'buyer:abort-tostring': { buyer: { afterStart: () => [abortFrame(abortJson({ detail: '{"toString":1}' }))] } },
   'buyer:abort-deep': { buyer: { afterStart: () => [abortFrame(abortJson({ evidence: '['.repeat(400_000) + ']'.repeat(400_000) }))] } },
   // framing (issue 16): certify the run but withhold the certificate from the first provider
-  'buyer:withhold-cert': { buyer: { sendCertificate: (() => { let n = 0; return () => n++ !== 0 })() } }
+  'buyer:withhold-cert': { buyer: { sendCertificate: (() => { let n = 0; return () => n++ !== 0 })() } },
+  'buyer:abort-after-reveal': { buyer: { abortAfterReveal: true } }
 }
 
 const [deviation, ...argv] = process.argv.slice(2)

@@ -105,6 +105,8 @@ export interface RunAllOptions {
   late?: { buyer?: number; peer?: (self: string, peer: string) => number; vector?: number }
   /** Called with every frame a provider sends to the buyer. */
   tapToBuyer?: (provider: string, frame: Uint8Array) => void
+  /** Each provider's onReveal (masked-sum.md §9.2). */
+  onReveal?: (provider: string) => void
 }
 
 const later = <T>(v: T, ms: number | undefined): T | Promise<T> =>
@@ -149,7 +151,8 @@ export async function runAll(s: Setup, o: RunAllOptions): Promise<RunAllResult> 
     vector: later((o.vectors[i] as BigUint64Array).slice(), late.vector),
     buyer: later(o.tapToBuyer ? tapped(toBuyer.get(p.peerId) as Channel, (f) => o.tapToBuyer?.(p.peerId, f)) : toBuyer.get(p.peerId) as Channel, late.buyer),
     peers: new Map([...(peers.get(p.peerId) as Map<string, Channel>)].map(([q, ch]) => [q, later(ch, late.peer?.(p.peerId, q))])),
-    hooks: o.providerHooks?.get(p.peerId)
+    hooks: o.providerHooks?.get(p.peerId),
+    onReveal: o.onReveal ? () => o.onReveal?.(p.peerId) : undefined
   }))
   const buyerRun = runBuyer({ signer: s.buyer.signer, params: s.params, channels: buyerChannels, hooks: o.buyerHooks, onState: o.onState })
   const [buyer, ...providers] = await Promise.allSettled([buyerRun, ...providerRuns])

@@ -5,9 +5,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { loadPolicy, parsePolicyText, PolicyError, type Policy } from '../../src/policy/policy.ts'
 import { describeProposal, evaluatePolicy, type PolicyContext, type PolicyHistory } from '../../src/policy/evaluate.ts'
-import { validateQuery, templateDigest } from '../../src/query/validate.ts'
+import { validateQuery } from '../../src/query/validate.ts'
+import type { Pin } from '../../src/policy/differencing.ts'
 import { comparePeers } from '../../src/crypto/peer.ts'
-import { toHex } from '../../src/crypto/bytes.ts'
 import type { Query } from '../../src/query/types.ts'
 import { makeParties, makeParty, type Party } from '../helpers/parties.ts'
 
@@ -44,7 +44,7 @@ function query(over: Partial<Record<string, unknown>> = {}, providers = ps): Que
   })
 }
 
-const noHistory: PolicyHistory = { certifiedRunsByBuyerSince: () => 0, sameTemplateSince: () => [] }
+const noHistory: PolicyHistory = { certifiedRunsByBuyerSince: () => 0 }
 
 function ctx(q: Query, over: Partial<PolicyContext> = {}): PolicyContext {
   return {
@@ -100,17 +100,29 @@ describe('policy', () => {
     expect(codes(query(), { now, history: history(2) })).toEqual(['rate_limited'])
     expect(asked[0]).toEqual([buyer.peerId, now - 86_400_000])
   })
-  it('differencing: the same template over a different provider set within the window', () => {
+  it('differencing: any query on a pinned source over another provider set, whatever the query says', () => {
     const q = query()
-    const t = toHex(templateDigest(q))
-    const history: PolicyHistory = { ...noHistory, sameTemplateSince: (x) => (x === t ? [{ providers: [ps[0]?.peerId as string, ps[1]?.peerId as string, other.peerId] }] : []) }
-    expect(codes(q, { history })).toEqual(['differencing'])
-    let since = 0
-    codes(q, { now: 5_000_000, history: { ...history, sameTemplateSince: (_t, s) => { since = s; return [] } } })
-    expect(since).toBe(5_000_000 - 3600 * 1000)
-    expect(codes(q, { history }, { ...policy, differencing_window_s: 0 })).toEqual([])
-    const same: PolicyHistory = { ...noHistory, sameTemplateSince: () => [{ providers: q.participants.providers }] }
-    expect(codes(q, { history: same })).toEqual([])
+    const now = 1_700_000_000_000
+    const pin = (over: Partial<Pin> = {}): Pin => ({
+      group: 'group:default', providers: [ps[0]?.peerId as string, ps[1]?.peerId as string, other.peerId].sort(), proposal: 'ab'.repeat(32),
+      buyer: other.peerId, dataset: 'elsewhere', at: now - 1000, until: now + 1000, ...over
+    })
+    // another buyer, another dataset name, another query: still refused, naming the earlier run
+    const d = evaluatePolicy(policy, ctx(q, { now, pins: [pin()] }))
+    expect(d.reasons.map((r) => r.code)).toEqual(['differencing'])
+    expect(d.reasons[0]?.message).toContain('abababababababab')
+    // the same set is fine; a lapsed pin is ignored; window 0 disables the check
+    expect(codes(q, { now, pins: [pin({ providers: q.participants.providers })] })).toEqual([])
+    expect(codes(q, { now, pins: [pin({ until: now - 1 })] })).toEqual([])
+    expect(codes(q, { now, pins: [pin()] }, { ...policy, differencing_window_s: 0 })).toEqual([])
+    // a pin on the resolved source catches a dataset in another pin group that reads the same files
+    const other_group = { ...policy, datasets: { trips: { ...policy.datasets.trips as NonNullable<Policy['datasets']['trips']>, pin_group: 'g2' } } }
+    expect(codes(q, { now, pins: [pin()] }, other_group)).toEqual([])
+    expect(codes(q, { now, source: 'csv:/data/trips.csv', pins: [pin({ group: 'source:csv:/data/trips.csv' })] }, other_group)).toEqual(['differencing'])
+    // per_buyer narrows the pin to the buyer who was served
+    const perBuyer = { ...policy, differencing_scope: 'per_buyer' as const }
+    expect(codes(q, { now, pins: [pin({ group: `buyer:${other.peerId}/group:default` })] }, perBuyer)).toEqual([])
+    expect(codes(q, { now, pins: [pin({ group: `buyer:${buyer.peerId}/group:default` })] }, perBuyer)).toEqual(['differencing'])
   })
   it('output_not_allowed', () => expect(codes(query({ output: [buyer.peerId, ps[1]?.peerId] }))).toEqual(['output_not_allowed']))
   it('collects every failing rule at once, not just the first', () => {
@@ -152,11 +164,14 @@ describe('policy.yaml', () => {
     expect(policy.trusted_co_providers).toEqual({ peers: [ps[1]?.peerId, ps[2]?.peerId], min: 2 })
     expect(policy.allowed_outputs).toEqual(['buyer'])
     expect(policy.datasets.trips?.required_clip).toEqual({ fare: [0, 500] })
+    expect(policy.datasets.trips?.pin_group).toBe('default')
+    expect(parsePolicyText(POLICY.replace('    deny_columns:', '    pin_group: east\n    deny_columns:') + 'differencing_scope: per_buyer\n', 'p', resolve))
+      .toMatchObject({ differencing_scope: 'per_buyer', datasets: { trips: { pin_group: 'east' } } })
     const min = parsePolicyText('buyers: [city, x]\nallowed_outputs: [buyer, p2]\n', 'policy.yaml', resolve)
     expect(min).toEqual({
       approval: 'auto', buyers: [buyer.peerId, other.peerId], datasets: {}, min_providers: 3,
       trusted_co_providers: { peers: [], min: 0 }, max_cells: 1_000_000, max_runs_per_buyer_per_day: 100,
-      differencing_window_s: 86_400, allowed_outputs: ['buyer', ps[1]?.peerId]
+      differencing_window_s: 86_400, differencing_scope: 'all_buyers', allowed_outputs: ['buyer', ps[1]?.peerId]
     })
   })
 
@@ -171,6 +186,8 @@ describe('policy.yaml', () => {
     ['an unsatisfiable trusted minimum', POLICY.replace('min: 2 }', 'min: 3 }'), /trusted_co_providers\.min: 3 exceeds the 2 peers listed/],
     ['a non-integer limit', POLICY.replace('max_cells: 1000', 'max_cells: 1.5'), /max_cells: expected an integer ≥ 1/],
     ['a column list that is not strings', POLICY.replace('aggregate_columns: [fare]', 'aggregate_columns: [1]'), /aggregate_columns: expected a list of strings/],
+    ['a bad differencing scope', POLICY + 'differencing_scope: nobody\n', /differencing_scope: must be all_buyers or per_buyer/],
+    ['a bad pin group', POLICY.replace('    deny_columns:', '    pin_group: "a b"\n    deny_columns:'), /pin_group: expected a name/],
     ['not YAML', 'buyers: [city\n', /not valid YAML/]
   ])('refuses a policy file with %s', (_n, text, re) => {
     expect(() => parsePolicyText(text, 'policy.yaml', resolve)).toThrow(PolicyError)

@@ -3,9 +3,9 @@
 import { describe, expect, it } from 'vitest'
 import { randomBytes } from 'node:crypto'
 import { ProtocolAbort } from '../../src/protocol/errors.ts'
-import { CANARIES } from '../../src/protocol/masked-sum-messages.ts'
+import { CANARIES, MSG } from '../../src/protocol/masked-sum-messages.ts'
 import { resultCommitment } from '../../src/protocol/masked-sum-provider.ts'
-import type { BuyerState } from '../../src/protocol/masked-sum-buyer.ts'
+import type { BuyerRunResult, BuyerState } from '../../src/protocol/masked-sum-buyer.ts'
 import { equalBytes } from '../../src/crypto/bytes.ts'
 import { signAbort } from '../../src/protocol/abort.ts'
 import { makeBundle, verifyBundle, type BundleReport } from '../../src/protocol/evidence.ts'
@@ -220,12 +220,41 @@ describe('masked sum: checks (one deviating party each)', () => {
     expectAbort(s, res, 'canary_nonzero', null)
   })
 
-  it('check 6: an implausible total (beyond clip × max rows) → implausible_result', async () => {
+  it('check 6b: an implausible total (beyond clip × max rows) is flagged for the buyer; the run completes for everyone', async () => {
     const s = await setup(3, 100, { ...fast, bounds: [{ min: 0n, max: 3000n }] })
     const vectors = s.providers.map(() => randomVector(100))
     ;(vectors[0] as BigUint64Array)[7] = 5000n
+    const want = plainSum(vectors, 100)
     const res = await runAll(s, { vectors })
-    expectAbort(s, res, 'implausible_result', null)
+    expect(res.buyer.status).toBe('fulfilled')
+    for (const p of res.providers) expect(p.status).toBe('fulfilled')
+    const b = (res.buyer as PromiseFulfilledResult<BuyerRunResult>).value
+    expect(b.implausible).toEqual([7])
+    expect(Array.from(b.total)).toEqual(Array.from(want))
+  })
+
+  it('§9.2: each provider\'s onReveal runs before its REVEAL is sent; if it fails, that provider reveals nothing', async () => {
+    const s = await setup(3, 100, fast)
+    const log: string[] = []
+    const ok = await runAll(s, {
+      vectors: s.providers.map(() => randomVector(100)),
+      onReveal: (p) => log.push(`record ${p}`),
+      tapToBuyer: (p, f) => { if (f[0] === MSG.reveal) log.push(`reveal ${p}`) }
+    })
+    expect(ok.buyer.status).toBe('fulfilled')
+    for (const p of s.providers) {
+      expect(log.indexOf(`record ${p.peerId}`)).toBeGreaterThanOrEqual(0)
+      expect(log.indexOf(`record ${p.peerId}`)).toBeLessThan(log.indexOf(`reveal ${p.peerId}`))
+    }
+    const bad = s.providers[0]?.peerId as string
+    const sent: string[] = []
+    const res = await runAll(s, {
+      vectors: s.providers.map(() => randomVector(100)),
+      onReveal: (p) => { if (p === bad) throw new Error('disk full') },
+      tapToBuyer: (p, f) => { if (f[0] === MSG.reveal) sent.push(p) }
+    })
+    expect(res.buyer.status).toBe('rejected')
+    expect(sent).not.toContain(bad)
   })
 
   it('check 7: the buyer drops a provider\'s vector from the inclusion list → inclusion_mismatch, buyer accused, no seed revealed by the victim', async () => {

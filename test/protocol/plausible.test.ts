@@ -1,9 +1,9 @@
 // Check 6b's fast path (u32 halves as doubles) must decide exactly as the plain BigInt comparison,
-// for values at, just inside and just outside every bound, signed and unsigned, near ±2^53 and 2^63.
+// for values at, just inside and just outside every bound, signed and unsigned, near ±2^53 and 2^63,
+// and flag exactly the values outside (6b flags, it never aborts: masked-sum.md §8).
 import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
-import { checkPlausible } from '../../src/protocol/masked-sum-buyer.ts'
-import { ProtocolAbort } from '../../src/protocol/errors.ts'
+import { implausibleValues } from '../../src/protocol/masked-sum-buyer.ts'
 import type { SessionParams } from '../../src/protocol/session.ts'
 import type { SlotBound } from '../../src/query/layout.ts'
 
@@ -19,14 +19,10 @@ function reference(bounds: SlotBound[], signed: boolean[], sum: BigUint64Array):
 
 function fast(bounds: SlotBound[], signed: boolean[], sum: BigUint64Array): boolean {
   const params = { bounds, signed, length: sum.length } as unknown as SessionParams
-  try {
-    checkPlausible(params, sum)
-    return true
-  } catch (e) {
-    expect(e).toBeInstanceOf(ProtocolAbort)
-    expect((e as ProtocolAbort).reason).toBe('implausible_result')
-    return false
-  }
+  const flagged = implausibleValues(params, sum)
+  // the flags name exactly the failing values
+  expect(flagged).toEqual([...sum.keys()].filter((i) => !reference([bounds[i % bounds.length] as SlotBound], [signed[i % bounds.length] as boolean], sum.subarray(i, i + 1))))
+  return flagged.length === 0
 }
 
 const edges = [0n, 1n, 2n ** 32n - 1n, 2n ** 32n, 2n ** 53n - 2n, 2n ** 53n - 1n, 2n ** 53n, 2n ** 53n + 1n, 2n ** 62n, 2n ** 63n - 1n]
@@ -59,6 +55,7 @@ describe('check 6b: plausibility bounds', () => {
     expect(fast(bounds, [false], sum)).toBe(true)
     sum[765_432] = 3001n
     expect(fast(bounds, [false], sum)).toBe(false)
+    expect(implausibleValues({ bounds, signed: [false], length: sum.length } as unknown as SessionParams, sum)).toEqual([765_432])
     sum[765_432] = BigInt.asUintN(64, -1n) // −1 as an unsigned slot is 2^64 − 1: far out
     expect(fast(bounds, [false], sum)).toBe(false)
     expect(fast([{ min: -5n, max: 5n }], [true], sum.fill(0n).fill(BigInt.asUintN(64, -5n), 10, 11))).toBe(true)

@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest'
-import { decodeResult, resultToCsv, topCells } from '../../src/query/result.ts'
+import { decodeResult, flagImplausible, resultToCsv, topCells } from '../../src/query/result.ts'
 import type { Query } from '../../src/query/types.ts'
 
 const q = {
@@ -24,6 +24,17 @@ describe('decodeResult', () => {
     expect(t.cells[5]?.values).toEqual({ n: 5, fare: 6.25 })
     expect(resultToCsv(t).split('\n')[0]).toBe('zone,dow,n,fare')
     expect(topCells(t, 1)).toEqual([{ label: '2 × c', value: 5 }])
+  })
+
+  it('check 6b flags: a value index names its cell and aggregate (a mean by either slot); CSV gains an implausible column only then', () => {
+    const vals: bigint[] = Array.from({ length: 18 }, () => 1n)
+    const t = flagImplausible(q, decodeResult(q, vals), [4, 5, 15])
+    expect(t.cells.map((c) => c.implausible ?? [])).toEqual([[], ['fare'], [], [], [], ['n']])
+    const csv = resultToCsv(t).split('\n')
+    expect(csv[0]).toBe('zone,dow,n,fare,implausible')
+    expect(csv[2]).toBe('1,b,1,0.01,fare')
+    expect(csv[1]).toBe('1,a,1,0.01,')
+    expect(resultToCsv(decodeResult(q, vals)).split('\n')[0]).toBe('zone,dow,n,fare')
   })
 
   it('rejects a vector of the wrong length', () => {

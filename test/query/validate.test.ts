@@ -200,14 +200,16 @@ describe('validateQuery rejects', () => {
 })
 
 describe('digests', () => {
-  it('queryDigest covers every field; templateDigest ignores who is asked, the timeouts, id and title', () => {
+  it('queryDigest covers every field; templateDigest ignores who is asked, the timeouts, id, title and names', () => {
     const base = validateQuery(raw())
     const d = (q: Query): string => toHex(queryDigest(q))
     const t = (q: Query): string => toHex(templateDigest(q))
     const sameTemplate = [
       raw({ id: 'other' }), raw({ title: 'Other' }), raw({ min_providers: 4, participants: { buyer: buyer.peerId, providers: ps.map((p) => p.peerId) } }),
       raw({ output: [buyer.peerId] }), raw({ timeouts: { negotiate_s: 1, compute_s: 1, confirm_s: 1 } }),
-      raw({ participants: { buyer: outsider.peerId, providers: ps.slice(1).map((p) => p.peerId) }, output: [outsider.peerId] })
+      raw({ participants: { buyer: outsider.peerId, providers: ps.slice(1).map((p) => p.peerId) }, output: [outsider.peerId] }),
+      { ...raw(), aggregates: (raw().aggregates as Array<Record<string, unknown>>).map((a, i) => ({ ...a, name: `renamed${i}` })) },
+      { ...raw(), group_by: (raw().group_by as Array<Record<string, unknown>>).map((g, i) => ({ ...g, name: `dim${i}` })) }
     ]
     for (const r of sameTemplate) {
       const q = validateQuery(r)

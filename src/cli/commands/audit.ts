@@ -24,6 +24,7 @@ export function summarize(e: AuditEntry): string {
       return `${str(d.query_id)} buyer ${short(d.buyer)}, ${Array.isArray(d.providers) ? d.providers.length : '?'} providers`
     case 'abort':
     {
+      if (d.after_reveal) return str(d.note)
       const pair = Array.isArray(d.disputants) ? d.disputants.map(short) : null
       const who = d.accused ? ` accused ${short(d.accused)} (proven)`
         : pair ? (d.reason === 'timeout' || d.reason === 'unreachable' ? ` no answer from ${pair[1]} (as seen by ${pair[0]})` : ` dispute between ${pair[0]} and ${pair[1]}`)
@@ -37,6 +38,10 @@ export function summarize(e: AuditEntry): string {
       return d.output ? 'receipt, output released' : 'receipt'
     case 'refused':
       return `${str(d.protocol)} stream from ${short(d.peer)} refused: ${str(d.reason)}${d.detail ? `: ${str(d.detail)}` : ''}${d.unrecorded ? ` (+${str(d.unrecorded)} unrecorded)` : ''}`
+    case 'reveal':
+      return 'self-mask seed revealed'
+    case 'pins_cleared':
+      return `${Array.isArray(d.pins) ? d.pins.length : '?'} differencing pin(s) cleared by the operator`
     default:
       return ''
   }

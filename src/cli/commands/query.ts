@@ -1,7 +1,9 @@
 // query check | run, policy check: the buyer's and the provider's view of one query file.
 import { openAgent } from '../../agent/agent.ts'
 import { peerNamer, resolverFor } from '../../agent/context.ts'
-import { AuditLog } from '../../agent/audit.ts'
+import { DurableStore } from '../../agent/store.ts'
+import { AdmissionStore, sourceId } from '../../agent/admission.ts'
+import { validateDatasets } from '../../data/source.ts'
 import { ConfigError } from '../../agent/errors.ts'
 import { runQuery } from '../../agent/run.ts'
 import { loadQueryFile } from '../../query/parse.ts'
@@ -10,7 +12,7 @@ import { layoutOf } from '../../query/layout.ts'
 import { canonicalize } from '../../crypto/canonical.ts'
 import { toHex } from '../../crypto/bytes.ts'
 import { loadPolicy } from '../../policy/policy.ts'
-import { evaluatePolicy, describeProposal } from '../../policy/evaluate.ts'
+import { evaluatePolicy, describeProposal, type PolicyContext } from '../../policy/evaluate.ts'
 import { PolicyRejected, ProtocolAbort } from '../../protocol/errors.ts'
 import type { RunEvent } from '../../agent/events.ts'
 import { exitCodeOf } from '../exit-codes.ts'
@@ -86,11 +88,18 @@ export function policyCheck(home: string, file: string, o: { buyer?: string }, o
   const decision = evaluatePolicy(policy, {
     query: q, buyer, self: agent.identity.peerId,
     configuredPeers: new Map(agent.config.peers.map((p) => [p.peerId, p.role])),
-    history: AuditLog.open(agent.paths, agent.identity.signer), now: Date.now()
+    now: Date.now(), ...admissionState(agent.paths.state, agent.config.datasets, agent.paths.dir, q.dataset)
   })
   const nameOf = peerNamer(agent)
   if (out.opts.json) out.data({ accept: decision.accept, reasons: decision.reasons })
   else for (const l of describeProposal(q, nameOf)) out.log(l)
   if (!decision.accept) throw new PolicyRejected([{ provider: agent.config.name, reasons: decision.reasons }])
   out.result('policy: accept')
+}
+
+/** Run counts, pins and the dataset's resolved source from the durable store, so `policy check` answers as serve would. */
+function admissionState(state: string, datasets: Record<string, unknown>, dir: string, dataset: string): Pick<PolicyContext, 'history' | 'pins' | 'source'> {
+  const src = validateDatasets(datasets, dir)[dataset]
+  const admissions = new AdmissionStore(DurableStore.open(state))
+  return { history: { certifiedRunsByBuyerSince: (b) => admissions.runsBy(b) }, pins: admissions.list(), source: src ? sourceId(src) : undefined }
 }

@@ -1,0 +1,129 @@
+// Issue 14 §2 through the real CLI, every agent a separate process on 127.0.0.1: a provider pins the
+// provider set it served per data source, so the rename-differencing pair (Q over {p1..p4}, then Q
+// with an aggregate renamed over {p2,p3,p4}) is refused at the second run with `differencing`, and
+// so are the bypasses: a dataset alias to the same files, a second buyer identity, two concurrent
+// proposals (never both pass). Clearing a pin is audited and then lets the run through.
+import { describe, it, expect, beforeAll, afterAll } from 'vitest'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { parse, stringify } from 'yaml'
+import { makeCluster, type Cluster } from '../helpers/agents.ts'
+import { QUERY, policyYaml, trips, tripsCsv } from '../helpers/data-cluster.ts'
+
+const PROVIDERS = ['p1', 'p2', 'p3', 'p4']
+const COLUMNS = { zone: 'INTEGER', pickup_datetime: 'TIMESTAMP', fare: 'DOUBLE', license: 'VARCHAR' }
+
+interface Entry { kind: string; proposal?: string; data: Record<string, unknown> }
+const audit = (c: Cluster, name: string): Entry[] =>
+  readFileSync(join(c.byName(name).home, 'audit.jsonl'), 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Entry)
+
+describe('differencing pins (issue 14 §2)', () => {
+  let c: Cluster
+  let n = 0
+  const queryFile = (providers: string[], o: { buyer?: string; dataset?: string; rename?: boolean } = {}): string => {
+    let text = QUERY(providers).replace('buyer: city', `buyer: ${o.buyer ?? 'city'}`)
+    if (o.dataset) text = text.replace('dataset: trips', `dataset: ${o.dataset}`)
+    // Q': the same numbers under another name, one more allowed row: a "new template" to the old check
+    if (o.rename) text = text.replace('{ name: fare,', '{ name: fare_total,').replace('max_rows_per_provider: 1000000', 'max_rows_per_provider: 1000001')
+    const f = join(c.dir, `q${++n}.yaml`)
+    writeFileSync(f, text)
+    return f
+  }
+  const run = (buyer: string, file: string): ReturnType<Cluster['cli']> => c.cli(buyer, ['query', 'run', file, '--out', join(c.dir, `out${++n}.json`)], { timeoutMs: 90_000 })
+
+  beforeAll(async () => {
+    c = await makeCluster([{ name: 'city', role: 'buyer' }, { name: 'town', role: 'buyer' }, ...PROVIDERS.map((name) => ({ name, role: 'provider' as const }))])
+    PROVIDERS.forEach((name, i) => {
+      const home = c.byName(name).home
+      writeFileSync(join(home, 'trips.csv'), tripsCsv(trips(2000 + i, 80)))
+      const cfg = parse(readFileSync(join(home, 'config.yaml'), 'utf8')) as Record<string, unknown>
+      // trips_alias: another name for the same file, which the operator even put in another pin group
+      cfg.datasets = { trips: { path: 'trips.csv', format: 'csv', columns: COLUMNS }, trips_alias: { path: './trips.csv', format: 'csv', columns: COLUMNS } }
+      writeFileSync(join(home, 'config.yaml'), stringify(cfg))
+      const pol = parse(policyYaml(PROVIDERS.filter((p) => p !== name))) as Record<string, unknown>
+      const trips_ = (pol.datasets as Record<string, unknown>).trips as Record<string, unknown>
+      pol.datasets = { trips: trips_, trips_alias: { ...trips_, pin_group: 'alias' } }
+      pol.buyers = ['city', 'town']
+      pol.differencing_window_s = 3600
+      writeFileSync(join(home, 'policy.yaml'), stringify(pol))
+    })
+    for (const p of PROVIDERS) await c.serve(p)
+  }, 120_000)
+  afterAll(async () => c?.teardown())
+
+  let first = ''
+
+  it('the rename pair: Q over {p1..p4} runs; Q′ (aggregate renamed) over {p2,p3,p4} is refused with differencing, naming the earlier run', async () => {
+    const a = await run('city', queryFile(PROVIDERS))
+    expect(a.code, a.stderr).toBe(0)
+    first = audit(c, 'p2').filter((e) => e.kind === 'certificate').at(-1)?.proposal ?? ''
+    expect(first).toMatch(/^[0-9a-f]{64}$/)
+    const b = await run('city', queryFile(['p2', 'p3', 'p4'], { rename: true }))
+    expect(b.code, b.stderr).toBe(3)
+    expect(b.stderr).toContain('differencing_window_s')
+    expect(b.stderr).toContain(first.slice(0, 16))
+    for (const p of ['p2', 'p3', 'p4']) {
+      const d = audit(c, p).filter((e) => e.kind === 'decision').at(-1)
+      expect((d?.data.reasons as Array<{ code: string }>).map((r) => r.code)).toEqual(['differencing'])
+    }
+    // `policy check` answers as serve does, from the same store
+    const check = await c.cli('p2', ['--json', 'policy', 'check', queryFile(['p2', 'p3', 'p4'], { rename: true }), '--buyer', 'city'])
+    expect(check.code).toBe(3)
+    expect((JSON.parse(check.stdout.trim().split('\n')[0] ?? '{}') as { reasons: Array<{ code: string }> }).reasons.map((r) => r.code)).toEqual(['differencing'])
+  }, 120_000)
+
+  it('bypass: a dataset alias to the same files (even in another pin_group) is refused', async () => {
+    const r = await run('city', queryFile(['p2', 'p3', 'p4'], { dataset: 'trips_alias' }))
+    expect(r.code, r.stderr).toBe(3)
+    expect(r.stderr).toContain(first.slice(0, 16))
+    expect(r.stderr).toMatch(/source:csv:/)
+  }, 120_000)
+
+  it('bypass: a second buyer identity is refused', async () => {
+    const r = await run('town', queryFile(['p2', 'p3', 'p4'], { buyer: 'town' }))
+    expect(r.code, r.stderr).toBe(3)
+    expect(r.stderr).toContain('differencing_window_s')
+    expect(r.stderr).toContain(first.slice(0, 16))
+  }, 120_000)
+
+  it('pins clear is audited, then the refused run goes through', async () => {
+    const list = await c.cli('p2', ['--json', 'pins', 'list'])
+    expect(list.code, list.stderr).toBe(0)
+    const pins = JSON.parse(list.stdout) as Array<{ proposal: string; group: string; providers: string[] }>
+    expect(pins.map((p) => p.group).sort()).toEqual(['group:default', expect.stringMatching(/^source:csv:.*trips\.csv$/)])
+    expect(pins.every((p) => p.proposal === first && p.providers.length === 4)).toBe(true)
+    const none = await c.cli('p2', ['pins', 'clear'])
+    expect(none.code).toBe(2) // no selector: nothing is cleared by accident
+    for (const p of ['p2', 'p3', 'p4']) {
+      const r = await c.cli(p, ['pins', 'clear', '--proposal', first.slice(0, 12)])
+      expect(r.code, r.stderr).toBe(0)
+      expect(r.stdout).toMatch(/cleared 2 pin/)
+      const e = audit(c, p).at(-1)
+      expect(e?.kind).toBe('pins_cleared')
+      expect((e?.data.pins as Array<{ proposal: string }>).map((x) => x.proposal)).toEqual([first, first])
+      expect((await c.cli(p, ['audit', 'verify'])).code).toBe(0)
+    }
+    const again = await run('city', queryFile(['p2', 'p3', 'p4'], { rename: true }))
+    expect(again.code, again.stderr).toBe(0)
+  }, 120_000)
+
+  it('bypass: two concurrent proposals over different provider sets never both pass', async () => {
+    for (const p of PROVIDERS) expect((await c.cli(p, ['pins', 'clear', '--all'])).code).toBe(0)
+    const before = new Map(['p2', 'p3'].map((p) => [p, audit(c, p).length]))
+    const [a, b] = await Promise.all([
+      run('city', queryFile(['p1', 'p2', 'p3'])),
+      run('town', queryFile(['p2', 'p3', 'p4'], { buyer: 'town' }))
+    ])
+    expect([a.code, b.code].filter((x) => x === 0).length).toBeLessThanOrEqual(1)
+    for (const r of [a, b]) {
+      if (r.code === 0) continue
+      expect(r.code, r.stderr).toBe(3)
+      expect(r.stderr).toContain('differencing_window_s')
+    }
+    // p2 and p3 each served at most one of the two sets
+    for (const p of ['p2', 'p3']) {
+      const certs = audit(c, p).slice(before.get(p)).filter((e) => e.kind === 'certificate')
+      expect(new Set(certs.map((e) => JSON.stringify((e.data.providers as string[]).slice().sort()))).size).toBeLessThanOrEqual(1)
+    }
+  }, 120_000)
+})
