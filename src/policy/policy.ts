@@ -15,7 +15,16 @@ export interface DatasetRules {
   deny_columns: string[]
   /** sum/mean over these columns must clip within [min, max]. */
   required_clip: Record<string, [number, number]>
+  /**
+   * The lowest max_rows_per_provider a query on this dataset may set (reason `row_bound` below it).
+   * An operator's constant, never computed from the data: set it above the row count of any cell
+   * this dataset could fill, so the per-cell clamp (negotiation.md §3.6) never binds on real data.
+   */
+  max_rows_floor: number
 }
+
+/** Default floor of max_rows_per_provider when a dataset's policy sets none. */
+export const DEFAULT_MAX_ROWS_FLOOR = 1_000_000
 
 export interface Policy {
   approval: 'auto' | 'manual'
@@ -68,7 +77,7 @@ export function parsePolicyText(text: string, source: string, resolve: (nameOrId
   if (approval !== 'auto' && approval !== 'manual') fail('approval', 'must be auto or manual')
   const datasets: Record<string, DatasetRules> = {}
   for (const [name, raw] of Object.entries(obj(o.datasets ?? {}, 'datasets', Object.keys((o.datasets ?? {}) as Obj)))) {
-    const d = obj(raw, `datasets.${name}`, ['filter_columns', 'group_by_columns', 'aggregate_columns', 'deny_columns', 'required_clip'])
+    const d = obj(raw, `datasets.${name}`, ['filter_columns', 'group_by_columns', 'aggregate_columns', 'deny_columns', 'required_clip', 'max_rows_floor'])
     const clips: Record<string, [number, number]> = {}
     for (const [col, c] of Object.entries(obj(d.required_clip ?? {}, `datasets.${name}.required_clip`, Object.keys((d.required_clip ?? {}) as Obj)))) {
       if (!Array.isArray(c) || c.length !== 2 || c.some((x) => typeof x !== 'number' || !Number.isFinite(x)) || (c[0] as number) > (c[1] as number)) {
@@ -81,7 +90,8 @@ export function parsePolicyText(text: string, source: string, resolve: (nameOrId
       group_by_columns: strs(d.group_by_columns, `datasets.${name}.group_by_columns`),
       aggregate_columns: strs(d.aggregate_columns, `datasets.${name}.aggregate_columns`),
       deny_columns: strs(d.deny_columns, `datasets.${name}.deny_columns`),
-      required_clip: clips
+      required_clip: clips,
+      max_rows_floor: int(d.max_rows_floor, `datasets.${name}.max_rows_floor`, DEFAULT_MAX_ROWS_FLOOR, 1)
     }
   }
   const min_providers = int(o.min_providers, 'min_providers', 3, 0)
