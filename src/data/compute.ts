@@ -8,7 +8,7 @@
 // failures of this machine (the file vanished, the disk, memory, cancellation), which the caller
 // turns into a local_error abort with a fixed detail. Statistics stay local: they describe the data.
 import type { DuckDBValue } from '@duckdb/node-api'
-import type { Query } from '../query/types.ts'
+import type { Aggregate, Query } from '../query/types.ts'
 import { layoutOf, slotBounds } from '../query/layout.ts'
 import { DataError } from './errors.ts'
 import type { DatasetSource } from './source.ts'
@@ -19,6 +19,7 @@ export { closeEngine } from './engine.ts'
 
 export interface AggregateStats {
   aggregate: string
+  kind: Aggregate['kind']
   /** Matched rows whose value was NULL after cleaning (NULL, NaN, or a value that did not convert): skipped. */
   nullsSkipped: number
   /** Values outside the aggregate's clip (±infinity included): clipped. */
@@ -103,7 +104,7 @@ export async function computeVector(src: DatasetSource, q: Query, opts: { signal
   try {
     return await withSource(src, q.timezone, async ({ c, from, schema, icu }) => {
       const { sql, params, types, outputs } = compileQuery(q, schema, from, icu)
-      const perAggregate: AggregateStats[] = q.aggregates.map((a) => ({ aggregate: a.name, nullsSkipped: 0, clipped: 0 }))
+      const perAggregate: AggregateStats[] = q.aggregates.map((a) => ({ aggregate: a.name, kind: a.kind, nullsSkipped: 0, clipped: 0 }))
       const stats: VectorStats = { rows: 0, matched: 0, filtered: 0, clipped: 0, outOfDomain: 0, nullsSkipped: 0, clamped: 0, perAggregate, ms: 0 }
       // an interrupt only reaches a running statement: look again right before the long one
       if (opts.signal?.aborted) throw new DataError(`dataset "${src.name}": computation cancelled (the run was stopped)`)

@@ -49,7 +49,7 @@ export function cleaningLines(stats: VectorStats, cleaning: CleaningReport, maxR
   for (const c of cleaning.columns) {
     lines.push(`  column ${c.column} (${c.type}): ${c.unconvertible} values not convertible (read as NULL), ${c.nan} NaN (read as NULL), ${c.infinite} infinite`)
   }
-  for (const a of stats.perAggregate) if ('nullsSkipped' in a) lines.push(`  aggregate ${a.aggregate}: ${a.nullsSkipped} NULLs skipped, ${a.clipped} values clipped`)
+  for (const a of stats.perAggregate) if (a.kind === 'sum' || a.kind === 'mean') lines.push(`  aggregate ${a.aggregate}: ${a.nullsSkipped} NULLs skipped, ${a.clipped} values clipped`)
   if (stats.clamped > 0) lines.push(`  the clamp bound on your data: the result reveals Σ min(count, ${maxRows}) per cell, not the plain sum (negotiation.md §3.6)`)
   return lines
 }
