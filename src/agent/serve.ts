@@ -152,7 +152,7 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
       })
       o.log(`session ${session.slice(0, 12)}: agreement certified by ${params.providers.length} providers; computing`)
       // rows are read only now, after every party signed (negotiation.md §1). No row value can make
-      // this fail (§3.6); what can (the file vanished, the disk, memory) aborts with a fixed detail,
+      // this fail (§3.7); what can (the file vanished, the disk, memory) aborts with a fixed detail,
       // and the local log gets a fixed category only: an error text may quote the data.
       const vector = computeVector(datasetFor(datasets, q.dataset), q, { signal: stopping.signal }).then((r) => r.vector, (e: unknown) => {
         o.log(`session ${session?.slice(0, 12)}: could not compute this provider's vector: ${failureCategory(e)}; \`mpc-agent data preview\` on the query shows the cause`)

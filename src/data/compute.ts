@@ -2,7 +2,7 @@
 // (negotiation.md §3.4–3.6). DuckDB scans once and aggregates; only one row per non-empty cell
 // comes back to JS, chunk by chunk, so memory is bounded by the number of cells, not rows.
 //
-// After signing, no row value can change what the other parties observe (negotiation.md §3.6):
+// After signing, no row value can change what the other parties observe (negotiation.md §3.7):
 // the clean stage turns every bad value into NULL, rows outside a domain are dropped, and every
 // per-cell contribution is clamped to the bound the layout assumes. The only ways out are
 // failures of this machine (the file vanished, the disk, memory, cancellation), which the caller
@@ -66,7 +66,7 @@ function scaleRound(n: bigint, num: bigint, den: bigint): bigint {
 const clampTo = (v: bigint, lo: bigint, hi: bigint): bigint => (v < lo ? lo : v > hi ? hi : v)
 
 /**
- * The clamp stage (negotiation.md §3.6, step 4) over one cell's raw values `raw` (slot order):
+ * The clamp stage (negotiation.md §3.7, step 4) over one cell's raw values `raw` (slot order):
  * counts to t, sums to t·clip, and a mean's sum and count together (scaled by t/count when the
  * count exceeds t). Returns how many slots the clamp changed.
  */

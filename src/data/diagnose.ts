@@ -1,4 +1,4 @@
-// Local diagnostics of the clean stage (negotiation.md §3.6) for `mpc-agent data preview`: what
+// Local diagnostics of the clean stage (negotiation.md §3.7) for `mpc-agent data preview`: what
 // the cleaning did to this provider's own data for one query. Shown to its operator only; never
 // sent, never logged (SECURITY.md "What stays local").
 import type { Query } from '../query/types.ts'

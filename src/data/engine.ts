@@ -69,7 +69,7 @@ export const isGlob = (path: string): boolean => /[*?[]/.test(path)
  * The raw FROM clause reading a source; the caller detaches `detach` afterwards. CSV and JSON are
  * read with a fixed dialect and every declared column as text: nothing is sniffed from the values,
  * and no row value can make the read fail (a malformed CSV line is skipped, `rejects` counts it
- * when asked; negotiation.md §3.6).
+ * when asked; negotiation.md §3.7).
  */
 export async function openRaw(c: DuckDBConnection, src: DatasetSource, o: { rejects?: boolean } = {}): Promise<{ from: string; detach?: string }> {
   if (!isGlob(src.path) && !existsSync(src.path)) throw new DataError(`dataset "${src.name}": ${src.path} does not exist: fix datasets.${src.name}.path in config.yaml`)
@@ -106,7 +106,7 @@ const FLOATING = /^(FLOAT|DOUBLE|REAL|FLOAT4|FLOAT8)$/
 const TIMELIKE = /^(TIMESTAMP(_S|_MS|_NS)?|TIMESTAMP WITH TIME ZONE|TIMESTAMPTZ|DATE)$/
 
 /**
- * The clean stage (negotiation.md §3.6, step 1), as one projection over the raw source: declared
+ * The clean stage (negotiation.md §3.7, step 1), as one projection over the raw source: declared
  * text columns converted with TRY_CAST (a value that does not convert is NULL), NaN → NULL, and
  * ±infinity dates and timestamps → NULL. Deterministic, row by row, and it cannot fail on a value.
  */

@@ -18,7 +18,7 @@ export interface DatasetRules {
   /**
    * The lowest max_rows_per_provider a query on this dataset may set (reason `row_bound` below it).
    * An operator's constant, never computed from the data: set it above the row count of any cell
-   * this dataset could fill, so the per-cell clamp (negotiation.md §3.6) never binds on real data.
+   * this dataset could fill, so the per-cell clamp (negotiation.md §3.7) never binds on real data.
    */
   max_rows_floor: number
 }

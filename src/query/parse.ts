@@ -99,10 +99,10 @@ export function parseQueryText(text: string, source: string): QueryDraft {
   const c = new Validator(source, filePath)
   const o = c.obj(doc, '(root)', FILE_KEYS, ['id', 'title', 'dataset', 'aggregates', 'participants'])
   const group_by = (o.group_by === undefined || o.group_by === null ? [] : c.arr(o.group_by, 'group_by', 0, LIMITS.groupBy)).map((g, i) => groupBy(c, g, `group_by[${i}]`))
-  legacyKey(c, o.out_of_domain, 'out_of_domain', 'drop', 'rows outside a group_by domain are always dropped (negotiation.md §3.6)')
+  legacyKey(c, o.out_of_domain, 'out_of_domain', 'drop', 'rows outside a group_by domain are always dropped (negotiation.md §3.7)')
   const aggregates = c.arr(o.aggregates, 'aggregates', 1, LIMITS.aggregates).map((a, i) => {
     const { nulls, ...ao } = c.obj(a, `aggregates[${i}]`, ['name', 'kind', 'column', 'scale', 'clip', 'nulls'], ['name', 'kind'])
-    legacyKey(c, nulls, `aggregates[${i}].nulls`, 'skip', 'NULL values are always skipped (negotiation.md §3.6)')
+    legacyKey(c, nulls, `aggregates[${i}].nulls`, 'skip', 'NULL values are always skipped (negotiation.md §3.7)')
     return ao.kind === 'sum' || ao.kind === 'mean' ? { scale: 1, ...ao } : ao
   })
   let filter: unknown = null

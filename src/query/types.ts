@@ -45,7 +45,7 @@ export type Aggregate =
   /**
    * Fixed-point sum: each record is clipped to [clip[0], clip[1]], multiplied by `scale`
    * (binary64) and rounded half away from zero to an integer, then summed in Z_2^64. NULL (and
-   * NaN, and values that fail conversion) are skipped (negotiation.md §3.6).
+   * NaN, and values that fail conversion) are skipped (negotiation.md §3.7).
    */
   | { name: string; kind: 'sum'; column: string; scale: number; clip: [number, number] }
   /** sum and count of non-null values (two slots); output is sum/count. */
@@ -75,7 +75,7 @@ export interface Query {
   group_by: GroupBy[]
   aggregates: Aggregate[]
   /**
-   * The bound t each per-cell contribution of a provider is clamped to (negotiation.md §3.6): a
+   * The bound t each per-cell contribution of a provider is clamped to (negotiation.md §3.7): a
    * count to t, a sum to t·clip, a mean's sum and count together. Bounds overflow; never aborts.
    */
   max_rows_per_provider: number

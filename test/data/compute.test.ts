@@ -252,7 +252,7 @@ describe('time zones without ICU', () => {
   })
 })
 
-// negotiation.md §3.6: after signing, no row value changes what the others observe
+// negotiation.md §3.7: after signing, no row value changes what the others observe
 describe('cleaning and clamping never abort (issue 14 §1)', () => {
   it('a value that does not convert to its declared type is NULL, not an error', async () => {
     const { vector, stats } = await computeVector(src('trips.csv', 'csv', { columns: { ...CSV_COLUMNS, driver: 'INTEGER' } }), await q({ aggregates: [{ name: 'd', kind: 'count_distinct', column: 'driver' }] }))

@@ -1,4 +1,4 @@
-// Property (issue 14 §1, negotiation.md §3.6): after signing, no row value changes what the other
+// Property (issue 14 §1, negotiation.md §3.7): after signing, no row value changes what the other
 // parties observe. Random hostile tables — NULLs, NaN, ±infinity, huge values, wrong-type strings,
 // out-of-domain values, malformed lines, cells far above max_rows_per_provider — never make the
 // vector computation throw, and always give the agreed layout with every slot inside the bound the
@@ -52,7 +52,7 @@ const filter: fc.Arbitrary<FilterExpr | null> = fc.oneof(
 
 const COLUMNS = { zone: 'INTEGER', fare: 'DOUBLE', ts: 'TIMESTAMP', label: 'VARCHAR' }
 
-describe('property: hostile tables never make the vector computation throw (negotiation.md §3.6)', () => {
+describe('property: hostile tables never make the vector computation throw (negotiation.md §3.7)', () => {
   let run = 0
   it('random hostile CSV and Parquet (NaN, ±inf, huge, wrong types, malformed lines), random queries and small max_rows', async () => {
     await fc.assert(fc.asyncProperty(

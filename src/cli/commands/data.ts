@@ -41,7 +41,7 @@ export async function dataPreview(home: string, file: string, o: { buyer?: strin
   out.result(topCells(table, 10).map((c) => `${c.label.padEnd(30)} ${c.value}`).join('\n'))
 }
 
-/** Every cleaning count of negotiation.md §3.6, for this provider's operator only. */
+/** Every cleaning count of negotiation.md §3.7, for this provider's operator only. */
 export function cleaningLines(stats: VectorStats, cleaning: CleaningReport, maxRows: number): string[] {
   const lines = [
     `local preview (never sent): ${stats.rows} rows read, ${stats.matched} matched, ${stats.filtered} filtered out, ${stats.outOfDomain} outside the domains (dropped), ${stats.clipped} clipped, ${stats.nullsSkipped} NULLs skipped, ${stats.clamped} cell values clamped to max_rows_per_provider ${maxRows}, ${cleaning.rejectedLines} malformed lines skipped`
@@ -50,6 +50,6 @@ export function cleaningLines(stats: VectorStats, cleaning: CleaningReport, maxR
     lines.push(`  column ${c.column} (${c.type}): ${c.unconvertible} values not convertible (read as NULL), ${c.nan} NaN (read as NULL), ${c.infinite} infinite`)
   }
   for (const a of stats.perAggregate) if (a.kind === 'sum' || a.kind === 'mean') lines.push(`  aggregate ${a.aggregate}: ${a.nullsSkipped} NULLs skipped, ${a.clipped} values clipped`)
-  if (stats.clamped > 0) lines.push(`  the clamp bound on your data: the result reveals Σ min(count, ${maxRows}) per cell, not the plain sum (negotiation.md §3.6)`)
+  if (stats.clamped > 0) lines.push(`  the clamp bound on your data: the result reveals Σ min(count, ${maxRows}) per cell, not the plain sum (negotiation.md §3.7)`)
   return lines
 }
