@@ -7,6 +7,9 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { sql } from '../data/fixtures.ts'
+import { closeEngine } from '../../src/data/compute.ts'
+import { mkdirSync } from 'node:fs'
 import { makeDataCluster, tripsCsv, QUERY, readResult, type DataCluster, type Trip } from '../helpers/data-cluster.ts'
 
 const FLOOR = 5
@@ -143,5 +146,34 @@ describe('probes on one provider\'s data look the same to the buyer either way (
     const kinds = auditKinds(home)
     expect(kinds.filter((k) => k === 'certificate')).toHaveLength(certs)
     expect(kinds.filter((k) => k === 'abort')).toHaveLength(0)
+  }, 120_000)
+
+  it('a failure after signing that no metadata could foresee (a corrupt second file of a glob) aborts with local_error and the fixed detail, never a substitute vector', async () => {
+    const home = dc.cluster.byName('p1').home
+    const cfgPath = join(home, 'config.yaml')
+    const cfg = readFileSync(cfgPath, 'utf8')
+    mkdirSync(join(home, 'parts'), { recursive: true })
+    writeFileSync(csvPath, tripsCsv(dc.data[0] as Trip[]))
+    await sql(`COPY (SELECT * FROM read_csv('${csvPath}', header = true, columns = {'zone': 'INTEGER', 'pickup_datetime': 'TIMESTAMP', 'fare': 'DOUBLE', 'license': 'VARCHAR'})) TO '${join(home, 'parts', 'a.parquet')}' (FORMAT parquet)`)
+    await closeEngine()
+    writeFileSync(join(home, 'parts', 'b.parquet'), 'PAR1 this is not a parquet file, as after a disk error PAR1')
+    await dc.cluster.stop('p1')
+    writeFileSync(cfgPath, cfg.replace(/trips:\n(\s+)path: trips\.csv\n\s+format: csv\n\s+columns:\n(\s+\w+: \w+\n)+/, 'trips:\n$1path: parts/*.parquet\n$1format: parquet\n'))
+    expect(readFileSync(cfgPath, 'utf8')).toContain('parts/*.parquet')
+    await dc.cluster.serve('p1')
+    const r = await dc.cluster.cli('city', ['--json', 'query', 'run', dc.queryFile, '--out', join(dc.dir, 'corrupt.json'), '--timeout', '60'])
+    const served = await dc.cluster.stop('p1')
+    writeFileSync(cfgPath, cfg)
+    await dc.cluster.serve('p1')
+    expect(r.code, r.stderr).toBe(4)
+    expect(existsSync(join(dc.dir, 'corrupt.json'))).toBe(false)
+    expect(r.stdout + r.stderr).toMatch(/local_error/)
+    expect(r.stdout + r.stderr).toContain('the provider could not compute its vector')
+    // neither the buyer nor p1's own log sees the engine's message (it may quote the data); p1's log has a fixed category
+    expect(r.stdout + r.stderr).not.toMatch(/b\.parquet|PAR1|Invalid Input|IO Error/)
+    const log = readFileSync(join(home, 'logs', 'agent.log'), 'utf8') + (served?.stdout ?? '') + (served?.stderr ?? '')
+    expect(log).toMatch(/could not compute this provider's vector: (the source could not be read|an error of the local data engine);/)
+    expect(log).not.toMatch(/b\.parquet|not a parquet file|Invalid Input/)
+    expect(auditKinds(home)).toContain('abort')
   }, 120_000)
 })
