@@ -86,6 +86,22 @@ describe('property: hostile tables never make the vector computation throw (nego
     ), { numRuns: Number(process.env.FUZZ_RUNS ?? 40) })
   }, 180_000)
 
+  it('random hostile newline-delimited JSON (any JSON value per field, non-objects, broken lines) never throws', async () => {
+    const field = fc.oneof(fc.jsonValue(), cell, fc.constantFrom(1e308, -1e308, 0, 3, 2.5))
+    const jline = fc.oneof(
+      { weight: 8, arbitrary: fc.record({ zone: field, fare: field, ts: field, label: field }, { requiredKeys: [] }).map((o) => JSON.stringify(o)) },
+      { weight: 1, arbitrary: fc.jsonValue().map((v) => JSON.stringify(v) ?? 'null') },
+      { weight: 1, arbitrary: fc.constantFrom('{bad json', '', '{"zone": 1, "zone": 2}', '{"fare": 1e999}', '\u0000') }
+    )
+    await fc.assert(fc.asyncProperty(fc.array(jline, { maxLength: 60 }), fc.array(domain, { maxLength: 2 }), fc.array(aggregate, { minLength: 1, maxLength: 3 }), async (lines, domains, aggs) => {
+      const q = await query({ group_by: domains.map((d, i) => ({ name: `g${i}`, domain: d })), aggregates: aggs.map((a, i) => ({ ...a, name: `a${i}` }) as Aggregate), max_rows_per_provider: 2 })
+      const file = join(dir, `j${run++}.ndjson`)
+      writeFileSync(file, lines.join('\n') + '\n')
+      const { vector } = await computeVector(source(dir, file, 'json', { columns: COLUMNS }), q)
+      expect(vector.length).toBe(layoutOf(q).length)
+    }), { numRuns: Number(process.env.FUZZ_RUNS ?? 30) })
+  }, 120_000)
+
   it('a million rows in one cell with max_rows_per_provider 1 gives the clamped layout, no error', async () => {
     const file = join(dir, 'million.parquet')
     await sql(`COPY (SELECT 1 AS zone, CASE WHEN i % 3 = 0 THEN 'nan'::DOUBLE WHEN i % 3 = 1 THEN 1e308 ELSE NULL END AS fare, NULL::TIMESTAMP AS ts, 'abc' AS label FROM range(1000000) t(i)) TO '${file}' (FORMAT parquet)`)
