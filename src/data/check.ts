@@ -61,7 +61,7 @@ export function splitHeader(line: string): string[] {
  * throws for a problem of the dataset or the query (an unexpected error is `dataset_unavailable`).
  */
 export async function checkDataset(src: DatasetSource, q: Query, provider: string): Promise<SchemaReason | null> {
-  const unavailable = (local: string): SchemaReason => ({ code: 'dataset_unavailable', message: `dataset "${q.dataset}" is configured at ${provider} but cannot be read there (its operator must fix it)`, local })
+  const unavailable = (local: string): SchemaReason => ({ code: 'dataset_unavailable', message: `dataset "${q.dataset}" is configured at ${provider} but cannot be read there (its operator must fix it)`.slice(0, 500), local })
   try {
     return await withSource(src, q.timezone, async ({ c, schema, icu }) => {
       if (src.format === 'csv') {
@@ -80,7 +80,8 @@ export async function checkDataset(src: DatasetSource, q: Query, provider: strin
         compiled = compileQuery(q, schema, '__mpc_empty', icu)
       } catch (e) {
         if (!(e instanceof DataError)) throw e
-        const message = `${e.message} at ${provider}`
+        // a REJECT reason carries at most 500 characters (negotiation.md §4)
+        const message = `${e.message} at ${provider}`.slice(0, 500)
         return { code: 'schema_mismatch', message, local: e.message }
       }
       // bind the statement over an empty relation of the same schema: type errors surface here, not after signing
@@ -95,7 +96,7 @@ export async function checkDataset(src: DatasetSource, q: Query, provider: strin
         const r = await c.runAndReadAll(`SELECT TRY_CAST($1 AS ${x.type}) IS NULL`, [x.value])
         if (r.getRows()[0]?.[0] === true) {
           const m = `the literal "${x.value.slice(0, 40)}" cannot be read as ${x.type} (the type of the column it is compared with in dataset "${q.dataset}" at ${provider})`
-          return { code: 'schema_mismatch', message: m, local: m }
+          return { code: 'schema_mismatch', message: m.slice(0, 500), local: m }
         }
       }
       return null

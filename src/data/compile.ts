@@ -89,7 +89,7 @@ export class Builder {
     // a literal whose kind cannot compare with the column is a schema_mismatch at acceptance,
     // never a cast that fails on the first row after signing (negotiation.md §6.1)
     const fits = typeof v === 'string' || TEXT.test(type) || (typeof v === 'number' ? NUMERIC.test(type) : type === 'BOOLEAN')
-    if (!fits) throw new DataError(`the ${typeof v} ${JSON.stringify(v)} cannot be compared with a column of type ${type} in dataset "${this.q.dataset}"`)
+    if (!fits) throw new DataError(`the ${typeof v} ${JSON.stringify(v).slice(0, 40)} cannot be compared with a column of type ${type} in dataset "${this.q.dataset}"`)
     // text columns compare as text: 1 matches '1' (DuckDB would otherwise cast every cell to a number)
     if (TEXT.test(type)) return this.p(String(v))
     // a string compared with a typed value is cast to that type, e.g. '2024-03-01' to DATE; TRY_CAST
