@@ -26,6 +26,7 @@ import { layoutOf } from '../query/layout.ts'
 import { computeVector } from '../data/compute.ts'
 import { validateDatasets, datasetFor } from '../data/source.ts'
 import { checkDataset } from '../data/check.ts'
+import { COMPUTE_FAILED, failureCategory } from '../data/errors.ts'
 import { fromHex as hexToBytes, fromUtf8, toHex } from '../crypto/bytes.ts'
 import { comparePeers } from '../crypto/peer.ts'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -268,18 +269,6 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
       await new Promise<void>((r) => control.close(() => r()))
     }
   }
-}
-
-/** The abort detail of a provider whose computation failed after signing: fixed, never data-derived. */
-export const COMPUTE_FAILED = 'the provider could not compute its vector'
-
-/** A failure after signing, reduced to a fixed category for the local log (no message text). */
-function failureCategory(e: unknown): string {
-  const m = e instanceof Error ? e.message : ''
-  if (/cancelled/i.test(m)) return 'cancelled'
-  if (/out of memory|OutOfMemory|Allocation failure/i.test(m)) return 'out of memory'
-  if (/does not exist|No files found|IO Error|cannot open|Permission denied/i.test(m)) return 'the source could not be read'
-  return 'an error of the local data engine'
 }
 
 function within<T>(p: Promise<T>, ms: number, peer: string, what: string): Promise<T> {
