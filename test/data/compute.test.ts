@@ -297,3 +297,14 @@ describe('cleaning and clamping never abort (issue 14 §1)', () => {
     expect(signed(vector)).toEqual([0, 0, 0, 0, 0, 0])
   })
 })
+
+describe('a failure after signing, for the local log', () => {
+  it('is reduced to a fixed category: no message text, no value, no path', async () => {
+    const { failureCategory, COMPUTE_FAILED } = await import('../../src/data/errors.ts')
+    expect(failureCategory(new DataError('dataset "trips": /secret/path/x.csv does not exist: fix …'))).toBe('the source could not be read')
+    expect(failureCategory(new Error('Out of Memory Error: failed to allocate'))).toBe('out of memory')
+    expect(failureCategory(new DataError('dataset "trips": computation cancelled (the run was stopped)'))).toBe('cancelled')
+    expect(failureCategory(new Error('Invalid Input Error: value 31337.77 in row 5'))).toBe('an error of the local data engine')
+    expect(COMPUTE_FAILED).toBe('the provider could not compute its vector')
+  })
+})
