@@ -24,10 +24,10 @@ const QUERY: Query = {
   ],
   aggregates: [
     { name: 'pickups', kind: 'count' },
-    { name: 'fare', kind: 'mean', column: 'base_passenger_fare', scale: 100, clip: [0, 500], nulls: 'skip' },
-    { name: 'miles', kind: 'sum', column: 'trip_miles', scale: 1000, clip: [0, 100], nulls: 'skip' }
+    { name: 'fare', kind: 'mean', column: 'base_passenger_fare', scale: 100, clip: [0, 500] },
+    { name: 'miles', kind: 'sum', column: 'trip_miles', scale: 1000, clip: [0, 100] }
   ],
-  out_of_domain: 'drop', max_rows_per_provider: 100_000_000,
+  max_rows_per_provider: 100_000_000,
   participants: { buyer: 'bench', providers: ['a', 'b', 'c'] }, min_providers: 3, output: ['bench'],
   timeouts: { negotiate_s: 30, compute_s: 300, confirm_s: 30 }
 }

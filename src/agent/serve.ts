@@ -35,6 +35,8 @@ import { columnsOf } from '../query/columns.ts'
 import { layoutOf } from '../query/layout.ts'
 import { computeVector } from '../data/compute.ts'
 import { validateDatasets, datasetFor } from '../data/source.ts'
+import { checkDataset } from '../data/check.ts'
+import { COMPUTE_FAILED, failureCategory } from '../data/errors.ts'
 import { fromHex as hexToBytes, toHex } from '../crypto/bytes.ts'
 import { comparePeers } from '../crypto/peer.ts'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -170,6 +172,14 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
       if (decision.accept && !(q.dataset in datasets)) {
         decision = { accept: false, reasons: [{ code: 'dataset_not_configured', message: `dataset "${q.dataset}" is not configured at ${config.name}` }] }
       }
+      if (decision.accept) {
+        // schema check at acceptance (negotiation.md §6.1): metadata only, before signing
+        const bad = await checkDataset(datasetFor(datasets, q.dataset), q, config.name)
+        if (bad) {
+          say(`proposal ${digest.slice(0, 12)}: ${bad.local}`)
+          decision = { accept: false, reasons: [{ code: bad.code, message: bad.message }] }
+        }
+      }
       if (decision.accept && policy.approval === 'manual') {
         const summary = {
           v: 1 as const, type: 'proposal' as const, proposalId: digest, buyer: nameOf(vp.buyer), dataset: q.dataset, title: q.title,
@@ -239,11 +249,12 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
         data: { buyer: params.buyer, providers: params.providers, template: toHex(templateDigest(q)), query_id: q.id, certificate }
       })
       say(`session ${session.slice(0, 12)}: agreement certified by ${params.providers.length} providers; computing`)
-      // data is read only now, after every party signed (negotiation.md §1)
+      // rows are read only now, after every party signed (negotiation.md §1). No row value can make
+      // this fail (§3.7); what can (the file vanished, the disk, memory) aborts with a fixed detail,
+      // and the local log gets a fixed category only: an error text may quote the data.
       const vector = computeVector(datasetFor(datasets, q.dataset), q, { signal: stopping.signal }).then((r) => r.vector, (e: unknown) => {
-        // never forward the local message: it may describe our data
-        say(`session ${session?.slice(0, 12)}: ${(e as Error).message}`)
-        throw new ProtocolAbort({ reason: 'local_error', accused: null, detail: `provider ${config.name} could not compute its vector from local data` })
+        say(`session ${session?.slice(0, 12)}: could not compute this provider's vector: ${failureCategory(e)}; \`mpc-agent data preview\` on the query shows the cause`)
+        throw new ProtocolAbort({ reason: 'local_error', accused: null, detail: COMPUTE_FAILED })
       })
       vector.catch(() => {}) // the runner observes it, unless the run failed first
       run = {

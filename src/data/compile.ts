@@ -14,13 +14,21 @@ export type Schema = Map<string, string>
 /** One column of the statement's output after `key` and `rows`. */
 export type Output =
   | { kind: 'value'; slot: number }
-  | { kind: 'nulls' | 'nans' | 'clipped'; aggregate: number }
+  | { kind: 'nulls' | 'clipped'; aggregate: number }
 
 export interface Compiled {
   sql: string
   params: Array<string | number | boolean>
   types: DuckDBType[]
   outputs: Output[]
+  /** Query literals converted to a column's type: checked at acceptance (negotiation.md §6.1). */
+  casts: LiteralCast[]
+}
+
+/** A string literal of the query read as a column's type (TRY_CAST: NULL if it does not convert). */
+export interface LiteralCast {
+  value: string
+  type: string
 }
 
 /** Key of rows the filter drops (cells are ≥ 0, rows outside a domain have a NULL key). */
@@ -35,6 +43,7 @@ const TEMPORAL = /^(TIMESTAMP(_S|_MS|_NS)?|TIMESTAMP WITH TIME ZONE|DATE)$/
 export class Builder {
   readonly params: Compiled['params'] = []
   readonly types: DuckDBType[] = []
+  readonly casts: LiteralCast[] = []
   readonly schema: Schema
   readonly q: Query
   /** Whether DuckDB can convert between time zones (the ICU extension is loaded). */
@@ -52,7 +61,7 @@ export class Builder {
   }
   typeOf(column: string, role: string): string {
     const t = this.schema.get(column)
-    if (t === undefined) throw new DataError(`column "${column}" (used in ${role}) is not in dataset "${this.q.dataset}": check the query or the dataset (columns: ${[...this.schema.keys()].join(', ')})`)
+    if (t === undefined) throw new DataError(`column "${column}" (used in ${role}) is not in dataset "${this.q.dataset}"`)
     return t
   }
   /** A timestamp column as wall time in the query's timezone (negotiation.md §3.2). */
@@ -77,10 +86,18 @@ export class Builder {
   /** A literal compared with a value of SQL type `type`, bound as a parameter. */
   lit(v: Literal, type: string): string {
     if (v === null) return 'NULL'
+    // a literal whose kind cannot compare with the column is a schema_mismatch at acceptance,
+    // never a cast that fails on the first row after signing (negotiation.md §6.1)
+    const fits = typeof v === 'string' || TEXT.test(type) || (typeof v === 'number' ? NUMERIC.test(type) : type === 'BOOLEAN')
+    if (!fits) throw new DataError(`the ${typeof v} ${JSON.stringify(v).slice(0, 40)} cannot be compared with a column of type ${type} in dataset "${this.q.dataset}"`)
     // text columns compare as text: 1 matches '1' (DuckDB would otherwise cast every cell to a number)
     if (TEXT.test(type)) return this.p(String(v))
-    // a string compared with a typed value is cast to that type, e.g. '2024-03-01' to DATE
-    if (typeof v === 'string') return `CAST(${this.p(v)} AS ${sqlType(type)})`
+    // a string compared with a typed value is cast to that type, e.g. '2024-03-01' to DATE; TRY_CAST
+    // so the statement cannot fail after signing (the acceptance check refuses a literal that is NULL)
+    if (typeof v === 'string') {
+      this.casts.push({ value: v, type: sqlType(type) })
+      return `TRY_CAST(${this.p(v)} AS ${sqlType(type)})`
+    }
     return this.p(v)
   }
   filter(e: FilterExpr): string {
@@ -149,12 +166,6 @@ function sqlType(t: string): string {
   return t.replace(/[^A-Za-z0-9_ (),]/g, '')
 }
 
-/** The raw value of a group_by dimension (for the out-of-domain example). */
-export function domainValue(b: Builder, d: Domain): { sql: string; column: string } {
-  if ('ref' in d) return { sql: b.ref(d.ref, 'group_by').sql, column: d.ref.column }
-  return { sql: quoteIdent(d.column), column: d.column }
-}
-
 /** The row key: cell index (row-major, negotiation.md §3.4), NULL outside a domain, -1 if filtered. */
 export function rowKey(b: Builder, q: Query): string {
   const dims = q.group_by.map((g) => g.domain)
@@ -202,23 +213,13 @@ export function compileQuery(q: Query, schema: Schema, from: string, icu = true)
       selects.push(`count(${x})`)
       outputs.push({ kind: 'value', slot: slot++ })
     }
-    selects.push(`count(*) FILTER (WHERE ${x} IS NULL)`, `count(*) FILTER (WHERE isnan(${x}))`, `count(*) FILTER (WHERE ${x} < ${lo} OR ${x} > ${hi})`)
-    outputs.push({ kind: 'nulls', aggregate: ai }, { kind: 'nans', aggregate: ai }, { kind: 'clipped', aggregate: ai })
+    // local diagnostics (never sent): NULLs skipped (NaN and failed conversions are NULL by now), values clipped
+    selects.push(`count(*) FILTER (WHERE ${x} IS NULL)`, `count(*) FILTER (WHERE ${x} < ${lo} OR ${x} > ${hi})`)
+    outputs.push({ kind: 'nulls', aggregate: ai }, { kind: 'clipped', aggregate: ai })
   })
   if (slot !== layoutOf(q).slots.length) throw new Error('internal: slot count differs from the layout')
   const sql = `SELECT __mpc_key, count(*)${selects.map((s) => `, ${s}`).join('')}
 FROM (SELECT ${key} AS __mpc_key${inputs.map((s) => `, ${s}`).join('')} FROM ${from}) AS __mpc_rows
 GROUP BY __mpc_key`
-  return { sql, params: b.params, types: b.types, outputs }
-}
-
-/** For out_of_domain: fail — the first dimension with a value outside its domain, and one such value. */
-export function compileOutOfDomain(q: Query, schema: Schema, from: string, dim: number, icu = true): Pick<Compiled, 'sql' | 'params' | 'types'> & { column: string } {
-  const b = new Builder(q, schema, icu)
-  const g = q.group_by[dim]
-  if (!g) throw new Error('internal: no such dimension')
-  const idx = b.index(g.domain)
-  const v = domainValue(b, g.domain)
-  const where = q.filter ? `coalesce(${b.filter(q.filter)}, FALSE) AND ` : ''
-  return { sql: `SELECT CAST(${v.sql} AS VARCHAR) FROM ${from} WHERE ${where}(${idx}) IS NULL LIMIT 1`, params: b.params, types: b.types, column: v.column }
+  return { sql, params: b.params, types: b.types, outputs, casts: b.casts }
 }

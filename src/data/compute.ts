@@ -1,19 +1,33 @@
 // This provider's vector for an agreed query, computed by DuckDB over its local source
-// (negotiation.md §3.4–3.5). DuckDB scans once and aggregates; only one row per non-empty cell
+// (negotiation.md §3.4–3.6). DuckDB scans once and aggregates; only one row per non-empty cell
 // comes back to JS, chunk by chunk, so memory is bounded by the number of cells, not rows.
-// Statistics and error messages stay local: they may describe the data.
-import type { DuckDBConnection, DuckDBValue } from '@duckdb/node-api'
-import type { Query } from '../query/types.ts'
+//
+// After signing, no row value can change what the other parties observe (negotiation.md §3.7):
+// the clean stage turns every bad value into NULL, rows outside a domain are dropped, and every
+// per-cell contribution is clamped to the bound the layout assumes. The only ways out are
+// failures of this machine (the file vanished, the disk, memory, cancellation), which the caller
+// turns into a local_error abort with a fixed detail. Statistics stay local: they describe the data.
+import type { DuckDBValue } from '@duckdb/node-api'
+import type { Aggregate, Query } from '../query/types.ts'
 import { layoutOf, slotBounds } from '../query/layout.ts'
 import { DataError } from './errors.ts'
 import type { DatasetSource } from './source.ts'
-import { compileOutOfDomain, compileQuery, FILTERED, type Schema } from './compile.ts'
+import { compileQuery, FILTERED } from './compile.ts'
 import { withSource } from './engine.ts'
 
 export { closeEngine } from './engine.ts'
 
+export interface AggregateStats {
+  aggregate: string
+  kind: Aggregate['kind']
+  /** Matched rows whose value was NULL after cleaning (NULL, NaN, or a value that did not convert): skipped. */
+  nullsSkipped: number
+  /** Values outside the aggregate's clip (±infinity included): clipped. */
+  clipped: number
+}
+
 export interface VectorStats {
-  /** Rows in the source. */
+  /** Rows in the source (after the CSV/JSON reader skipped malformed lines). */
   rows: number
   /** Rows that passed the filter and fell inside every domain. */
   matched: number
@@ -25,40 +39,77 @@ export interface VectorStats {
   outOfDomain: number
   /** NULL values skipped by sum/mean aggregates. */
   nullsSkipped: number
+  /** Cell values clamped to the layout's bound (max_rows_per_provider): the clamp bound on this data. */
+  clamped: number
+  perAggregate: AggregateStats[]
   ms: number
 }
 
-async function schemaOf(c: DuckDBConnection, from: string): Promise<Schema> {
-  const r = await c.runAndReadAll(`DESCRIBE SELECT * FROM ${from}`)
-  return new Map(r.getRows().map((o) => [String(o[0]), String(o[1])]))
-}
-
 export async function inspectDataset(src: DatasetSource): Promise<{ columns: Array<{ name: string; type: string }>; rows: number }> {
-  return withSource(src, 'UTC', async (c, from) => {
-    const schema = await schemaOf(c, from)
+  return withSource(src, 'UTC', async ({ c, from, schema }) => {
     const n = await c.runAndReadAll(`SELECT count(*) FROM ${from}`)
     return { columns: [...schema].map(([name, type]) => ({ name, type })), rows: Number(n.getRows()[0]?.[0] ?? 0) }
   })
 }
 
-const big = (v: DuckDBValue | undefined): bigint => (typeof v === 'bigint' ? v : v === null || v === undefined ? 0n : BigInt(v as number))
+const big = (v: DuckDBValue | undefined): bigint => (typeof v === 'bigint' ? v : v === null || v === undefined ? 0n : typeof v === 'number' && Number.isFinite(v) ? BigInt(Math.trunc(v)) : 0n)
+
+/** n · num / den rounded half away from zero, exactly (den > 0). */
+function scaleRound(n: bigint, num: bigint, den: bigint): bigint {
+  const x = n * num
+  const neg = x < 0n
+  const a = neg ? -x : x
+  const q = (2n * a + den) / (2n * den)
+  return neg ? -q : q
+}
+
+const clampTo = (v: bigint, lo: bigint, hi: bigint): bigint => (v < lo ? lo : v > hi ? hi : v)
+
+/**
+ * The clamp stage (negotiation.md §3.7, step 4) over one cell's raw values `raw` (slot order):
+ * counts to t, sums to t·clip, and a mean's sum and count together (scaled by t/count when the
+ * count exceeds t). Returns how many slots the clamp changed.
+ */
+export function clampCell(q: Query, raw: bigint[], out: BigUint64Array, base: number): number {
+  const t = BigInt(q.max_rows_per_provider)
+  const bounds = slotBounds(q, 1)
+  let slot = 0
+  let changed = 0
+  const put = (s: number, v: bigint, clamped: bigint): void => {
+    if (clamped !== v) changed++
+    out[base + s] = BigInt.asUintN(64, clamped)
+  }
+  for (const a of q.aggregates) {
+    const b = bounds[slot] ?? { min: 0n, max: 0n }
+    const v = raw[slot] ?? 0n
+    if (a.kind === 'mean') {
+      const n = raw[slot + 1] ?? 0n
+      const sum = n > t ? scaleRound(v, t, n) : v
+      put(slot, v, clampTo(sum, b.min, b.max))
+      put(slot + 1, n, clampTo(n, 0n, t))
+      slot += 2
+    } else {
+      put(slot, v, clampTo(v, b.min, b.max))
+      slot += 1
+    }
+  }
+  return changed
+}
 
 export async function computeVector(src: DatasetSource, q: Query, opts: { signal?: AbortSignal } = {}): Promise<{ vector: BigUint64Array; stats: VectorStats }> {
   const t0 = performance.now()
   const layout = layoutOf(q)
   const per = layout.slots.length
-  // per-provider plausibility (masked-sum.md check 6): what one honest provider can contribute
-  const bounds = slotBounds(q, 1)
   const vector = new BigUint64Array(layout.length)
   try {
-    return await withSource(src, q.timezone, async (c, from, icu) => {
-      const schema = await schemaOf(c, from)
+    return await withSource(src, q.timezone, async ({ c, from, schema, icu }) => {
       const { sql, params, types, outputs } = compileQuery(q, schema, from, icu)
-      const stats: VectorStats = { rows: 0, matched: 0, filtered: 0, clipped: 0, outOfDomain: 0, nullsSkipped: 0, ms: 0 }
-      const nulls = new Array<bigint>(q.aggregates.length).fill(0n)
+      const perAggregate: AggregateStats[] = q.aggregates.map((a) => ({ aggregate: a.name, kind: a.kind, nullsSkipped: 0, clipped: 0 }))
+      const stats: VectorStats = { rows: 0, matched: 0, filtered: 0, clipped: 0, outOfDomain: 0, nullsSkipped: 0, clamped: 0, perAggregate, ms: 0 }
       // an interrupt only reaches a running statement: look again right before the long one
       if (opts.signal?.aborted) throw new DataError(`dataset "${src.name}": computation cancelled (the run was stopped)`)
       const result = await c.stream(sql, params, types)
+      const raw = new Array<bigint>(per).fill(0n)
       for (;;) {
         if (opts.signal?.aborted) throw new DataError(`dataset "${src.name}": computation cancelled (the run was stopped)`)
         const chunk = await result.fetchChunk()
@@ -70,37 +121,33 @@ export async function computeVector(src: DatasetSource, q: Query, opts: { signal
           const key = keys[r]
           const n = Number(counts[r])
           stats.rows += n
-          if (key === null || key === undefined) {
-            stats.outOfDomain += n
-            continue
-          }
-          if (big(key) === FILTERED) {
+          if (key !== null && key !== undefined && big(key) === FILTERED) {
             stats.filtered += n
             continue
           }
-          const base = Number(key) * per
+          const cell = key === null || key === undefined ? -1 : Number(key)
+          // NULL key: outside a domain; a key outside the layout cannot occur, and is dropped the same way
+          if (!(cell >= 0 && cell < layout.cells)) {
+            stats.outOfDomain += n
+            continue
+          }
           stats.matched += n
           outputs.forEach((o, i) => {
             const v = big(cols[i + 2]?.[r])
-            if (o.kind === 'value') {
-              const b = bounds[o.slot]
-              if (!b || v < b.min || v > b.max) throw new DataError(`aggregate "${layout.slots[o.slot]?.aggregate}": a cell value lies outside what the agreement allows one provider: check max_rows_per_provider and clip`)
-              vector[base + o.slot] = BigInt.asUintN(64, v)
-            } else if (o.kind === 'nans' && v > 0n) {
-              const a = q.aggregates[o.aggregate]
-              throw new DataError(`column "${a && 'column' in a ? a.column : '?'}" of aggregate "${a?.name}" contains NaN: clean the data (NaN cannot be clipped or summed)`)
-            } else if (o.kind === 'nulls') nulls[o.aggregate] = (nulls[o.aggregate] ?? 0n) + v
-            else if (o.kind === 'clipped') stats.clipped += Number(v)
+            if (o.kind === 'value') raw[o.slot] = v
+            else {
+              const s = perAggregate[o.aggregate]
+              if (s && o.kind === 'nulls') s.nullsSkipped += Number(v)
+              else if (s) s.clipped += Number(v)
+            }
           })
+          stats.clamped += clampCell(q, raw, vector, cell * per)
         }
       }
-      q.aggregates.forEach((a, i) => {
-        const n = nulls[i] ?? 0n
-        if (n > 0n && 'nulls' in a && a.nulls === 'fail') throw new DataError(`column "${a.column}" of aggregate "${a.name}" has ${n} NULL values in matched rows and the query says nulls: fail: clean the data or propose nulls: skip`)
-        stats.nullsSkipped += Number(n)
-      })
-      if (stats.outOfDomain > 0 && q.out_of_domain === 'fail') throw await outOfDomainError(c, q, schema, from, stats.outOfDomain, icu)
-      if (stats.matched > q.max_rows_per_provider) throw new DataError(`${stats.matched} rows match but the agreement allows at most ${q.max_rows_per_provider} per provider: narrow the filter or propose a larger max_rows_per_provider`)
+      for (const s of perAggregate) {
+        stats.nullsSkipped += s.nullsSkipped
+        stats.clipped += s.clipped
+      }
       stats.ms = Math.round(performance.now() - t0)
       return { vector, stats }
     }, opts.signal)
@@ -108,17 +155,4 @@ export async function computeVector(src: DatasetSource, q: Query, opts: { signal
     vector.fill(0n)
     throw e
   }
-}
-
-/** Names the first dimension with a value outside its domain and gives one example value. */
-async function outOfDomainError(c: DuckDBConnection, q: Query, schema: Schema, from: string, n: number, icu: boolean): Promise<DataError> {
-  for (let d = 0; d < q.group_by.length; d++) {
-    const x = compileOutOfDomain(q, schema, from, d, icu)
-    const rows = (await c.runAndReadAll(x.sql, x.params, x.types)).getRows()
-    if (rows.length > 0) {
-      const v = rows[0]?.[0]
-      return new DataError(`${n} rows fall outside the group_by domains and the query says out_of_domain: fail; e.g. column "${x.column}" (dimension "${q.group_by[d]?.name}") has ${v === null ? 'NULL' : `value ${String(v)}`}: clean the data or propose out_of_domain: drop`)
-    }
-  }
-  return new DataError(`${n} rows fall outside the group_by domains and the query says out_of_domain: fail: clean the data or propose out_of_domain: drop`)
 }

@@ -12,7 +12,10 @@ export interface DatasetSource {
   format: DatasetFormat
   /** duckdb: the table to read. */
   table?: string
-  /** csv: declared column types (DuckDB type names) overriding type sniffing. */
+  /**
+   * csv, json (required): every column of the file, in file order, with its DuckDB type. Types are
+   * declared, never sniffed (sniffing reads values); a value that fails conversion becomes NULL.
+   */
   columns?: Record<string, string>
 }
 
@@ -36,10 +39,17 @@ export function validateDatasets(raw: Record<string, unknown>, homeDir: string):
       if (typeof o.table !== 'string' || !o.table) throw new DataError(`${where}: a duckdb dataset needs table: NAME${fix}`)
       src.table = o.table
     } else if (o.table !== undefined) throw new DataError(`${where}: table applies only to format duckdb${fix}`)
+    if (o.columns === undefined && (format === 'csv' || format === 'json')) {
+      throw new DataError(`${where}: a ${format} dataset needs columns: {NAME: TYPE, ...} listing every column in file order (types are declared, never guessed from the values)${fix}`)
+    }
     if (o.columns !== undefined) {
-      if (format !== 'csv') throw new DataError(`${where}: columns (declared types) apply only to csv${fix}`)
+      if (format !== 'csv' && format !== 'json') throw new DataError(`${where}: columns (declared types) apply only to csv and json; parquet and duckdb carry their own types${fix}`)
       if (typeof o.columns !== 'object' || o.columns === null || Array.isArray(o.columns)) throw new DataError(`${where}: columns must map column names to DuckDB types${fix}`)
-      for (const [c, t] of Object.entries(o.columns)) if (typeof t !== 'string' || !TYPE.test(t)) throw new DataError(`${where}: columns.${c}: not a DuckDB type name${fix}`)
+      if (Object.keys(o.columns).length === 0) throw new DataError(`${where}: columns must list at least one column${fix}`)
+      for (const [c, t] of Object.entries(o.columns)) {
+        if (typeof t !== 'string' || !TYPE.test(t)) throw new DataError(`${where}: columns.${c}: not a DuckDB type name${fix}`)
+        if (c.includes('"') || c.length === 0) throw new DataError(`${where}: columns.${c}: a column name must be non-empty and contain no double quote${fix}`)
+      }
       src.columns = o.columns as Record<string, string>
     }
     out[name] = src

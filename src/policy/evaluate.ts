@@ -55,6 +55,10 @@ export function evaluatePolicy(policy: Policy, ctx: PolicyContext): PolicyDecisi
     for (const c of new Set([...cols.filter, ...cols.group_by])) {
       if (rules.deny_columns.includes(c)) no('column_denied', `column "${c}" is denied for filter and group_by (it would single out one firm's data)`)
     }
+    // negotiation.md §6: a buyer must not tune the clamp bound into a probe of one provider's counts
+    if (q.max_rows_per_provider < rules.max_rows_floor) {
+      no('row_bound', `max_rows_per_provider ${q.max_rows_per_provider} is below this provider's floor of ${rules.max_rows_floor} for dataset "${q.dataset}" (policy datasets.${q.dataset}.max_rows_floor)`)
+    }
     for (const a of q.aggregates) {
       if (a.kind !== 'sum' && a.kind !== 'mean') continue
       const req = rules.required_clip[a.column]

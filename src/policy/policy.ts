@@ -18,7 +18,16 @@ export interface DatasetRules {
   required_clip: Record<string, [number, number]>
   /** Differencing pins (negotiation.md §6.2): datasets in one group share one pinned provider set. */
   pin_group: string
+  /**
+   * The lowest max_rows_per_provider a query on this dataset may set (reason `row_bound` below it).
+   * An operator's constant, never computed from the data: set it above the row count of any cell
+   * this dataset could fill, so the per-cell clamp (negotiation.md §3.7) never binds on real data.
+   */
+  max_rows_floor: number
 }
+
+/** Default floor of max_rows_per_provider when a dataset's policy sets none. */
+export const DEFAULT_MAX_ROWS_FLOOR = 1_000_000
 
 export interface Policy {
   approval: 'auto' | 'manual'
@@ -76,7 +85,7 @@ export function parsePolicyText(text: string, source: string, resolve: (nameOrId
   if (approval !== 'auto' && approval !== 'manual') fail('approval', 'must be auto or manual')
   const datasets: Record<string, DatasetRules> = {}
   for (const [name, raw] of Object.entries(obj(o.datasets ?? {}, 'datasets', Object.keys((o.datasets ?? {}) as Obj)))) {
-    const d = obj(raw, `datasets.${name}`, ['filter_columns', 'group_by_columns', 'aggregate_columns', 'deny_columns', 'required_clip', 'pin_group'])
+    const d = obj(raw, `datasets.${name}`, ['filter_columns', 'group_by_columns', 'aggregate_columns', 'deny_columns', 'required_clip', 'pin_group', 'max_rows_floor'])
     if (d.pin_group !== undefined && (typeof d.pin_group !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(d.pin_group))) {
       fail(`datasets.${name}.pin_group`, 'expected a name of letters, digits, _ . - (at most 64)')
     }
@@ -93,7 +102,8 @@ export function parsePolicyText(text: string, source: string, resolve: (nameOrId
       aggregate_columns: strs(d.aggregate_columns, `datasets.${name}.aggregate_columns`),
       deny_columns: strs(d.deny_columns, `datasets.${name}.deny_columns`),
       required_clip: clips,
-      pin_group: (d.pin_group as string | undefined) ?? DEFAULT_PIN_GROUP
+      pin_group: (d.pin_group as string | undefined) ?? DEFAULT_PIN_GROUP,
+      max_rows_floor: int(d.max_rows_floor, `datasets.${name}.max_rows_floor`, DEFAULT_MAX_ROWS_FLOOR, 1)
     }
   }
   const scope = o.differencing_scope ?? 'all_buyers'

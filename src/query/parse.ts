@@ -13,7 +13,6 @@ import { comparePeers, parsePeer } from '../crypto/peer.ts'
 
 export const DEFAULTS = {
   timezone: 'UTC',
-  out_of_domain: 'drop',
   max_rows_per_provider: 100_000_000,
   min_providers: 3,
   output: ['buyer'],
@@ -75,6 +74,16 @@ function groupBy(c: Validator, g: unknown, path: string): unknown {
   }
 }
 
+/**
+ * `nulls` and `out_of_domain` left the query model (issue 14 §1): a buyer-chosen `fail` let a run
+ * abort exactly when one provider's data held a NULL or an outlier. The one remaining value is
+ * accepted and ignored, so older query files still parse; `fail` is refused with what to do instead.
+ */
+function legacyKey(c: Validator, v: unknown, path: string, only: string, why: string): void {
+  if (v === undefined || v === only) return
+  c.fail(path, `"${String(v)}" is no longer supported: ${why}; remove the key (a provider checks its own data with \`mpc-agent data preview\`)`)
+}
+
 function names(c: Validator, v: unknown, path: string, min: number, max: number): string[] {
   return c.arr(v, path, min, max).map((x, i) => c.str(x, `${path}[${i}]`, 100))
 }
@@ -90,9 +99,11 @@ export function parseQueryText(text: string, source: string): QueryDraft {
   const c = new Validator(source, filePath)
   const o = c.obj(doc, '(root)', FILE_KEYS, ['id', 'title', 'dataset', 'aggregates', 'participants'])
   const group_by = (o.group_by === undefined || o.group_by === null ? [] : c.arr(o.group_by, 'group_by', 0, LIMITS.groupBy)).map((g, i) => groupBy(c, g, `group_by[${i}]`))
+  legacyKey(c, o.out_of_domain, 'out_of_domain', 'drop', 'rows outside a group_by domain are always dropped (negotiation.md §3.7)')
   const aggregates = c.arr(o.aggregates, 'aggregates', 1, LIMITS.aggregates).map((a, i) => {
-    const ao = c.obj(a, `aggregates[${i}]`, ['name', 'kind', 'column', 'scale', 'clip', 'nulls'], ['name', 'kind'])
-    return ao.kind === 'sum' || ao.kind === 'mean' ? { scale: 1, nulls: 'skip', ...ao } : ao
+    const { nulls, ...ao } = c.obj(a, `aggregates[${i}]`, ['name', 'kind', 'column', 'scale', 'clip', 'nulls'], ['name', 'kind'])
+    legacyKey(c, nulls, `aggregates[${i}].nulls`, 'skip', 'NULL values are always skipped (negotiation.md §3.7)')
+    return ao.kind === 'sum' || ao.kind === 'mean' ? { scale: 1, ...ao } : ao
   })
   let filter: unknown = null
   if (o.filter !== undefined && o.filter !== null) {
@@ -114,7 +125,6 @@ export function parseQueryText(text: string, source: string): QueryDraft {
     filter,
     group_by,
     aggregates,
-    out_of_domain: o.out_of_domain ?? DEFAULTS.out_of_domain,
     max_rows_per_provider: o.max_rows_per_provider ?? DEFAULTS.max_rows_per_provider,
     min_providers: o.min_providers ?? DEFAULTS.min_providers,
     timeouts: { ...DEFAULTS.timeouts, ...timeouts }

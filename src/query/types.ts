@@ -44,11 +44,12 @@ export type Aggregate =
   | { name: string; kind: 'count' }
   /**
    * Fixed-point sum: each record is clipped to [clip[0], clip[1]], multiplied by `scale`
-   * (binary64) and rounded half away from zero to an integer, then summed in Z_2^64.
+   * (binary64) and rounded half away from zero to an integer, then summed in Z_2^64. NULL (and
+   * NaN, and values that fail conversion) are skipped (negotiation.md §3.7).
    */
-  | { name: string; kind: 'sum'; column: string; scale: number; clip: [number, number]; nulls: 'skip' | 'fail' }
+  | { name: string; kind: 'sum'; column: string; scale: number; clip: [number, number] }
   /** sum and count of non-null values (two slots); output is sum/count. */
-  | { name: string; kind: 'mean'; column: string; scale: number; clip: [number, number]; nulls: 'skip' | 'fail' }
+  | { name: string; kind: 'mean'; column: string; scale: number; clip: [number, number] }
   /** Each provider counts its own distinct values per cell; the result is the SUM of those counts. */
   | { name: string; kind: 'count_distinct'; column: string }
 
@@ -73,9 +74,10 @@ export interface Query {
   filter: FilterExpr | null
   group_by: GroupBy[]
   aggregates: Aggregate[]
-  /** Values outside a group_by domain: dropped and counted, or a local data error. */
-  out_of_domain: 'drop' | 'fail'
-  /** Upper bound on rows any provider contributes; bounds the plausibility check and overflow. */
+  /**
+   * The bound t each per-cell contribution of a provider is clamped to (negotiation.md §3.7): a
+   * count to t, a sum to t·clip, a mean's sum and count together. Bounds overflow; never aborts.
+   */
   max_rows_per_provider: number
   participants: Participants
   min_providers: number

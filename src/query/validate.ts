@@ -200,12 +200,12 @@ function aggregate(c: Validator, v: unknown, path: string): Aggregate {
     }
     case 'sum':
     case 'mean': {
-      const o = c.obj(v, path, ['name', 'kind', 'column', 'scale', 'clip', 'nulls'])
+      const o = c.obj(v, path, ['name', 'kind', 'column', 'scale', 'clip'])
       const scale = c.num(o.scale, `${path}.scale`)
       if (scale <= 0 || scale > LIMITS.maxScale) c.fail(`${path}.scale`, `must be in (0, ${LIMITS.maxScale}]`)
       const clip = c.arr(o.clip, `${path}.clip`, 2, 2).map((x, i) => c.num(x, `${path}.clip[${i}]`)) as [number, number]
       if (clip[0] > clip[1]) c.fail(`${path}.clip`, 'min must not exceed max')
-      return { name, kind: v.kind, column: c.column(o.column, `${path}.column`), scale, clip, nulls: c.oneOf(o.nulls, `${path}.nulls`, ['skip', 'fail'] as const) }
+      return { name, kind: v.kind, column: c.column(o.column, `${path}.column`), scale, clip }
     }
     default:
       return c.fail(`${path}.kind`, 'expected count, sum, mean or count_distinct')
@@ -215,7 +215,7 @@ function aggregate(c: Validator, v: unknown, path: string): Aggregate {
 /** Everything of a Query except who takes part: what a query file fixes before names are resolved. */
 export type QueryBody = Omit<Query, 'participants' | 'output'>
 
-export const QUERY_KEYS = ['version', 'id', 'title', 'dataset', 'timezone', 'filter', 'group_by', 'aggregates', 'out_of_domain', 'max_rows_per_provider', 'participants', 'min_providers', 'output', 'timeouts']
+export const QUERY_KEYS = ['version', 'id', 'title', 'dataset', 'timezone', 'filter', 'group_by', 'aggregates', 'max_rows_per_provider', 'participants', 'min_providers', 'output', 'timeouts']
 
 /** Validate the participant-independent part of a query object (keys other than these are ignored here). */
 export function validateBody(c: Validator, o: Obj): QueryBody {
@@ -247,7 +247,6 @@ export function validateBody(c: Validator, o: Obj): QueryBody {
     filter: o.filter === null ? null : filter(c, o.filter, 'filter'),
     group_by,
     aggregates,
-    out_of_domain: c.oneOf(o.out_of_domain, 'out_of_domain', ['drop', 'fail'] as const),
     max_rows_per_provider: c.int(o.max_rows_per_provider, 'max_rows_per_provider', 1, LIMITS.maxRows),
     min_providers: c.int(o.min_providers, 'min_providers', 3, LIMITS.providers),
     timeouts: {

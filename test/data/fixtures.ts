@@ -36,8 +36,8 @@ export async function query(over: Partial<Query> = {}): Promise<Query> {
   return validateQuery({
     version: 1, id: 'q', title: 't', dataset: 'trips', timezone: 'UTC', filter: null,
     group_by: [{ name: 'zone', domain: { kind: 'int_range', ref: { column: 'zone' }, min: 1, max: 3 } }],
-    aggregates: [{ name: 'n', kind: 'count' }, { name: 'fare', kind: 'sum', column: 'fare', scale: 100, clip: [0, 500], nulls: 'skip' }],
-    out_of_domain: 'drop', max_rows_per_provider: 1000, participants: p, min_providers: 3, output: [p.buyer],
+    aggregates: [{ name: 'n', kind: 'count' }, { name: 'fare', kind: 'sum', column: 'fare', scale: 100, clip: [0, 500] }],
+    max_rows_per_provider: 1000, participants: p, min_providers: 3, output: [p.buyer],
     timeouts: { negotiate_s: 5, compute_s: 5, confirm_s: 5 }, ...over
   })
 }

@@ -68,7 +68,7 @@ const aggArb: fc.Arbitrary<Omit<Aggregate, 'name'>> = fc.oneof(
     kind: fc.constantFrom('sum' as const, 'mean' as const),
     lo: fc.integer({ min: -30, max: 20 }), span: fc.integer({ min: 0, max: 120 }),
     scale: fc.constantFrom(1, 3, 10, 100, 1000, 0.5, 0.01)
-  }).map(({ kind, lo, span, scale }) => ({ kind, column: 'fare', scale, clip: [lo, lo + span] as [number, number], nulls: 'skip' as const }))
+  }).map(({ kind, lo, span, scale }) => ({ kind, column: 'fare', scale, clip: [lo, lo + span] as [number, number] }))
 )
 
 const numRef = fc.constantFrom<ColumnRef>({ column: 'zone' }, { column: 'fare' })

@@ -24,7 +24,7 @@ describe('validateDatasets', () => {
       trips: { path: 'data/trips/*.parquet', format: 'parquet' },
       csv: { path: '/data/trips.csv', format: 'csv', columns: { PULocationID: 'INTEGER', pickup_datetime: 'TIMESTAMP', fare: 'DECIMAL(18,3)', at: 'TIMESTAMP WITH TIME ZONE' } },
       db: { path: '../w.duckdb', format: 'duckdb', table: 'trips' },
-      js: { path: 't.ndjson', format: 'json' }
+      js: { path: 't.ndjson', format: 'json', columns: { a: 'INTEGER' } }
     }, home)
     expect(s.trips).toEqual({ name: 'trips', path: '/srv/agent/data/trips/*.parquet', format: 'parquet' })
     expect(s.csv?.columns?.fare).toBe('DECIMAL(18,3)')
@@ -33,7 +33,7 @@ describe('validateDatasets', () => {
   })
 
   it('infers the format from the extension when it is left out', () => {
-    expect(validateDatasets({ a: { path: 'x.ndjson' } }, home).a?.format).toBe('json')
+    expect(validateDatasets({ a: { path: 'x.ndjson', columns: { a: 'INT' } } }, home).a?.format).toBe('json')
     expect(validateDatasets({ a: { path: 'x.parquet' } }, home).a?.format).toBe('parquet')
   })
 
@@ -44,8 +44,12 @@ describe('validateDatasets', () => {
     fails({ t: 'x.csv' }, /expected \{path, format\}/)
     fails({ t: { path: 'x.duckdb', format: 'duckdb' } }, /needs table/)
     fails({ t: { path: 'x.csv', format: 'csv', table: 't' } }, /table applies only to format duckdb/)
-    fails({ t: { path: 'x.parquet', format: 'parquet', columns: { a: 'INTEGER' } } }, /apply only to csv/)
+    fails({ t: { path: 'x.parquet', format: 'parquet', columns: { a: 'INTEGER' } } }, /apply only to csv and json/)
     fails({ t: { path: 'x.csv', format: 'csv', columns: ['INTEGER'] } }, /must map column names/)
+    // issue 14 §1: declared, never sniffed (sniffing reads values)
+    fails({ t: { path: 'x.csv', format: 'csv' } }, /a csv dataset needs columns: .*every column in file order/)
+    fails({ t: { path: 'x.ndjson', format: 'json' } }, /a json dataset needs columns/)
+    fails({ t: { path: 'x.csv', format: 'csv', columns: {} } }, /at least one column/)
     fails({ t: { path: 'x.csv', format: 'csv', columns: { a: "INTEGER'); DROP TABLE x; --" } } }, /columns\.a: not a DuckDB type name/)
   })
 })

@@ -37,7 +37,7 @@ group_by:
   - { name: hour, kind: hour_of_day, column: pickup_datetime }
 aggregates:
   - { name: pickups, kind: count }
-  - { name: fare, kind: sum, column: fare, scale: 100, clip: [0, 50], nulls: fail }
+  - { name: fare, kind: sum, column: fare, scale: 100, clip: [0, 50] }
 max_rows_per_provider: 1000000
 participants:
   buyer: city

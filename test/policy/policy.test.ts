@@ -3,7 +3,7 @@ import { describe, expect, it, beforeAll } from 'vitest'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { loadPolicy, parsePolicyText, PolicyError, type Policy } from '../../src/policy/policy.ts'
+import { DEFAULT_MAX_ROWS_FLOOR, loadPolicy, parsePolicyText, PolicyError, type Policy } from '../../src/policy/policy.ts'
 import { describeProposal, evaluatePolicy, type PolicyContext, type PolicyHistory } from '../../src/policy/evaluate.ts'
 import { validateQuery } from '../../src/query/validate.ts'
 import type { Pin } from '../../src/policy/differencing.ts'
@@ -23,6 +23,7 @@ datasets:
     aggregate_columns: [fare]
     deny_columns: [license]
     required_clip: { fare: [0, 500] }
+    max_rows_floor: 1000
 min_providers: 3
 trusted_co_providers: { peers: [p2, p3], min: 2 }
 max_cells: 1000
@@ -36,8 +37,8 @@ function query(over: Partial<Record<string, unknown>> = {}, providers = ps): Que
     version: 1, id: 'q', title: 't', dataset: 'trips', timezone: 'UTC',
     filter: { op: 'cmp', cmp: '>', ref: { column: 'fare' }, value: 0 },
     group_by: [{ name: 'zone', domain: { kind: 'int_range', ref: { column: 'zone' }, min: 1, max: 10 } }, { name: 'h', domain: { kind: 'hour_of_day', column: 'ts' } }],
-    aggregates: [{ name: 'n', kind: 'count' }, { name: 'fare', kind: 'sum', column: 'fare', scale: 100, clip: [0, 100], nulls: 'skip' }],
-    out_of_domain: 'drop', max_rows_per_provider: 1000,
+    aggregates: [{ name: 'n', kind: 'count' }, { name: 'fare', kind: 'sum', column: 'fare', scale: 100, clip: [0, 100] }],
+    max_rows_per_provider: 1000,
     participants: { buyer: buyer.peerId, providers: providers.map((p) => p.peerId).sort(comparePeers) },
     min_providers: 3, output: [buyer.peerId], timeouts: { negotiate_s: 5, compute_s: 5, confirm_s: 5 },
     ...over
@@ -79,7 +80,7 @@ describe('policy', () => {
   it('column_not_allowed_group_by', () => expect(codes(query({ group_by: [{ name: 'f', domain: { kind: 'bins', ref: { column: 'fare' }, edges: [0, 10], closed: 'left' } }] }))).toEqual(['column_not_allowed_group_by']))
   it('column_not_allowed_aggregate', () => expect(codes(query({ aggregates: [{ name: 'd', kind: 'count_distinct', column: 'driver' }] }))).toEqual(['column_not_allowed_aggregate']))
   it('column_denied', () => expect(codes(query({ group_by: [{ name: 'l', domain: { kind: 'categories', ref: { column: 'license' }, values: ['HV1'] } }] }))).toEqual(['column_denied']))
-  it('clip_required', () => expect(codes(query({ aggregates: [{ name: 'fare', kind: 'mean', column: 'fare', scale: 1, clip: [0, 1e6], nulls: 'skip' }] }))).toEqual(['clip_required']))
+  it('clip_required', () => expect(codes(query({ aggregates: [{ name: 'fare', kind: 'mean', column: 'fare', scale: 1, clip: [0, 1e6] }] }))).toEqual(['clip_required']))
   it('too_few_providers', () => {
     const strict = { ...policy, min_providers: 4 }
     expect(codes(query(), {}, strict)).toEqual(['too_few_providers'])
@@ -124,12 +125,23 @@ describe('policy', () => {
     expect(codes(q, { now, pins: [pin({ group: `buyer:${other.peerId}/group:default` })] }, perBuyer)).toEqual([])
     expect(codes(q, { now, pins: [pin({ group: `buyer:${buyer.peerId}/group:default` })] }, perBuyer)).toEqual(['differencing'])
   })
+  it('row_bound: max_rows_per_provider below the dataset\'s floor (issue 14 §1: the clamp bound is not the buyer\'s probe)', () => {
+    expect(codes(query({ max_rows_per_provider: 999 }))).toEqual(['row_bound'])
+    expect(codes(query({ max_rows_per_provider: 1 }))).toEqual(['row_bound'])
+    expect(codes(query({ max_rows_per_provider: 1000 }))).toEqual([])
+    const r = evaluatePolicy(policy, ctx(query({ max_rows_per_provider: 5 })))
+    expect(r.reasons[0]?.message).toMatch(/max_rows_per_provider 5 is below this provider's floor of 1000 for dataset "trips" \(policy datasets\.trips\.max_rows_floor\)/)
+    // the default floor, when a policy sets none
+    const dflt = parsePolicyText(POLICY.replace('    max_rows_floor: 1000\n', ''), 'p.yaml', resolve)
+    expect(dflt.datasets.trips?.max_rows_floor).toBe(DEFAULT_MAX_ROWS_FLOOR)
+    expect(() => parsePolicyText(POLICY.replace('max_rows_floor: 1000', 'max_rows_floor: 0'), 'p.yaml', resolve)).toThrow(/datasets\.trips\.max_rows_floor: expected an integer ≥ 1/)
+  })
   it('output_not_allowed', () => expect(codes(query({ output: [buyer.peerId, ps[1]?.peerId] }))).toEqual(['output_not_allowed']))
   it('collects every failing rule at once, not just the first', () => {
     const q = query({
       filter: { op: 'is_null', ref: { column: 'driver' }, negated: false },
       group_by: [{ name: 'l', domain: { kind: 'categories', ref: { column: 'license' }, values: ['HV1'] } }],
-      aggregates: [{ name: 'fare', kind: 'sum', column: 'fare', scale: 1, clip: [0, 1e6], nulls: 'skip' }],
+      aggregates: [{ name: 'fare', kind: 'sum', column: 'fare', scale: 1, clip: [0, 1e6] }],
       output: [buyer.peerId, ps[1]?.peerId]
     }, [ps[0] as Party, ps[1] as Party, other])
     const got = codes(q, { buyer: other.peerId, history: { ...noHistory, certifiedRunsByBuyerSince: () => 9 } }, { ...policy, max_cells: 0 })

@@ -34,8 +34,8 @@ function makeQuery(negotiate_s: number, ps = providers): Query {
   return validateQuery({
     version: 1, id: 'q', title: 't', dataset: 'trips', timezone: 'UTC', filter: null,
     group_by: [{ name: 'h', domain: { kind: 'hour_of_day', column: 'ts' } }],
-    aggregates: [{ name: 'n', kind: 'count' }, { name: 'f', kind: 'mean', column: 'fare', scale: 100, clip: [-5, 500], nulls: 'skip' }],
-    out_of_domain: 'drop', max_rows_per_provider: 1000,
+    aggregates: [{ name: 'n', kind: 'count' }, { name: 'f', kind: 'mean', column: 'fare', scale: 100, clip: [-5, 500] }],
+    max_rows_per_provider: 1000,
     participants: { buyer: buyer.peerId, providers: ps.map((p) => p.peerId).sort(comparePeers) },
     min_providers: 3, output: [buyer.peerId, ps[0]?.peerId], timeouts: { negotiate_s, compute_s: 5, confirm_s: 2 }
   })

@@ -39,17 +39,37 @@ participants: { providers: [gamma, alpha, beta] }
 
 const load = (text: string, self = buyer.peerId): Query => resolveQuery(parseQueryText(text, 'q.yaml'), self, resolve)
 
+describe('nulls and out_of_domain left the query model (issue 14 §1)', () => {
+  it('fail is refused at parse with one line saying what to use instead', () => {
+    const withAgg = BASE.replace('clip: [0, 500] }', 'clip: [0, 500], nulls: fail }')
+    expect(() => load(withAgg)).toThrow(/^q\.yaml: aggregates\[1\]\.nulls: "fail" is no longer supported: NULL values are always skipped .*remove the key .*data preview/)
+    expect(() => load(`${BASE}out_of_domain: fail\n`)).toThrow(/^q\.yaml: out_of_domain: "fail" is no longer supported: rows outside a group_by domain are always dropped .*remove the key/)
+    for (const bad of [withAgg, `${BASE}out_of_domain: fail\n`]) {
+      try {
+        load(bad)
+      } catch (e) {
+        expect((e as Error).message).not.toContain('\n')
+      }
+    }
+  })
+  it('the one remaining value (skip, drop) is accepted and leaves no trace in the canonical query', () => {
+    const q = load(`${BASE.replace('clip: [0, 500] }', 'clip: [0, 500], nulls: skip }')}out_of_domain: drop\n`)
+    expect(q).toEqual(load(BASE))
+    expect(JSON.stringify(q)).not.toMatch(/nulls|out_of_domain/)
+  })
+})
+
 describe('query file defaults and resolution', () => {
   it('applies the defaults of formats.md', () => {
     const q = load(BASE)
-    expect(q.out_of_domain).toBe('drop')
+    expect('out_of_domain' in q).toBe(false)
     expect(q.max_rows_per_provider).toBe(1e8)
     expect(q.min_providers).toBe(3)
     expect(q.output).toEqual([buyer.peerId])
     expect(q.timeouts).toEqual({ negotiate_s: 30, compute_s: 300, confirm_s: 30 })
     expect(q.filter).toBeNull()
     expect(q.timezone).toBe('UTC')
-    expect(q.aggregates[1]).toEqual({ name: 'fare', kind: 'mean', column: 'base_passenger_fare', scale: 100, clip: [0, 500], nulls: 'skip' })
+    expect(q.aggregates[1]).toEqual({ name: 'fare', kind: 'mean', column: 'base_passenger_fare', scale: 100, clip: [0, 500] })
     expect(q.group_by[2]?.domain).toEqual({ kind: 'date', column: 'pickup_datetime', from: '2024-03-01', to: '2024-03-03' })
     expect(validateQuery(JSON.parse(JSON.stringify(q)))).toEqual(q)
   })

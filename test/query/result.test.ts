@@ -9,7 +9,7 @@ const q = {
   ],
   aggregates: [
     { name: 'n', kind: 'count' },
-    { name: 'fare', kind: 'mean', column: 'f', scale: 100, clip: [0, 500], nulls: 'skip' }
+    { name: 'fare', kind: 'mean', column: 'f', scale: 100, clip: [0, 500] }
   ]
 } as unknown as Query
 

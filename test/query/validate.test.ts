@@ -38,11 +38,10 @@ function raw(over: Record<string, unknown> = {}): Record<string, unknown> {
     ],
     aggregates: [
       { name: 'pickups', kind: 'count' },
-      { name: 'fare', kind: 'mean', column: 'base_passenger_fare', scale: 100, clip: [-10, 500], nulls: 'skip' },
-      { name: 'miles_total', kind: 'sum', column: 'trip_miles', scale: 1000, clip: [0, 100], nulls: 'fail' },
+      { name: 'fare', kind: 'mean', column: 'base_passenger_fare', scale: 100, clip: [-10, 500] },
+      { name: 'miles_total', kind: 'sum', column: 'trip_miles', scale: 1000, clip: [0, 100] },
       { name: 'vehicles', kind: 'count_distinct', column: 'vehicle_id' }
     ],
-    out_of_domain: 'drop',
     max_rows_per_provider: 100_000_000,
     participants: { buyer: buyer.peerId, providers: ps.slice(0, 3).map((p) => p.peerId) },
     min_providers: 3,
@@ -132,7 +131,7 @@ describe('validateQuery rejects', () => {
     ['a non-finite scale', (x) => { agg(x, 1).scale = Number.NaN }, /scale: expected a finite number/],
     ['clip reversed', (x) => { agg(x, 2).clip = [5, 1] }, /clip: min must not exceed max/],
     ['an infinite clip', (x) => { agg(x, 2).clip = [0, Infinity] }, /clip\[1\]: expected a finite number/],
-    ['a bad nulls policy', (x) => { agg(x, 2).nulls = 'zero' }, /nulls: expected one of skip, fail/],
+    ['a nulls policy (removed from the model, issue 14)', (x) => { agg(x, 2).nulls = 'fail' }, /unknown key "nulls"/],
     ['providers out of canonical order', (x) => { parts(x).providers.reverse() }, /canonical order/],
     ['a duplicate provider', (x) => { parts(x).providers[1] = parts(x).providers[0] as string }, /must be distinct/],
     ['two providers', (x) => { parts(x).providers.pop() }, /participants\.providers: expected a list of 3\.\./],
@@ -146,7 +145,7 @@ describe('validateQuery rejects', () => {
     ['a timeout above an hour', (x) => { x.timeouts = { negotiate_s: 30, compute_s: 3601, confirm_s: 30 } }, /timeouts\.compute_s/],
     ['max_rows_per_provider 0', (x) => { x.max_rows_per_provider = 0 }, /max_rows_per_provider: expected an integer in 1\.\.1000000000000/],
     ['max_rows_per_provider above 1e12', (x) => { x.max_rows_per_provider = 1e12 + 1 }, /max_rows_per_provider/],
-    ['an out_of_domain policy', (x) => { x.out_of_domain = 'keep' }, /out_of_domain: expected one of drop, fail/],
+    ['an out_of_domain policy (removed from the model, issue 14)', (x) => { x.out_of_domain = 'fail' }, /unknown key "out_of_domain"/],
     ['a string literal beyond 1000 characters', (x) => { x.filter = { op: 'cmp', cmp: '=', ref: { column: 'c' }, value: 'x'.repeat(1001) } }, /filter\.value: expected a literal/],
     ['a column name with a double quote', (x) => { x.filter = { op: 'is_null', ref: { column: 'a"b' }, negated: false } }, /filter\.ref\.column: expected a column name/],
     ['an escape sequence in the title', (x) => { x.title = 'ok\u001b[2K\rforged line' }, /title: control or bidi-override characters are not allowed/],
@@ -185,17 +184,17 @@ describe('validateQuery rejects', () => {
     const ok = [group_by[0], { name: 'b', domain: { kind: 'int_range', ref: { column: 'b' }, min: 1, max: 1000 } }]
     expect(validateQuery(raw({ group_by: ok, aggregates: [{ name: 'n', kind: 'count' }] })).group_by).toHaveLength(2)
     // a mean takes two slots
-    expect(() => validateQuery(raw({ group_by: ok, aggregates: [{ name: 'm', kind: 'mean', column: 'x', scale: 1, clip: [0, 1], nulls: 'skip' }] }))).toThrow(/2 slots = 20000000 values/)
+    expect(() => validateQuery(raw({ group_by: ok, aggregates: [{ name: 'm', kind: 'mean', column: 'x', scale: 1, clip: [0, 1] }] }))).toThrow(/2 slots = 20000000 values/)
   })
 
   it('a sum or mean that could overflow 2^63: N · max_rows · max|clip · scale| must stay below', () => {
     // 3 providers × 1e12 rows × 3e6 = 9e18 < 2^63 ≈ 9.223e18; 3.1e6 is over
-    const sum = (lo: number, hi: number): Record<string, unknown> => raw({ max_rows_per_provider: 1e12, aggregates: [{ name: 's', kind: 'sum', column: 'x', scale: 1, clip: [lo, hi], nulls: 'skip' }] })
+    const sum = (lo: number, hi: number): Record<string, unknown> => raw({ max_rows_per_provider: 1e12, aggregates: [{ name: 's', kind: 'sum', column: 'x', scale: 1, clip: [lo, hi] }] })
     expect(validateQuery(sum(0, 3e6)).max_rows_per_provider).toBe(1e12)
     expect(() => validateQuery(sum(0, 3.1e6))).toThrow(/aggregates\[0\]: 3 providers × max_rows_per_provider 1000000000000 × \|clip × scale\| 3100000 could overflow 2\^63: lower max_rows_per_provider, the clip or the scale/)
     expect(() => validateQuery(sum(-3.1e6, 0))).toThrow(/could overflow/)
     // scale counts: clip 3e4 at scale 100 is 3e6
-    expect(() => validateQuery(raw({ max_rows_per_provider: 1e12, aggregates: [{ name: 'm', kind: 'mean', column: 'x', scale: 103.4, clip: [0, 3e4], nulls: 'skip' }] }))).toThrow(/could overflow/)
+    expect(() => validateQuery(raw({ max_rows_per_provider: 1e12, aggregates: [{ name: 'm', kind: 'mean', column: 'x', scale: 103.4, clip: [0, 3e4] }] }))).toThrow(/could overflow/)
   })
 })
 
@@ -216,7 +215,7 @@ describe('digests', () => {
       expect(t(q)).toBe(t(base))
       expect(d(q)).not.toBe(d(base))
     }
-    const otherQuestion = [raw({ dataset: 'trips2' }), raw({ filter: null }), raw({ timezone: 'UTC' }), raw({ max_rows_per_provider: 5 }), raw({ out_of_domain: 'fail' })]
+    const otherQuestion = [raw({ dataset: 'trips2' }), raw({ filter: null }), raw({ timezone: 'UTC' }), raw({ max_rows_per_provider: 5 })]
     for (const r of otherQuestion) expect(t(validateQuery(r))).not.toBe(t(base))
     expect(toHex(queryDigest(base))).toMatch(/^[0-9a-f]{64}$/)
     expect(t(base)).not.toBe(d(base)) // different labels

@@ -4,7 +4,10 @@ import { openAgent } from '../../agent/agent.ts'
 import { resolverFor } from '../../agent/context.ts'
 import { ConfigError } from '../../agent/errors.ts'
 import { validateDatasets, datasetFor } from '../../data/source.ts'
-import { computeVector, inspectDataset } from '../../data/compute.ts'
+import { computeVector, inspectDataset, type VectorStats } from '../../data/compute.ts'
+import { checkDataset } from '../../data/check.ts'
+import { diagnoseCleaning, type CleaningReport } from '../../data/diagnose.ts'
+import { DataError } from '../../data/errors.ts'
 import { loadQueryFile } from '../../query/parse.ts'
 import { decodeResult, resultToCsv, topCells } from '../../query/result.ts'
 import type { Output } from '../output.ts'
@@ -25,11 +28,28 @@ export async function dataPreview(home: string, file: string, o: { buyer?: strin
   if (!buyer) throw new ConfigError(`unknown buyer "${buyerName}"`)
   const q = loadQueryFile(file, buyer, resolve)
   const src = datasetFor(validateDatasets(agent.config.datasets, agent.paths.dir), q.dataset)
+  // the same schema check a serving provider makes before it signs (negotiation.md §6.1)
+  const bad = await checkDataset(src, q, agent.config.name)
+  if (bad) throw new DataError(`${bad.code}: ${bad.local}`)
   const { vector, stats } = await computeVector(src, q)
+  const cleaning = await diagnoseCleaning(src, q)
   const table = decodeResult(q, Array.from(vector))
   vector.fill(0n)
-  if (out.opts.json) return out.data({ stats, cells: table.cells })
-  out.log(`local preview (never sent): ${stats.rows} rows read, ${stats.matched} matched, ${stats.filtered} filtered out, ${stats.outOfDomain} outside the domains, ${stats.clipped} clipped, ${stats.nullsSkipped} NULLs skipped`)
+  if (out.opts.json) return out.data({ stats, cleaning, cells: table.cells })
+  for (const line of cleaningLines(stats, cleaning, q.max_rows_per_provider)) out.log(line)
   if (o.format === 'csv') return out.result(resultToCsv(table))
   out.result(topCells(table, 10).map((c) => `${c.label.padEnd(30)} ${c.value}`).join('\n'))
+}
+
+/** Every cleaning count of negotiation.md §3.7, for this provider's operator only. */
+export function cleaningLines(stats: VectorStats, cleaning: CleaningReport, maxRows: number): string[] {
+  const lines = [
+    `local preview (never sent): ${stats.rows} rows read, ${stats.matched} matched, ${stats.filtered} filtered out, ${stats.outOfDomain} outside the domains (dropped), ${stats.clipped} clipped, ${stats.nullsSkipped} NULLs skipped, ${stats.clamped} cell values clamped to max_rows_per_provider ${maxRows}, ${cleaning.rejectedLines} malformed lines skipped`
+  ]
+  for (const c of cleaning.columns) {
+    lines.push(`  column ${c.column} (${c.type}): ${c.unconvertible} values not convertible (read as NULL), ${c.nan} NaN (read as NULL), ${c.infinite} infinite`)
+  }
+  for (const a of stats.perAggregate) if (a.kind === 'sum' || a.kind === 'mean') lines.push(`  aggregate ${a.aggregate}: ${a.nullsSkipped} NULLs skipped, ${a.clipped} values clipped`)
+  if (stats.clamped > 0) lines.push(`  the clamp bound on your data: the result reveals Σ min(count, ${maxRows}) per cell, not the plain sum (negotiation.md §3.7)`)
+  return lines
 }

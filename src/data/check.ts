@@ -1,0 +1,107 @@
+// The schema check at acceptance (negotiation.md §6.1): everything a provider can know about a
+// proposal without reading a row — is the dataset configured and present, does every column exist
+// with a usable type, does every literal of the query convert to its column's type — is decided
+// BEFORE it signs, and answered as a rejection with a reason code. Only metadata is read: the
+// declared `columns` of a CSV/JSON dataset (and the header line of each file, which names them),
+// the Parquet footer, the DuckDB catalog. So no such problem can become an abort after signing.
+import { closeSync, openSync, readSync } from 'node:fs'
+import type { Query } from '../query/types.ts'
+import { DataError } from './errors.ts'
+import type { DatasetSource } from './source.ts'
+import { compileQuery, quoteIdent } from './compile.ts'
+import { isGlob, withSource } from './engine.ts'
+
+export interface SchemaReason {
+  code: 'dataset_unavailable' | 'schema_mismatch'
+  /** Sent to the buyer: names columns and types of the query, never a path or a value of the data. */
+  message: string
+  /** Local only (log, `data preview`): may name paths. */
+  local: string
+}
+
+/** The first line of a file (at most 64 KiB), without reading further. */
+function headerLine(path: string): string {
+  const fd = openSync(path, 'r')
+  try {
+    const buf = Buffer.alloc(65_536)
+    const n = readSync(fd, buf, 0, buf.length, 0)
+    const text = buf.subarray(0, n).toString('utf8')
+    const end = text.search(/\r?\n/)
+    return (end < 0 ? text : text.slice(0, end)).replace(/^\uFEFF/, '')
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/** Split a CSV header line (comma, double quotes doubled inside quotes). */
+export function splitHeader(line: string): string[] {
+  const out: string[] = []
+  let cur = ''
+  let quoted = false
+  for (let i = 0; i < line.length; i++) {
+    const ch = line[i]
+    if (quoted) {
+      if (ch === '"' && line[i + 1] === '"') {
+        cur += '"'
+        i++
+      } else if (ch === '"') quoted = false
+      else cur += ch
+    } else if (ch === '"') quoted = true
+    else if (ch === ',') {
+      out.push(cur)
+      cur = ''
+    } else cur += ch
+  }
+  out.push(cur)
+  return out.map((s) => s.trim())
+}
+
+/**
+ * null if this provider can run `q` on `src` as far as metadata tells; otherwise why not. Never
+ * throws for a problem of the dataset or the query (an unexpected error is `dataset_unavailable`).
+ */
+export async function checkDataset(src: DatasetSource, q: Query, provider: string): Promise<SchemaReason | null> {
+  const unavailable = (local: string): SchemaReason => ({ code: 'dataset_unavailable', message: `dataset "${q.dataset}" is configured at ${provider} but cannot be read there (its operator must fix it)`.slice(0, 500), local })
+  try {
+    return await withSource(src, q.timezone, async ({ c, schema, icu }) => {
+      if (src.format === 'csv') {
+        const files = isGlob(src.path) ? (await c.runAndReadAll(`SELECT file FROM glob('${src.path.replace(/'/g, "''")}') ORDER BY file`)).getRows().map((r) => String(r[0])) : [src.path]
+        if (files.length === 0) return unavailable(`dataset "${src.name}": no file matches ${src.path}`)
+        const want = [...schema.keys()]
+        for (const f of files) {
+          const got = splitHeader(headerLine(f))
+          if (got.join('\u0000') !== want.join('\u0000')) {
+            return unavailable(`dataset "${src.name}": ${f} has the columns [${got.join(', ')}] but datasets.${src.name}.columns in config.yaml declares [${want.join(', ')}]: list every column of the file, in file order`)
+          }
+        }
+      }
+      let compiled
+      try {
+        compiled = compileQuery(q, schema, '__mpc_empty', icu)
+      } catch (e) {
+        if (!(e instanceof DataError)) throw e
+        // a REJECT reason carries at most 500 characters (negotiation.md §4)
+        const message = `${e.message} at ${provider}`.slice(0, 500)
+        return { code: 'schema_mismatch', message, local: e.message }
+      }
+      // bind the statement over an empty relation of the same schema: type errors surface here, not after signing
+      const empty = `(SELECT ${[...schema].map(([n, t]) => `CAST(NULL AS ${t}) AS ${quoteIdent(n)}`).join(', ')} WHERE FALSE) AS __mpc_empty`
+      try {
+        await c.runAndReadAll(compiled.sql.replace(/FROM __mpc_empty\)/, `FROM ${empty})`), compiled.params, compiled.types)
+      } catch (e) {
+        const first = ((e as Error).message ?? '').split('\n')[0] ?? ''
+        return { code: 'schema_mismatch', message: `the query does not fit the column types of dataset "${q.dataset}" at ${provider}`, local: first }
+      }
+      for (const x of compiled.casts) {
+        const r = await c.runAndReadAll(`SELECT TRY_CAST($1 AS ${x.type}) IS NULL`, [x.value])
+        if (r.getRows()[0]?.[0] === true) {
+          const m = `the literal "${x.value.slice(0, 40)}" cannot be read as ${x.type} (the type of the column it is compared with in dataset "${q.dataset}" at ${provider})`
+          return { code: 'schema_mismatch', message: m.slice(0, 500), local: m }
+        }
+      }
+      return null
+    })
+  } catch (e) {
+    return unavailable((e as Error).message)
+  }
+}

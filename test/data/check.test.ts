@@ -1,0 +1,64 @@
+// The schema check at acceptance (negotiation.md §6.1, issue 14 §1): problems knowable without
+// reading a row are a rejection with a reason code before signing, never an abort after it.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { checkDataset, splitHeader } from '../../src/data/check.ts'
+import { closeEngine } from '../../src/data/compute.ts'
+import { query as q, source, sql, tmp } from './fixtures.ts'
+
+const dir = tmp()
+const COLS = { zone: 'INTEGER', fare: 'DOUBLE', ts: 'TIMESTAMP', driver: 'VARCHAR' }
+beforeAll(async () => {
+  writeFileSync(join(dir, 't.csv'), 'zone,fare,ts,driver\n1,2.5,2024-03-01 10:00:00,a\n')
+  writeFileSync(join(dir, 'u.csv'), 'zone,fare,ts,driver\n2,abc,never,b\n')
+  writeFileSync(join(dir, 'other.csv'), 'fare,zone,ts,driver\n1,2,x,y\n')
+  await sql(`COPY (SELECT 1 AS zone, 2.5::DOUBLE AS fare, TIMESTAMP '2024-03-01 10:00:00' AS ts, 'a' AS driver) TO '${join(dir, 'a.parquet')}' (FORMAT parquet)`)
+})
+afterAll(async () => {
+  await closeEngine()
+  rmSync(dir, { recursive: true, force: true })
+})
+
+describe('checkDataset', () => {
+  it('accepts a query that fits (csv with declared columns, a glob of csv files, parquet)', async () => {
+    expect(await checkDataset(source(dir, 't.csv', 'csv', { columns: COLS }), await q(), 'p1')).toBeNull()
+    expect(await checkDataset(source(dir, '[tu].csv', 'csv', { columns: COLS }), await q(), 'p1')).toBeNull()
+    expect(await checkDataset(source(dir, 'a.parquet', 'parquet'), await q(), 'p1')).toBeNull()
+  })
+  it('a missing file or a glob with no match is dataset_unavailable, and the message sent names no path', async () => {
+    for (const s of [source(dir, 'gone.csv', 'csv', { columns: COLS }), source(dir, 'none*.csv', 'csv', { columns: COLS }), source(dir, 'gone.parquet', 'parquet')]) {
+      const r = await checkDataset(s, await q(), 'p1')
+      expect(r?.code).toBe('dataset_unavailable')
+      expect(r?.message).toBe('dataset "trips" is configured at p1 but cannot be read there (its operator must fix it)')
+      expect(r?.message).not.toContain(dir)
+    }
+  })
+  it('a CSV header that differs from the declared columns is dataset_unavailable (the header is metadata, not data)', async () => {
+    const r = await checkDataset(source(dir, 'other.csv', 'csv', { columns: COLS }), await q(), 'p1')
+    expect(r?.code).toBe('dataset_unavailable')
+    expect(r?.local).toMatch(/has the columns \[fare, zone, ts, driver\] but datasets\.trips\.columns in config\.yaml declares \[zone, fare, ts, driver\]/)
+  })
+  it('a missing column, an incompatible type, a literal that does not convert: schema_mismatch', async () => {
+    const s = source(dir, 't.csv', 'csv', { columns: COLS })
+    const cases: Array<[Parameters<typeof q>[0], RegExp]> = [
+      [{ aggregates: [{ name: 's', kind: 'sum', column: 'tip', scale: 1, clip: [0, 1] }] }, /column "tip" \(used in aggregate "s"\) is not in dataset "trips" at p1/],
+      [{ aggregates: [{ name: 's', kind: 'sum', column: 'driver', scale: 1, clip: [0, 1] }] }, /column "driver" has type VARCHAR; aggregate "s" \(sum\) needs a numeric column/],
+      [{ group_by: [{ name: 'h', domain: { kind: 'hour_of_day', column: 'zone' } }] }, /needs a TIMESTAMP or DATE column/],
+      [{ filter: { op: 'cmp', cmp: '<', ref: { column: 'ts' }, value: 'yesterday' } }, /the literal "yesterday" cannot be read as TIMESTAMP/],
+      [{ filter: { op: 'cmp', cmp: '=', ref: { column: 'ts' }, value: true } }, /the boolean true cannot be compared with a column of type TIMESTAMP in dataset "trips" at p1/],
+      [{ filter: { op: 'in', ref: { column: 'ts' }, values: [5], negated: false } }, /the number 5 cannot be compared with a column of type TIMESTAMP/]
+    ]
+    for (const [over, re] of cases) {
+      const r = await checkDataset(s, await q(over), 'p1')
+      expect(r?.code, JSON.stringify(over)).toBe('schema_mismatch')
+      expect(r?.message).toMatch(re)
+    }
+  })
+  it('reads no row: values that would not convert do not matter at acceptance', async () => {
+    expect(await checkDataset(source(dir, 'u.csv', 'csv', { columns: COLS }), await q(), 'p1')).toBeNull()
+  })
+  it('splitHeader follows CSV quoting', () => {
+    expect(splitHeader('a,"b,c","d""e", f ')).toEqual(['a', 'b,c', 'd"e', 'f'])
+  })
+})
