@@ -221,7 +221,7 @@ describe('hostile shapes (issue 16)', () => {
     const query = validateQuery({
       version: 1, id: 'hs', title: 'hostile', dataset: 'd', timezone: 'UTC', filter: null,
       group_by: [{ name: 'h', domain: { kind: 'hour_of_day', column: 't' } }], aggregates: [{ name: 'n', kind: 'count' }],
-      out_of_domain: 'drop', max_rows_per_provider: 100,
+      max_rows_per_provider: 100,
       participants: { buyer: f.buyer.peerId, providers: f.providers.map((p) => p.peerId).sort(comparePeers) },
       min_providers: 3, output: [f.buyer.peerId], timeouts: { negotiate_s: 1, compute_s: 1, confirm_s: 1 }
     })
