@@ -24,7 +24,7 @@ export const EXIT_TABLE = `Exit codes:
   1    internal error (a bug: please report it with --verbose output)
   2    usage or configuration error (flags, config.yaml, policy.yaml, key file)
   3    query rejected by a provider's policy (each provider and reason named)
-  4    run aborted because a peer deviated from the protocol (the peer is named)
+  4    run aborted because a peer deviated from the protocol (accused if proven, else named in a dispute)
   5    timeout, or a peer was unreachable
   6    bad local data (missing file or column, wrong type, NULLs, out-of-domain values)
   7    busy: another run holds the lock on the same output

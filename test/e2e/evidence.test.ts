@@ -41,7 +41,7 @@ describe('framing through the real CLI (issue 16)', () => {
     // p3 frames the first of its co-providers in canonical order
     const h = [p1, p2].sort((a, b) => comparePeers(ids[a] as string, ids[b] as string))[0] as string
     const other = h === p1 ? p2 : p1
-    const before = Object.fromEntries([h, other].map((n) => [n, aborts(dc.cluster.byName(n).home).length]))
+    const before: Record<string, number> = Object.fromEntries([h, other, 'city'].map((n) => [n, aborts(dc.cluster.byName(n).home).length]))
     await dc.cluster.serve(p1)
     await dc.cluster.serve(p2)
     await dc.cluster.serve(p3, [], { deviant: 'provider:frame-kcf' })
@@ -54,7 +54,7 @@ describe('framing through the real CLI (issue 16)', () => {
     expect(r.stderr).not.toMatch(/accused .*proven/)
     await waitFor(() => [h, other].every((n) => aborts(dc.cluster.byName(n).home).length > (before[n] as number)), 30_000, 'honest providers to record the abort')
     for (const n of [h, other, 'city']) {
-      for (const e of aborts(dc.cluster.byName(n).home)) expect(e.data.accused, `${n} signs no accusation`).toBe(null)
+      for (const e of aborts(dc.cluster.byName(n).home).slice(before[n] ?? 0)) expect(e.data.accused, `${n} signs no accusation`).toBe(null)
     }
     // the buyer's bundle beside the output: authentic, and its accusation of H rests on p3's word (exit 8)
     const v = await verify(`${out}.evidence.json`)
@@ -72,7 +72,8 @@ describe('framing through the real CLI (issue 16)', () => {
     // negotiate_s above H's 30 s wait for a late certificate, so H's signed notice arrives before anyone's timeout
     const q = join(dc.dir, 'slow.yaml')
     writeFileSync(q, readFileSync(dc.queryFile, 'utf8').replace(/timeouts:.*/, 'timeouts: { negotiate_s: 45, compute_s: 10, confirm_s: 5 }'))
-    const before = Object.fromEntries(dc.providers.map((n) => [n, aborts(dc.cluster.byName(n).home).length]))
+    // only this run's entries count: the previous test's deviant signed an accusation in its own log
+    const before = Object.fromEntries([...dc.providers, 'city'].map((n) => [n, aborts(dc.cluster.byName(n).home).length]))
     for (const p of dc.providers) await dc.cluster.serve(p)
     const out = join(dc.dir, 'withheld.json')
     const r = await dc.cluster.cli('city', ['query', 'run', q, '--out', out], { deviant: 'buyer:withhold-cert', timeoutMs: 120_000 })
@@ -82,7 +83,8 @@ describe('framing through the real CLI (issue 16)', () => {
     const others = dc.providers.filter((n) => n !== h)
     await waitFor(() => others.every((n) => aborts(dc.cluster.byName(n).home).length > (before[n] as number)), 60_000, 'the other providers to record the abort')
     for (const n of [...others, 'city']) {
-      const mine = aborts(dc.cluster.byName(n).home)
+      const mine = aborts(dc.cluster.byName(n).home).slice(before[n] as number)
+      expect(mine.length, `${n} recorded this run's abort`).toBeGreaterThan(0)
       for (const e of mine) expect(e.data.accused, `${n} accuses nobody`).toBe(null)
       const last = mine.at(-1) as AbortEntry
       // the buyer–H dispute: recorded directly (no_certificate) or as the cause of a relay
