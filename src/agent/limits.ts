@@ -16,6 +16,11 @@ export const MAX_REFUSALS_RECORDED_PER_PEER_PER_MINUTE = 20
 export const FIRST_FRAME_WAIT_MS = 30_000
 /** Added to negotiate_s: how long a stream for an accepted proposal waits for that proposal's certificate. */
 export const LATE_CERTIFICATE_MARGIN_MS = 30_000
+/**
+ * …and at most this long after the stream arrived: the buyer sends every certificate at once, so a
+ * certificate later than a co-provider's XCHECK by this much was withheld (masked-sum.md §5.1).
+ */
+export const LATE_CERTIFICATE_WAIT_MS = 30_000
 
 /** Sliding-window counter per key: `take(key)` is false once `limit` events fell in the last `windowMs`. */
 export class RateLimiter {

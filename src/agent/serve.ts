@@ -12,7 +12,7 @@ import { AdmissionStore, sourceId } from './admission.ts'
 import { ApprovalQueue, startControlServer } from './control.ts'
 import { RunRegistry, deferred, routeHead as peek, type AcceptedProposal, type ProviderRun, type RouteHead } from './sessions.ts'
 import {
-  FIRST_FRAME_WAIT_MS, LATE_CERTIFICATE_MARGIN_MS, MAX_CONCURRENT_RUNS, MAX_PROPOSALS_PER_MINUTE, MAX_PROPOSALS_PER_PEER_PER_MINUTE,
+  FIRST_FRAME_WAIT_MS, LATE_CERTIFICATE_MARGIN_MS, LATE_CERTIFICATE_WAIT_MS, MAX_CONCURRENT_RUNS, MAX_PROPOSALS_PER_MINUTE, MAX_PROPOSALS_PER_PEER_PER_MINUTE,
   MAX_REFUSALS_RECORDED_PER_PEER_PER_MINUTE, MAX_RUNS_PER_PEER, RateLimiter, SlotPool
 } from './limits.ts'
 import { providerDeps, inspectCertificate, peerNamer, resolverFor, loadLocalPolicy, sameRun } from './context.ts'
@@ -409,13 +409,16 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
    * refused as a timeout of the buyer as seen by this agent, never as a fault of the dialer.
    */
   async function waitForCertificate(head: RouteHead, remote: string, pending: AcceptedProposal): Promise<{ run: ProviderRun } | { refusal: AbortInfo }> {
+    const arrived = Date.now()
     for (;;) {
       const run = registry.find((r) => sameRun(r, head, remote))
       if (run) return { run }
       const a = registry.awaitingCertificate(head, remote)
-      if (a?.aborted) return { refusal: a.aborted }
-      if (!a || stopping.signal.aborted || Date.now() >= a.until) break
-      await registry.lookup((r) => sameRun(r, head, remote), Math.min(1000, a.until - Date.now()), stopping.signal)
+      // our negotiation ended waiting for the certificate: that is the notice, not a silence of the buyer
+      if (a?.aborted) return { refusal: a.aborted.reason === 'timeout' && (a.aborted.accused === pending.buyer || a.aborted.disputants?.[1] === pending.buyer) ? noCertificateNotice(head, remote, self) : a.aborted }
+      const until = Math.min(a?.until ?? 0, arrived + LATE_CERTIFICATE_WAIT_MS)
+      if (!a || stopping.signal.aborted || Date.now() >= until) break
+      await registry.lookup((r) => sameRun(r, head, remote), Math.min(1000, until - Date.now()), stopping.signal)
     }
     if (stopping.signal.aborted) return { refusal: { reason: 'local_error', accused: null, detail: `${config.name} is shutting down` } }
     // the wait for a late certificate ended without one: a signed notice, not an accusation of the
