@@ -31,6 +31,8 @@ import { peerIdFromString } from '@libp2p/peer-id'
 
 export interface Services {
   stop(): Promise<void>
+  /** After a config reload (SIGHUP): re-validate `config.datasets`; they apply from the next proposal. Throws on a bad dataset. */
+  reloadDatasets(): void
   approvals: ApprovalQueue
 }
 
@@ -52,7 +54,7 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
   const self = identity.peerId
   const audit = AuditLog.open(paths, identity.signer)
   const nonces = new FileNonceStore(paths.nonces)
-  const datasets = validateDatasets(config.datasets, paths.dir)
+  let datasets = validateDatasets(config.datasets, paths.dir)
   const approvals = new ApprovalQueue()
   const control = await startControlServer(paths.control, approvals)
   const registry = new RunRegistry()
@@ -251,6 +253,9 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
 
   return {
     approvals,
+    reloadDatasets() {
+      datasets = validateDatasets(config.datasets, paths.dir)
+    },
     async stop() {
       stopping.abort(new Error('agent stopping'))
       await Promise.race([Promise.allSettled([...active]), new Promise((r) => setTimeout(r, 3000))])
