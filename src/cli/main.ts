@@ -248,7 +248,11 @@ export async function main(argv: string[], hooks: MainHooks = {}): Promise<numbe
       // help and version are successes; everything else commander already printed
       code = err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help' ? EXIT.ok : EXIT.usage
     } else if (interrupt.signal.aborted) {
-      code = (interrupt.signal.reason as { signal?: string }).signal === 'SIGINT' ? EXIT.sigint : EXIT.sigterm
+      const sig = (interrupt.signal.reason as { signal?: string }).signal
+      code = sig === 'SIGINT' ? EXIT.sigint : EXIT.sigterm
+      // the scripting contract: even an interrupted run ends with one end event
+      const g = program.opts<Globals>()
+      new Output({ json: !!g.json, quiet: !!g.quiet, verbose: !!g.verbose }).error(`interrupted by ${sig ?? 'a signal'}`, code, err)
     } else {
       code = exitCodeOf(err)
       const g = program.opts<Globals>()
