@@ -60,6 +60,9 @@ export async function updateAllowlist(node: AgentNode, allowed: Iterable<string>
 export function describeDialError(err: unknown, addr: string, timeoutMs: number): string {
   const errs: unknown[] = err instanceof AggregateError && err.errors.length ? err.errors : [err]
   const text = errs.map((e) => {
+    // libp2p sometimes rejects with a bare StreamCloseEvent (no name, no message): the remote closed
+    // the connection right after the handshake, as a gater that does not know us does
+    if (e instanceof Event) return `event ${e.type}`
     const x = e as { name?: string; code?: string; message?: string; cause?: { code?: string } } | undefined
     return [x?.name, x?.code, x?.cause?.code, x?.message].filter(Boolean).join(' ')
   }).join(' | ')
@@ -68,7 +71,7 @@ export function describeDialError(err: unknown, addr: string, timeoutMs: number)
   if (/ENOTFOUND|EAI_AGAIN/.test(text)) return `cannot resolve the host of ${addr}`
   if (/UnexpectedPeer|unexpected peer|InvalidPeerId/i.test(text)) return `the agent at ${addr} has a different peer ID than configured (it was re-initialised, or the address is another agent's)`
   if (/Timeout|timed out|no answer within|AbortError|aborted/i.test(text)) return `no answer within ${Math.round(timeoutMs / 1000)} s from ${addr} (firewall, wrong host, or the peer is overloaded)`
-  if (/ECONNRESET|EPIPE|closed|reset|EncryptionFailed|MuxerUnavailable|StreamReset|ConnectionClosed|ProtocolSelect|UnsupportedProtocol/i.test(text)) {
+  if (/ECONNRESET|EPIPE|closed|reset|event close|EncryptionFailed|MuxerUnavailable|StreamReset|ConnectionClosed|ProtocolSelect|UnsupportedProtocol/i.test(text)) {
     return `${addr} accepted the connection and then closed it: its allowlist probably does not have this agent (ask its operator to \`peers import\` your \`mpc-agent id --entry\`)`
   }
   return text ? `dial ${addr} failed: ${text}` : `dial ${addr} failed without a reason`
