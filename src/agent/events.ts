@@ -10,6 +10,8 @@ export type RunEvent =
   | (ProtocolEvent & { v: 1 })
   | { v: 1; type: 'log'; level: 'info' | 'warn'; message: string }
   | { v: 1; type: 'ready'; peerId: string; addrs: string[] }
+  /** query run: a connected provider has not decided yet (its policy may ask its operator to approve). */
+  | { v: 1; type: 'waiting'; peer: string; name: string; seconds: number }
   | {
       v: 1
       type: 'proposal'

@@ -116,7 +116,12 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
         const ok = o.approve
           ? await o.approve({ ...summary, lines: describeProposal(q, nameOf) }, waitSignal)
           : await approvals.wait(digest, summary, waitSignal)
-        if (!ok) decision = { accept: false, reasons: [{ code: 'operator_rejected', message: `the operator of ${config.name} did not approve the proposal` }] }
+        // nobody deciding within the negotiation deadline is a timeout, not a rejection (issue 17)
+        if (!ok && waitSignal.aborted) {
+          const why = signal.aborted ? 'before the buyer gave up' : `within ${q.timeouts.negotiate_s} s`
+          decision = { accept: false, reasons: [{ code: 'approval_timeout', message: `the operator of ${config.name} did not decide ${why}` }] }
+        }
+        else if (!ok) decision = { accept: false, reasons: [{ code: 'operator_rejected', message: `the operator of ${config.name} did not approve the proposal` }] }
       }
     }
     audit.append('decision', { proposal: digest, data: decision })

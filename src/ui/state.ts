@@ -146,6 +146,8 @@ export function reduceRun(state: RunState, e: RunEvent): RunState {
       return { ...state, peers: upsertPeer(state.peers, e.peer, (p) => ({ ...p, cells: Math.max(p.cells, e.cells), totalCells: e.totalCells, bytes: Math.max(p.bytes, e.bytes) })) }
     case 'log':
       return { ...state, finished: [...state.finished, { key: `log:${state.finished.length}`, kind: 'log', level: e.level, message: e.message }] }
+    case 'waiting':
+      return { ...state, finished: [...state.finished, { key: `waiting:${e.peer}`, kind: 'log', level: 'info', message: `waiting for ${e.name}'s decision: its operator may have to approve (\`mpc-agent approve\` at ${e.name})` }] }
     case 'ready':
       return { ...state, self: e.peerId }
     case 'proposal':

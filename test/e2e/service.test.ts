@@ -109,16 +109,23 @@ describe('serve as a service', () => {
       writeFileSync(join(p3, 'policy.yaml'), readFileSync(join(p3, 'policy.yaml'), 'utf8').replace('approval: auto', 'approval: manual'))
     })
 
-    it('--timeout names the pending provider (exit 5)', async () => {
+    it('the buyer says whom it waits for; --timeout names the pending provider (exit 5); the provider audits a timeout, not a rejection', async () => {
       const city = dc.cluster.byName('city')
-      const r = await runCli(['--home', city.home, '--json', 'query', 'run', dc.queryFile, '--out', join(dc.dir, 't.json'), '--timeout', '4'])
+      const r = await runCli(['--home', city.home, '--json', 'query', 'run', dc.queryFile, '--out', join(dc.dir, 't.json'), '--timeout', '8'])
       expect(r.code, r.stderr).toBe(5)
-      const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string; abort?: { detail: string } })
+      const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string; name?: string; abort?: { detail: string } })
+      expect(lines.find((e) => e.type === 'waiting')).toMatchObject({ type: 'waiting', name: 'p3' })
       const ends = lines.filter((e) => ['result', 'abort', 'error'].includes(e.type))
       expect(ends).toHaveLength(1)
       expect(lines.at(-1)?.type).toBe('abort')
-      expect(lines.at(-1)?.abort?.detail).toMatch(/--timeout 4 s; still pending: p3 \(no decision yet\)/)
+      expect(lines.at(-1)?.abort?.detail).toMatch(/--timeout 8 s; still pending: p3 \(no decision yet\)/)
       expect(r.stderr).toMatch(/still pending: p3/)
+      // p3 gives up on its operator at negotiate_s (10 s) and records why
+      const audit = join(dc.cluster.byName('p3').home, 'audit.jsonl')
+      const deadline = Date.now() + 30_000
+      while (!readFileSync(audit, 'utf8').includes('approval_timeout') && Date.now() < deadline) await new Promise((res) => setTimeout(res, 250))
+      expect(readFileSync(audit, 'utf8')).toContain('approval_timeout')
+      expect(readFileSync(audit, 'utf8')).not.toContain('operator_rejected')
     })
 
     it('SIGTERM: the last --json line is the one end event (exit 143), and no lock is left', async () => {

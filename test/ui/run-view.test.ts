@@ -19,6 +19,15 @@ const phase = (p: 'negotiate' | 'agree' | 'crosscheck' | 'compute' | 'confirm' |
 afterEach(cleanup)
 
 describe('RunView', () => {
+  it('says which provider it waits for when one has not decided (manual approval)', () => {
+    const s = fold(start(), [
+      { v: 1, type: 'peer', peer: B, state: 'connected', rttMs: 4 },
+      phase('negotiate', 'start', T0),
+      { v: 1, type: 'waiting', peer: B, name: 'bob', seconds: 3 }
+    ])
+    const f = render(h(RunView, { state: s, now: T0 + 3000 })).lastFrame() ?? ''
+    expect(f).toContain('waiting for bob\'s decision: its operator may have to approve')
+  })
   it('shows peers connecting and the pending phases', () => {
     const s = fold(start(), [
       { v: 1, type: 'peer', peer: A, state: 'connecting' },

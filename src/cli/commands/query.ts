@@ -34,8 +34,11 @@ export function queryCheck(home: string, file: string, out: Output): void {
   out.log(`valid: ${layout.cells} cells × ${layout.slots.length} slots = ${layout.length} values per provider; digest ${digest}`)
 }
 
+/** How long a connected provider may take to decide before the buyer says whom it waits for. */
+const WAITING_NOTICE_MS = 3000
+
 /** Where each provider stands, from the run's own events: what --timeout names as still pending. */
-function pendingTracker(providers: string[]): { see(e: RunEvent): void; pending(): string[] } {
+function pendingTracker(providers: string[]): { see(e: RunEvent): void; pending(): string[]; undecided(): string[] } {
   const stage = new Map<string, string>(providers.map((p) => [p, 'not connected']))
   return {
     see(e) {
@@ -45,7 +48,13 @@ function pendingTracker(providers: string[]): { see(e: RunEvent): void; pending(
         stage.set(e.provider, e.decision === 'accept' ? 'vector not received' : 'rejected')
       }
     },
-    pending: () => [...stage].filter(([, s]) => s !== 'done' && s !== 'rejected').map(([p, s]) => `${p} (${s})`)
+    // while anyone has not decided, the run waits for them (the others have done their part so far)
+    pending: () => {
+      const open = [...stage].filter(([, s]) => s !== 'done' && s !== 'rejected')
+      const blocking = open.filter(([, s]) => s === 'not connected' || s === 'no decision yet')
+      return (blocking.length ? blocking : open).map(([p, s]) => `${p} (${s})`)
+    },
+    undecided: () => [...stage].filter(([, s]) => s === 'no decision yet').map(([p]) => p)
   }
 }
 
@@ -81,6 +90,21 @@ export async function queryRun(
   // --out -: the result goes to stdout; it is written atomically in a private directory first, and
   // its provenance is kept in the working directory as <query id>.provenance.json
   const scratch = toStdout ? mkdtempSync(join(tmpdir(), 'mpc-agent-out-')) : null
+  // a provider whose policy says `approval: manual` holds the proposal until its operator decides:
+  // say so rather than show nothing (once per provider, after WAITING_NOTICE_MS)
+  const started = Date.now()
+  const noticed = new Set<string>()
+  const waiting = setInterval(() => {
+    if (Date.now() - started < WAITING_NOTICE_MS) return
+    for (const p of tracker.undecided()) {
+      if (noticed.has(p)) continue
+      noticed.add(p)
+      const seconds = Math.round((Date.now() - started) / 1000)
+      emit({ v: 1, type: 'waiting', peer: p, name: nameOf(p), seconds })
+      if (!ui) out.log(`waiting for ${nameOf(p)}'s decision (${seconds} s): if its policy says approval: manual, its operator must run \`mpc-agent approve\``)
+    }
+  }, 1000)
+  waiting.unref()
   try {
     const target = scratch ? join(scratch, `${q.id}.${o.format}`) : o.out
     const res = await runQuery(agent, { queryFile: file, out: target, format: o.format, retry: o.retry, emit, log: (l) => { if (!ui) out.log(l) }, signal, hooks })
@@ -117,6 +141,7 @@ export async function queryRun(
     }
     throw e
   } finally {
+    clearInterval(waiting)
     await ui?.done()
     if (scratch) rmSync(scratch, { recursive: true, force: true })
   }
