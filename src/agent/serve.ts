@@ -84,7 +84,10 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
       return
     }
     runs++
-    track(negotiateAndRun(channel).finally(() => { runs-- }))
+    // a buyer that leaves (timeout, crash, Ctrl-C) takes its proposal out of the approval queue
+    const gone = new AbortController()
+    stream.addEventListener('close', () => gone.abort(new Error('the buyer closed the negotiation stream')), { once: true })
+    track(negotiateAndRun(channel, gone.signal).finally(() => { runs-- }))
   })
 
   async function decide(vp: VerifiedProposal, signal: AbortSignal): Promise<ProviderDecision> {
@@ -130,14 +133,14 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
     return decision
   }
 
-  async function negotiateAndRun(channel: Channel): Promise<void> {
+  async function negotiateAndRun(channel: Channel, buyerGone: AbortSignal): Promise<void> {
     let session: string | null = null
     let run: ProviderRun | null = null
     let runnerStarted = false
     try {
       const outcome = await respondToProposal({
         signer: identity.signer, channel, deps: providerDeps(), nonces, signal: stopping.signal,
-        decide: (vp) => decide(vp, stopping.signal)
+        decide: (vp) => decide(vp, AbortSignal.any([stopping.signal, buyerGone]))
       })
       if (outcome.kind === 'rejected') return
       const { params, certificate, proposal } = outcome

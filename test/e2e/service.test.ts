@@ -136,7 +136,14 @@ describe('serve as a service', () => {
       // wait until the run is under way (the providers were dialled), then terminate it
       const deadline = Date.now() + 60_000
       while (!existsSync(`${out}.lock`) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100))
-      await new Promise((r) => setTimeout(r, 1500))
+      const p3 = dc.cluster.byName('p3').home
+      const auditBefore = readFileSync(join(p3, 'audit.jsonl'), 'utf8').split('\n').length
+      let listed: unknown[] = []
+      for (let i = 0; i < 40 && listed.length === 0; i++) {
+        const l = await dc.cluster.cli('p3', ['--json', 'approve'])
+        listed = l.code === 0 ? (JSON.parse(l.stdout) as unknown[]) : []
+      }
+      expect(listed).toHaveLength(1)
       child.kill('SIGTERM')
       const r = await done
       expect(r.code, r.stderr).toBe(143)
@@ -144,6 +151,11 @@ describe('serve as a service', () => {
       expect(lines.filter((e) => ['result', 'abort', 'error'].includes(e.type))).toHaveLength(1)
       expect(lines.at(-1)).toMatchObject({ type: 'error', exitCode: 143, message: 'interrupted by SIGTERM' })
       expect(readdirSync(dc.dir).filter((f) => f.startsWith('term.json'))).toEqual([])
+      // the proposal whose buyer left is gone from the provider's approval queue, audited as such
+      const after = await dc.cluster.cli('p3', ['--json', 'approve'])
+      expect(JSON.parse(after.stdout)).toEqual([])
+      const newLines = readFileSync(join(p3, 'audit.jsonl'), 'utf8').split('\n').slice(auditBefore - 1).join('\n')
+      expect(newLines).toContain('did not decide before the buyer gave up')
     })
   })
 })
