@@ -217,11 +217,16 @@ export async function main(argv: string[], hooks: MainHooks = {}): Promise<numbe
       await (await dataCmd()).dataPreview(home, file, o, out)
     }), ['mpc-agent --home ~/alpha data preview pickups.yaml --format csv'])
 
-  const audit = examples(program.command('audit').description('list the audit log (proposals, decisions, certificates, outcomes)')
+  const audit = examples(program.command('audit').description('list the audit log (proposals, decisions, certificates, outcomes); exit 6 with a warning if it does not verify')
     .action(async (_o: unknown, cmd: Command) => {
       const { home, out } = ctx(cmd)
       ;(await auditCmd()).auditList(home, out)
-    }), ['mpc-agent --home ~/alpha audit', 'mpc-agent --home ~/alpha audit verify'])
+    }), ['mpc-agent --home ~/alpha audit', 'mpc-agent --home ~/alpha audit show 12', 'mpc-agent --home ~/alpha audit verify'])
+  examples(audit.command('show <seq>').description('one audit entry in full (data and evidence), peers named')
+    .action(async (seq: string, _o: unknown, cmd: Command) => {
+      const { home, out } = ctx(cmd)
+      ;(await auditCmd()).auditShow(home, seq, out)
+    }), ['mpc-agent --home ~/alpha audit show 12'])
   examples(audit.command('verify').description('check the hash chain and the signed head; exit 6 if the log was altered')
     .action(async (_o: unknown, cmd: Command) => {
       const { home, out } = ctx(cmd)

@@ -25,7 +25,7 @@ describe('--version and --help', () => {
 
   it('every subcommand\'s --help shows examples and the global options', async () => {
     const cmds = [['init'], ['id'], ['peers', 'add'], ['peers', 'import'], ['peers', 'list'], ['peers', 'remove'], ['serve'], ['ping'],
-      ['query', 'check'], ['query', 'run'], ['policy', 'check'], ['data', 'inspect'], ['data', 'preview'], ['audit'], ['audit', 'verify'], ['approve'], ['reject']]
+      ['query', 'check'], ['query', 'run'], ['policy', 'check'], ['data', 'inspect'], ['data', 'preview'], ['audit'], ['audit', 'show'], ['audit', 'verify'], ['approve'], ['reject']]
     for (const c of cmds) {
       const r = await runCli([...c, '--help'])
       expect(r.code, c.join(' ')).toBe(0)

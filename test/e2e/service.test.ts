@@ -4,7 +4,7 @@
 // `query run`: one end event as the last --json line also on SIGTERM, --timeout naming the pending
 // provider, --out -, -q, no lock left behind.
 import { describe, it, expect, afterAll, beforeAll, vi } from 'vitest'
-import { readFileSync, writeFileSync, existsSync, readdirSync } from 'node:fs'
+import { readFileSync, writeFileSync, existsSync, readdirSync, cpSync } from 'node:fs'
 import { join } from 'node:path'
 import { makeDataCluster, readResult, expected, type DataCluster } from '../helpers/data-cluster.ts'
 import { runCli, spawnCli, collect, freePort } from '../helpers/cli.ts'
@@ -101,6 +101,27 @@ describe('serve as a service', () => {
     expect(JSON.parse(q.stdout)).toEqual(readResult(join(dc.dir, 'q.json')))
     const total = [...expected(dc.data).values()].reduce((a, e) => a + e.pickups, 0)
     expect(r.stdout.trim().split('\n').slice(1).reduce((a, l) => a + Number(l.split(',')[2]), 0)).toBe(total)
+  })
+
+  it('audit names peers, shows one entry in full, and exits 6 with a warning when the log was altered', async () => {
+    const list = await dc.cluster.cli('p1', ['audit'])
+    expect(list.code, list.stderr).toBe(0)
+    expect(list.stdout).toMatch(/certificate .* buyer city, providers p1, p2, p3/)
+    const seq = (/^\s*(\d+)\s+\S+\s+certificate/m.exec(list.stdout) as RegExpExecArray)[1] as string
+    const show = await dc.cluster.cli('p1', ['audit', 'show', seq])
+    expect(show.code, show.stderr).toBe(0)
+    expect(show.stdout).toMatch(new RegExp(`^certificate #${seq} at `))
+    expect(show.stdout).toContain(`"${dc.cluster.byName('city').peerId}" (city)`)
+    expect((await dc.cluster.cli('p1', ['audit', 'show', '99999'])).code).toBe(2)
+    // an altered copy of the log
+    const copy = join(dc.dir, 'p1-copy')
+    cpSync(dc.cluster.byName('p1').home, copy, { recursive: true, filter: (f) => !f.endsWith('.sock') })
+    const log = join(copy, 'audit.jsonl')
+    writeFileSync(log, readFileSync(log, 'utf8').replace('"accept":true', '"accept":false'))
+    const bad = await runCli(['--home', copy, 'audit'])
+    expect(bad.code).toBe(6)
+    expect(bad.stdout).toMatch(/certificate/) // the listing is still shown ...
+    expect(bad.stderr).toMatch(/WARNING: audit log .* does not verify/) // ... with the warning
   })
 
   describe('a provider waiting for its operator', () => {
