@@ -103,6 +103,16 @@ describe('serve as a service', () => {
     expect(r.stdout.trim().split('\n').slice(1).reduce((a, l) => a + Number(l.split(',')[2]), 0)).toBe(total)
   })
 
+  it('data preview names every aggregate and says it shows only the top 10', async () => {
+    const r = await dc.cluster.cli('p1', ['data', 'preview', dc.queryFile])
+    expect(r.code, r.stderr).toBe(0)
+    const lines = r.stdout.trim().split('\n')
+    expect(lines[0]).toBe('top 10 of 120 cells by pickups (all of them: --format csv)')
+    expect(lines[1]).toMatch(/^zone × hour\s+pickups\s+fare$/)
+    expect(lines).toHaveLength(12)
+    expect(lines[2]).toMatch(/^\d+ × \d\d\s+\d+\s+[\d.]+$/)
+  })
+
   it('audit names peers, shows one entry in full, and exits 6 with a warning when the log was altered', async () => {
     const list = await dc.cluster.cli('p1', ['audit'])
     expect(list.code, list.stderr).toBe(0)
