@@ -127,7 +127,18 @@ export function reduceRun(state: RunState, e: RunEvent): RunState {
       if (!cur) return state
       if (e.state === 'start') {
         if (cur.status !== 'pending') return state
-        return { ...state, phases: state.phases.map((p) => (p.phase === e.phase ? { ...p, status: 'running', startedAt: e.at } : p)) }
+        // a later phase starting means every earlier one is over, also those the buyer only sees
+        // through its effects (crosscheck runs between providers): tick them, no time if never seen
+        const idx = PHASES.indexOf(e.phase)
+        const finished = [...state.finished]
+        const phases = state.phases.map((p) => {
+          if (p.phase === e.phase) return { ...p, status: 'running' as const, startedAt: e.at }
+          if (PHASES.indexOf(p.phase) > idx || p.status === 'done' || p.status === 'failed') return p
+          const elapsedMs = p.startedAt !== undefined ? Math.max(0, e.at - p.startedAt) : null
+          finished.push({ key: `phase:${p.phase}`, kind: 'phase', phase: p.phase, status: 'done', elapsedMs })
+          return { ...p, status: 'done' as const, endedAt: e.at }
+        })
+        return { ...state, phases, finished }
       }
       if (cur.status === 'done' || cur.status === 'failed') return state
       const startedAt = cur.startedAt ?? e.at
