@@ -1,5 +1,6 @@
 // Events of one agent run, as the reporter (plain text / NDJSON) and the ink UI consume them.
-// Documented in README ("--json events"); `v` is the schema version. Never carries raw data,
+// Documented in README ("--json events"); `v` is the schema version. End events of `query run`
+// carry `names` (peer ID → configured name) so scripts need not map IDs themselves. Never carries raw data,
 // unmasked vectors, seeds or keys.
 import type { ProtocolEvent } from '../protocol/events.ts'
 import type { AbortInfo } from '../protocol/errors.ts'
@@ -24,6 +25,6 @@ export type RunEvent =
       providers: string[]
       policy: { accept: boolean; reasons: string[] }
     }
-  | { v: 1; type: 'result'; session: string; cells: number; out: string | null; top: Array<{ label: string; value: number }> }
-  | { v: 1; type: 'abort'; session: string | null; abort: AbortInfo; exitCode: number }
-  | { v: 1; type: 'error'; message: string; exitCode: number }
+  | { v: 1; type: 'result'; session: string; cells: number; out: string | null; top: Array<{ label: string; value: number }>; names?: Record<string, string> }
+  | { v: 1; type: 'abort'; session: string | null; abort: AbortInfo; exitCode: number; names?: Record<string, string> }
+  | { v: 1; type: 'error'; message: string; exitCode: number; names?: Record<string, string> }

@@ -149,6 +149,7 @@ describe('serve as a service', () => {
       const ends = lines.filter((e) => ['result', 'abort', 'error'].includes(e.type))
       expect(ends).toHaveLength(1)
       expect(lines.at(-1)?.type).toBe('abort')
+      expect(lines.at(-1)).toMatchObject({ names: { [dc.cluster.byName('p3').peerId]: 'p3', [dc.cluster.byName('city').peerId]: 'city' } })
       expect(lines.at(-1)?.abort?.detail).toMatch(/--timeout 8 s; still pending: p3 \(no decision yet\)/)
       expect(r.stderr).toMatch(/still pending: p3/)
       // p3 gives up on its operator at negotiate_s (10 s) and records why

@@ -82,7 +82,10 @@ export async function queryRun(
       return () => listeners.delete(l)
     })
   }
-  const emit = (e: RunEvent): void => {
+  const names: Record<string, string> = Object.fromEntries([q.participants.buyer, ...q.participants.providers].map((id) => [id, nameOf(id)]))
+  const emit = (e0: RunEvent): void => {
+    // end events name the peers next to their IDs (the scripting contract, README "--json events")
+    const e: RunEvent = e0.type === 'result' || e0.type === 'abort' || e0.type === 'error' ? { ...e0, names } : e0
     tracker.see(e)
     out.event(e)
     for (const l of listeners) l(e)
@@ -137,7 +140,7 @@ export async function queryRun(
       if (e instanceof ProtocolAbort) emit({ v: 1, type: 'abort', session: null, abort: e.info, exitCode: code })
       else emit({ v: 1, type: 'error', message: (e as Error).message, exitCode: code })
     } else if (e instanceof ProtocolAbort && out.opts.json) {
-      out.event({ v: 1, type: 'abort', session: null, abort: e.info, exitCode: exitCodeOf(e) })
+      out.event({ v: 1, type: 'abort', session: null, abort: e.info, exitCode: exitCodeOf(e), names })
     }
     throw e
   } finally {
