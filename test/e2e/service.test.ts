@@ -4,7 +4,7 @@
 // `query run`: one end event as the last --json line also on SIGTERM, --timeout naming the pending
 // provider, --out -, -q, no lock left behind.
 import { describe, it, expect, afterAll, beforeAll, vi } from 'vitest'
-import { readFileSync, writeFileSync, existsSync, readdirSync, cpSync } from 'node:fs'
+import { readFileSync, writeFileSync, existsSync, readdirSync, cpSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { makeDataCluster, readResult, expected, type DataCluster } from '../helpers/data-cluster.ts'
 import { runCli, spawnCli, collect, freePort } from '../helpers/cli.ts'
@@ -96,6 +96,10 @@ describe('serve as a service', () => {
     expect(r.code, r.stderr).toBe(0)
     expect(r.stdout.split('\n')[0]).toBe('zone,hour,pickups,fare')
     expect(existsSync('-')).toBe(false)
+    // the provenance stays in the working directory (the CLI ran in this process's cwd)
+    const prov = join(process.cwd(), 'zones-by-hour.provenance.json')
+    expect(existsSync(prov)).toBe(true)
+    rmSync(prov)
     const q = await runCli(['--home', city.home, '-q', 'query', 'run', dc.queryFile, '--out', join(dc.dir, 'q.json')])
     expect(q.code, q.stderr).toBe(0)
     expect(JSON.parse(q.stdout)).toEqual(readResult(join(dc.dir, 'q.json')))
