@@ -1,10 +1,27 @@
-#!/usr/bin/env node
-// Entry point. Checks the Node version before loading anything that needs it (libp2p's Noise
-// fails every handshake on Node < 22, which would surface later as misleading timeouts).
+// Entry point, run by the sh launcher bin/mpc-agent with the pinned Node 24 (or directly:
+// `node bin/mpc-agent.js` with Node >= 22). Checks the Node version before loading anything that
+// needs it (libp2p's Noise fails every handshake on Node < 22, which would surface later as
+// misleading timeouts).
 const major = Number(process.versions.node.split('.')[0])
 if (major < 22) {
-  process.stderr.write(`mpc-agent: Node ${process.versions.node} is too old; Node >= 22 is required (the project pins Node 24: run it through \`npx mpc-agent\` or \`npm run\`)\n`)
+  process.stderr.write(`mpc-agent: Node ${process.versions.node} is too old; Node >= 22 is required: run the installed \`mpc-agent\` (bin/mpc-agent, which uses the pinned Node 24) or \`npm run\` scripts\n`)
   process.exit(2)
+}
+// Installed under node_modules (npm install -g / --prefix), Node refuses to strip types from .ts
+// files; this package ships TypeScript without a build step, so strip its own sources here.
+const { fileURLToPath } = await import('node:url')
+if (fileURLToPath(import.meta.url).split(/[\\/]/).includes('node_modules')) {
+  const { registerHooks, stripTypeScriptTypes } = await import('node:module')
+  const { readFileSync } = await import('node:fs')
+  const root = new URL('../', import.meta.url).href
+  registerHooks({
+    load(url, context, next) {
+      if (url.startsWith(root) && url.endsWith('.ts') && !url.includes('/node_modules/', root.length)) {
+        return { format: 'module', source: stripTypeScriptTypes(readFileSync(fileURLToPath(url), 'utf8')), shortCircuit: true }
+      }
+      return next(url, context)
+    }
+  })
 }
 const { main } = await import('../src/cli/main.ts')
 const code = await main(process.argv.slice(2))

@@ -6,12 +6,11 @@ set -u
 query=$1
 out=$2
 alert=${ALERT:-"logger -t mpc-agent"}
-node=${NODE:-/opt/mpc-agent/node_modules/.bin/node}
-agent=${AGENT:-/opt/mpc-agent/bin/mpc-agent.js}
+agent=${AGENT:-/opt/mpc-agent/bin/mpc-agent}   # the installed sh launcher (README "Install")
 events=$(mktemp)
 trap 'rm -f "$events"' EXIT
 
-"$node" "$agent" query run "$query" --out "$out" --json --timeout "${TIMEOUT:-900}" >"$events"
+"$agent" query run "$query" --out "$out" --json --timeout "${TIMEOUT:-900}" >"$events"
 code=$?
 last=$(tail -n 1 "$events")
 case $code in

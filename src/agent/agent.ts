@@ -18,11 +18,14 @@ export function openAgent(dir: string): Agent {
   return { paths, identity, config }
 }
 
-export async function startNode(agent: Agent, listen?: string[]): Promise<AgentNode> {
+export async function startNode(agent: Agent, listen?: string[], onRefused?: (peerId: string, reason: string) => void): Promise<AgentNode> {
   const node = await createAgentNode({
     privateKey: agent.identity.privateKey,
     listen: listen ?? agent.config.listen,
-    allow: new Set(agent.config.peers.map((p) => p.peerId))
+    // a node that only dials (listen = []) announces nothing
+    announce: listen && listen.length === 0 ? [] : agent.config.announce,
+    allow: new Set(agent.config.peers.map((p) => p.peerId)),
+    ...(onRefused ? { onRefused } : {})
   })
   await node.start()
   return node

@@ -5,6 +5,7 @@ import { parse, stringify } from 'yaml'
 import { multiaddr } from '@multiformats/multiaddr'
 import { ConfigError } from './errors.ts'
 import { parsePeer } from '../crypto/peer.ts'
+import { DEFAULT_PORT } from './defaults.ts'
 
 export type Role = 'provider' | 'buyer'
 
@@ -18,11 +19,18 @@ export interface PeerEntry {
 
 export interface AgentConfig {
   name: string
+  /** This agent's own role, as its signed entry (`id --entry`) tells others; optional. */
+  role?: Role
   listen: string[]
+  /** Addresses others should dial when they differ from `listen` (port forward, DNS name). */
+  announce: string[]
   peers: PeerEntry[]
   /** Logical dataset name → source; validated by the data layer when used. */
   datasets: Record<string, unknown>
 }
+
+export { DEFAULT_PORT }
+export const DEFAULT_LISTEN = `/ip4/127.0.0.1/tcp/${DEFAULT_PORT}`
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
 
@@ -73,11 +81,17 @@ export function validatePeer(raw: unknown, where: string): PeerEntry {
 
 export function validateConfig(raw: unknown, where = 'config.yaml'): AgentConfig {
   if (!isRecord(raw)) throw new ConfigError(`${where}: expected a mapping with name, listen, peers`)
-  onlyKeys(where, raw, ['name', 'listen', 'peers', 'datasets'])
+  onlyKeys(where, raw, ['name', 'role', 'listen', 'announce', 'peers', 'datasets'])
   const name = validateName(raw.name, `${where}: name`)
-  const listenRaw = raw.listen ?? ['/ip4/127.0.0.1/tcp/0']
+  if (raw.role !== undefined && raw.role !== 'provider' && raw.role !== 'buyer') {
+    throw new ConfigError(`${where}: role must be "provider" or "buyer", got ${JSON.stringify(raw.role)}`)
+  }
+  const listenRaw = raw.listen ?? [DEFAULT_LISTEN]
   if (!Array.isArray(listenRaw) || listenRaw.length === 0) throw new ConfigError(`${where}: listen must be a non-empty list of multiaddrs`)
   const listen = listenRaw.map((a, i) => validateListen(a, `${where}: listen[${i}]`))
+  const announceRaw = raw.announce ?? []
+  if (!Array.isArray(announceRaw)) throw new ConfigError(`${where}: announce must be a list of multiaddrs`)
+  const announce = announceRaw.map((a, i) => validateListen(a, `${where}: announce[${i}]`))
   const peersRaw = raw.peers ?? []
   if (!Array.isArray(peersRaw)) throw new ConfigError(`${where}: peers must be a list`)
   const peers = peersRaw.map((p, i) => validatePeer(p, `${where}: peers[${i}]`))
@@ -91,7 +105,7 @@ export function validateConfig(raw: unknown, where = 'config.yaml'): AgentConfig
   }
   const datasets = raw.datasets ?? {}
   if (!isRecord(datasets)) throw new ConfigError(`${where}: datasets must be a mapping of name → {path, format}`)
-  return { name, listen, peers, datasets }
+  return { name, ...(raw.role ? { role: raw.role } : {}), listen, announce, peers, datasets }
 }
 
 export function loadConfig(path: string): AgentConfig {
@@ -100,15 +114,28 @@ export function loadConfig(path: string): AgentConfig {
   try {
     raw = parse(readFileSync(path, 'utf8'))
   } catch (e) {
-    throw new ConfigError(`${path}: not valid YAML: ${(e as Error).message.split('\n')[0]}`)
+    throw new ConfigError(`${path}: not valid YAML: ${yamlErrorLine(e)}`)
   }
   return validateConfig(raw, path)
+}
+
+/**
+ * One line for a YAML parse error, with the offending line: the yaml package's message ends with a
+ * code frame ("at line 3, column 5:\n\n  peers: [\n  ^"); keep its first line and the source line.
+ */
+export function yamlErrorLine(e: unknown): string {
+  const msg = e instanceof Error ? e.message : String(e)
+  const lines = msg.split('\n')
+  const src = lines.slice(1).find((l) => l.trim() !== '' && !/^\s*\^+\s*$/.test(l))
+  return src ? `${lines[0]}: ${src.trim()}` : (lines[0] ?? msg)
 }
 
 export function saveConfig(path: string, cfg: AgentConfig): void {
   const doc = {
     name: cfg.name,
+    ...(cfg.role ? { role: cfg.role } : {}),
     listen: cfg.listen,
+    ...(cfg.announce.length ? { announce: cfg.announce } : {}),
     peers: cfg.peers.map(({ name, addr, role }) => ({ name, addr, role })),
     ...(Object.keys(cfg.datasets).length ? { datasets: cfg.datasets } : {})
   }

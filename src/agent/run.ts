@@ -253,7 +253,7 @@ async function dialWithRetry(node: AgentNode, addr: string, protocol: string, re
       return await openChannel(node, addr, protocol, { signal })
     } catch (e) {
       if (!(e instanceof PeerUnreachableError) || attempt >= retry) {
-        if (e instanceof PeerUnreachableError) throw new PeerUnreachableError(name, `${e.message}; is \`mpc-agent serve\` running there?`)
+        if (e instanceof PeerUnreachableError) throw new PeerUnreachableError(name, e.detail)
         throw e
       }
       const wait = Math.min(8000, 500 * 2 ** attempt)

@@ -43,6 +43,8 @@ import { peerIdFromString } from '@libp2p/peer-id'
 
 export interface Services {
   stop(): Promise<void>
+  /** After a config reload (SIGHUP): re-validate `config.datasets`; they apply from the next proposal. Throws on a bad dataset. */
+  reloadDatasets(): void
   approvals: ApprovalQueue
 }
 
@@ -66,7 +68,7 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
   const state = DurableStore.open(paths.state)
   const nonces = new FileNonceStore(state, { legacyPath: paths.nonces })
   const admissions = new AdmissionStore(state)
-  const datasets = validateDatasets(config.datasets, paths.dir)
+  let datasets = validateDatasets(config.datasets, paths.dir)
   const approvals = new ApprovalQueue()
   const control = await startControlServer(paths.control, approvals)
   const registry = new RunRegistry()
@@ -149,7 +151,10 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
       track(channel.send(encodeAbort(identity.signer, null, remote, { reason: 'local_error', accused: null, detail: refusal })).then(() => channel.close(), () => {}))
       return
     }
-    track(negotiateAndRun(channel).finally(() => slots.release(remote)))
+    // a buyer that leaves (timeout, crash, Ctrl-C) takes its proposal out of the approval queue
+    const gone = new AbortController()
+    stream.addEventListener('close', () => gone.abort(new Error('the buyer closed the negotiation stream')), { once: true })
+    track(negotiateAndRun(channel, gone.signal).finally(() => slots.release(remote)))
   })
 
   async function decide(vp: VerifiedProposal, signal: AbortSignal, pinned: (proposal: string) => void): Promise<ProviderDecision> {
@@ -192,7 +197,12 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
         const ok = o.approve
           ? await o.approve({ ...summary, lines: describeProposal(q, nameOf) }, waitSignal)
           : await approvals.wait(digest, summary, waitSignal)
-        if (!ok) decision = { accept: false, reasons: [{ code: 'operator_rejected', message: `the operator of ${config.name} did not approve the proposal` }] }
+        // nobody deciding within the negotiation deadline is a timeout, not a rejection (issue 17)
+        if (!ok && waitSignal.aborted) {
+          const why = signal.aborted ? 'before the buyer gave up' : `within ${q.timeouts.negotiate_s} s`
+          decision = { accept: false, reasons: [{ code: 'approval_timeout', message: `the operator of ${config.name} did not decide ${why}` }] }
+        }
+        else if (!ok) decision = { accept: false, reasons: [{ code: 'operator_rejected', message: `the operator of ${config.name} did not approve the proposal` }] }
       }
       if (decision.accept) {
         // negotiation.md §6.2: rate count and differencing pin checked and written in one fsync'ed step, before ACCEPT
@@ -211,7 +221,7 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
     return decision
   }
 
-  async function negotiateAndRun(channel: Channel): Promise<void> {
+  async function negotiateAndRun(channel: Channel, buyerGone: AbortSignal): Promise<void> {
     let session: string | null = null
     let proposalHex: string | null = null
     let run: ProviderRun | null = null
@@ -224,7 +234,7 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
       const outcome = await respondToProposal({
         signer: identity.signer, channel, deps: providerDeps(), nonces, signal: stopping.signal,
         decide: async (vp) => {
-          const d = await decide(vp, stopping.signal, (p) => { pinnedFor = p })
+          const d = await decide(vp, AbortSignal.any([stopping.signal, buyerGone]), (p) => { pinnedFor = p })
           if (d.accept && !finished) {
             // before ACCEPT leaves: a co-provider's XCHECK may now arrive before our certificate
             const q = vp.query
@@ -428,6 +438,9 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
 
   return {
     approvals,
+    reloadDatasets() {
+      datasets = validateDatasets(config.datasets, paths.dir)
+    },
     async stop() {
       stopping.abort(new Error('agent stopping'))
       await Promise.race([Promise.allSettled([...active]), new Promise((r) => setTimeout(r, 3000))])

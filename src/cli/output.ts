@@ -8,6 +8,13 @@ export interface OutputOptions {
   verbose: boolean
 }
 
+/**
+ * Whether this process already wrote its end event (result, abort or error). One process runs one
+ * command, so this is process-wide: the scripting contract (README "--json events") is exactly one
+ * end event per run, as the last line; nothing is written after it.
+ */
+let ended = false
+
 export class Output {
   readonly opts: OutputOptions
   constructor(opts: OutputOptions) {
@@ -16,7 +23,14 @@ export class Output {
 
   /** A machine-readable event (NDJSON under --json; otherwise rendered by `log` when useful). */
   event(e: RunEvent): void {
-    if (this.opts.json) process.stdout.write(JSON.stringify(e) + '\n')
+    if (!this.opts.json || ended) return
+    if (e.type === 'result' || e.type === 'abort' || e.type === 'error') ended = true
+    process.stdout.write(JSON.stringify(e) + '\n')
+  }
+
+  /** Whether the end event was written (the error path then only prints its line on stderr). */
+  get ended(): boolean {
+    return ended
   }
 
   /** Progress and diagnostics: stderr, suppressed by --quiet and --json. */

@@ -20,16 +20,75 @@ export type AgentNode = Libp2p<{ identify: Identify; ping: Ping }>
 export interface NodeOptions {
   privateKey: PrivateKey
   listen: string[]
-  /** Peer IDs allowed in and out. Mutable: the agent can add peers at runtime. */
+  /** Addresses others should dial (port forward, DNS name), advertised instead of the bound ones. */
+  announce?: string[]
+  /** Peer IDs allowed in and out. Mutable: the agent can add peers at runtime (updateAllowlist). */
   allow: Set<string>
+  /** Called once per refused inbound connection, with the remote's (Noise-authenticated) peer ID. */
+  onRefused?: (peerId: string, reason: string) => void
+}
+
+const allowlists = new WeakMap<object, Set<string>>()
+
+/**
+ * Replace the node's allowlist; close open connections of peers no longer allowed and of those in
+ * `reset` (a changed address or role: their runs must not go on under the old entry). Returns the
+ * peer IDs whose connections were closed.
+ */
+export async function updateAllowlist(node: AgentNode, allowed: Iterable<string>, reset: Iterable<string> = []): Promise<string[]> {
+  const set = allowlists.get(node)
+  if (!set) throw new Error('node was not created by createAgentNode')
+  set.clear()
+  for (const id of allowed) set.add(id)
+  const close = new Set(reset)
+  const closed: string[] = []
+  for (const c of node.getConnections()) {
+    const id = c.remotePeer.toString()
+    if (!set.has(id) || close.has(id)) {
+      if (!closed.includes(id)) closed.push(id)
+      await c.close().catch(() => c.abort(new Error('peer removed from the allowlist')))
+    }
+  }
+  return closed
+}
+
+/**
+ * What a failed dial means, in words a user can act on (never "undefined"): the other side refused
+ * the TCP connection (nothing listens there), did not answer in time, or accepted TCP and then
+ * dropped us after the Noise handshake (its allowlist does not have us, or the peer ID is wrong).
+ */
+export function describeDialError(err: unknown, addr: string, timeoutMs: number): string {
+  const errs: unknown[] = err instanceof AggregateError && err.errors.length ? err.errors : [err]
+  const text = errs.map((e) => {
+    // libp2p sometimes rejects with a bare StreamCloseEvent (no name, no message): the remote closed
+    // the connection right after the handshake, as a gater that does not know us does
+    if (e instanceof Event) return `event ${e.type}`
+    const x = e as { name?: string; code?: string; message?: string; cause?: { code?: string } } | undefined
+    return [x?.name, x?.code, x?.cause?.code, x?.message].filter(Boolean).join(' ')
+  }).join(' | ')
+  if (/ECONNREFUSED/.test(text)) return `connection refused at ${addr} (is \`mpc-agent serve\` running there, on that port?)`
+  if (/EHOSTUNREACH|ENETUNREACH/.test(text)) return `no route to ${addr}`
+  if (/ENOTFOUND|EAI_AGAIN/.test(text)) return `cannot resolve the host of ${addr}`
+  if (/UnexpectedPeer|unexpected peer|InvalidPeerId/i.test(text)) return `the agent at ${addr} has a different peer ID than configured (it was re-initialised, or the address is another agent's)`
+  if (/Timeout|timed out|no answer within|AbortError|aborted/i.test(text)) return `no answer within ${Math.round(timeoutMs / 1000)} s from ${addr} (firewall, wrong host, or the peer is overloaded)`
+  if (/ECONNRESET|EPIPE|closed|reset|event close|EncryptionFailed|MuxerUnavailable|StreamReset|ConnectionClosed|ProtocolSelect|UnsupportedProtocol/i.test(text)) {
+    return `${addr} accepted the connection and then closed it: its allowlist probably does not have this agent (ask its operator to \`peers import\` your \`mpc-agent id --entry\`)`
+  }
+  return text ? `dial ${addr} failed: ${text}` : `dial ${addr} failed without a reason`
 }
 
 
 export async function createAgentNode(opts: NodeOptions): Promise<AgentNode> {
   const denied = (p: PeerId): boolean => !opts.allow.has(p.toString())
-  return createLibp2p({
+  // the first point at which an inbound peer's identity is known: log who was turned away, and why
+  const deniedInbound = (p: PeerId): boolean => {
+    const no = denied(p)
+    if (no) opts.onRefused?.(p.toString(), 'not in the allowlist (config.yaml peers)')
+    return no
+  }
+  const node = await createLibp2p({
     privateKey: opts.privateKey,
-    addresses: { listen: opts.listen },
+    addresses: { listen: opts.listen, ...(opts.announce?.length ? { announce: opts.announce } : {}) },
     transports: [tcp()],
     // node:crypto ChaCha20-Poly1305 keyed once per session key, no output copy (noise-crypto.ts)
     connectionEncrypters: [noise({ crypto: transportCrypto })],
@@ -52,7 +111,7 @@ export async function createAgentNode(opts: NodeOptions): Promise<AgentNode> {
     connectionMonitor: { abortConnectionOnPingFailure: false },
     connectionGater: {
       denyDialPeer: denied,
-      denyInboundEncryptedConnection: denied,
+      denyInboundEncryptedConnection: deniedInbound,
       denyOutboundEncryptedConnection: denied,
       denyInboundUpgradedConnection: denied,
       denyOutboundUpgradedConnection: denied
@@ -62,6 +121,8 @@ export async function createAgentNode(opts: NodeOptions): Promise<AgentNode> {
       ping: ping()
     }
   })
+  allowlists.set(node, opts.allow)
+  return node
 }
 
 /** Handle a protocol; the handler gets a Channel whose `remote` is the Noise-authenticated peer. */
@@ -115,7 +176,7 @@ export async function openChannel(
     stream = await node.dialProtocol(ma, protocol, { signal: dial.signal, negotiateFully: opts.optimistic !== true })
   } catch (err) {
     if (opts.signal?.aborted) throw opts.signal.reason
-    throw new PeerUnreachableError(peer, (err as Error).message)
+    throw new PeerUnreachableError(peer, describeDialError(dial.signal.aborted ? dial.signal.reason : err, ma.toString(), opts.timeoutMs ?? DIAL_TIMEOUT_MS))
   } finally {
     clearTimeout(timer)
     opts.signal?.removeEventListener('abort', onOuter)

@@ -134,7 +134,18 @@ export function reduceRun(state: RunState, e: RunEvent): RunState {
       if (!cur) return state
       if (e.state === 'start') {
         if (cur.status !== 'pending') return state
-        return { ...state, phases: state.phases.map((p) => (p.phase === e.phase ? { ...p, status: 'running', startedAt: e.at } : p)) }
+        // a later phase starting means every earlier one is over, also those the buyer only sees
+        // through its effects (crosscheck runs between providers): tick them, no time if never seen
+        const idx = PHASES.indexOf(e.phase)
+        const finished = [...state.finished]
+        const phases = state.phases.map((p) => {
+          if (p.phase === e.phase) return { ...p, status: 'running' as const, startedAt: e.at }
+          if (PHASES.indexOf(p.phase) > idx || p.status === 'done' || p.status === 'failed') return p
+          const elapsedMs = p.startedAt !== undefined ? Math.max(0, e.at - p.startedAt) : null
+          finished.push({ key: `phase:${p.phase}`, kind: 'phase', phase: p.phase, status: 'done', elapsedMs })
+          return { ...p, status: 'done' as const, endedAt: e.at }
+        })
+        return { ...state, phases, finished }
       }
       if (cur.status === 'done' || cur.status === 'failed') return state
       const startedAt = cur.startedAt ?? e.at
@@ -153,6 +164,8 @@ export function reduceRun(state: RunState, e: RunEvent): RunState {
       return { ...state, peers: upsertPeer(state.peers, e.peer, (p) => ({ ...p, cells: Math.max(p.cells, e.cells), totalCells: e.totalCells, bytes: Math.max(p.bytes, e.bytes) })) }
     case 'log':
       return { ...state, finished: [...state.finished, { key: `log:${state.finished.length}`, kind: 'log', level: e.level, message: e.message }] }
+    case 'waiting':
+      return { ...state, finished: [...state.finished, { key: `waiting:${e.peer}`, kind: 'log', level: 'info', message: `waiting for ${e.name}'s decision: its operator may have to approve (\`mpc-agent approve\` at ${e.name})` }] }
     case 'ready':
       return { ...state, self: e.peerId }
     case 'proposal':

@@ -19,6 +19,22 @@ const phase = (p: 'negotiate' | 'agree' | 'crosscheck' | 'compute' | 'confirm' |
 afterEach(cleanup)
 
 describe('RunView', () => {
+  it('ticks every earlier phase when a later one starts (crosscheck is only seen through compute)', () => {
+    const s = fold(start(), [phase('negotiate', 'start', T0), phase('negotiate', 'done', T0 + 100), phase('agree', 'start', T0 + 100), phase('compute', 'start', T0 + 300)])
+    expect(s.phases.filter((p) => p.status === 'done').map((p) => p.phase)).toEqual(['negotiate', 'agree', 'crosscheck'])
+    expect(s.finished.filter((f) => f.kind === 'phase').map((f) => f.kind === 'phase' && f.phase)).toEqual(['negotiate', 'agree', 'crosscheck'])
+    const f = render(h(RunView, { state: s, now: T0 + 400 })).lastFrame() ?? ''
+    expect(f).toMatch(/crosscheck/)
+  })
+  it('says which provider it waits for when one has not decided (manual approval)', () => {
+    const s = fold(start(), [
+      { v: 1, type: 'peer', peer: B, state: 'connected', rttMs: 4 },
+      phase('negotiate', 'start', T0),
+      { v: 1, type: 'waiting', peer: B, name: 'bob', seconds: 3 }
+    ])
+    const f = render(h(RunView, { state: s, now: T0 + 3000 })).lastFrame() ?? ''
+    expect(f).toContain('waiting for bob\'s decision: its operator may have to approve')
+  })
   it('shows peers connecting and the pending phases', () => {
     const s = fold(start(), [
       { v: 1, type: 'peer', peer: A, state: 'connecting' },

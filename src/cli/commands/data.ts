@@ -9,7 +9,7 @@ import { checkDataset } from '../../data/check.ts'
 import { diagnoseCleaning, type CleaningReport } from '../../data/diagnose.ts'
 import { DataError } from '../../data/errors.ts'
 import { loadQueryFile } from '../../query/parse.ts'
-import { decodeResult, resultToCsv, topCells } from '../../query/result.ts'
+import { decodeResult, resultToCsv } from '../../query/result.ts'
 import type { Output } from '../output.ts'
 
 export async function dataInspect(home: string, name: string, out: Output): Promise<void> {
@@ -38,7 +38,18 @@ export async function dataPreview(home: string, file: string, o: { buyer?: strin
   if (out.opts.json) return out.data({ stats, cleaning, cells: table.cells })
   for (const line of cleaningLines(stats, cleaning, q.max_rows_per_provider)) out.log(line)
   if (o.format === 'csv') return out.result(resultToCsv(table))
-  out.result(topCells(table, 10).map((c) => `${c.label.padEnd(30)} ${c.value}`).join('\n'))
+  // every aggregate by name; the 10 largest cells by the first one, and say so
+  const first = table.aggregates[0] ?? ''
+  const top = table.cells
+    .map((c) => ({ label: c.key.join(' × ') || '(total)', values: table.aggregates.map((a) => c.values[a] ?? null) }))
+    .sort((x, y) => (y.values[0] ?? 0) - (x.values[0] ?? 0))
+    .slice(0, 10)
+  const header = [table.dims.join(' × ') || 'cell', ...table.aggregates]
+  const w0 = Math.max(header[0]?.length ?? 0, ...top.map((t) => t.label.length))
+  const ws = table.aggregates.map((a, i) => Math.max(a.length, ...top.map((t) => String(t.values[i] ?? '').length)))
+  const line = (cols: string[]): string => cols.map((c, i) => (i === 0 ? c.padEnd(w0) : c.padStart(ws[i - 1] ?? 0))).join('  ')
+  const note = table.cells.length > top.length ? `top ${top.length} of ${table.cells.length} cells by ${first} (all of them: --format csv)` : `all ${table.cells.length} cells`
+  out.result([note, line(header), ...top.map((t) => line([t.label, ...t.values.map((v) => (v == null ? '' : String(v)))]))].join('\n'))
 }
 
 /** Every cleaning count of negotiation.md §3.7, for this provider's operator only. */

@@ -1,17 +1,52 @@
 // serve, ping: run the agent; check a peer is reachable.
-import { openAgent, startNode, writeRuntime, clearRuntime } from '../../agent/agent.ts'
-import { findPeer } from '../../agent/config.ts'
+import { openAgent, startNode, writeRuntime, clearRuntime, readRuntime } from '../../agent/agent.ts'
+import { findPeer, loadConfig } from '../../agent/config.ts'
+import { peerNamer } from '../../agent/context.ts'
 import { ConfigError } from '../../agent/errors.ts'
 import { PeerUnreachableError } from '../../net/errors.ts'
 import { multiaddr } from '@multiformats/multiaddr'
+import { describeDialError, updateAllowlist } from '../../net/node.ts'
 import { startServices, type ServeHooks } from '../../agent/serve.ts'
 import { JsonLog } from '../../agent/log.ts'
 import { interactive, type Output } from '../output.ts'
 
+/** The TCP ports of listen multiaddrs, for the "port in use" message. */
+function portsOf(listen: string[]): string[] {
+  return listen.flatMap((a) => {
+    try {
+      const c = multiaddr(a).getComponents().find((x) => x.name === 'tcp')
+      return c?.value && c.value !== '0' ? [c.value] : []
+    } catch {
+      return []
+    }
+  })
+}
+
 export async function serveCommand(home: string, o: { readyFile?: string }, out: Output, signal: AbortSignal, hooks?: ServeHooks): Promise<void> {
   const agent = openAgent(home)
-  const node = await startNode(agent)
   const log = new JsonLog(agent.paths.logs)
+  // one serve per home: a second one would fight over the control socket, serve.json and the port
+  const other = readRuntime(agent.paths)
+  if (other && other.pid !== process.pid) throw new ConfigError(`serve (pid ${other.pid}) already runs on ${agent.paths.dir}: stop it first (\`kill ${other.pid}\`)`)
+  const nameOf = peerNamer(agent)
+  const onRefused = (peerId: string, reason: string): void => {
+    const line = `refused connection from ${nameOf(peerId)}: ${reason}`
+    out.log(`mpc-agent serve: ${line}`)
+    log.write('warn', 'connection_refused', { peer: peerId, reason })
+  }
+  let node
+  try {
+    node = await startNode(agent, undefined, onRefused)
+  } catch (err) {
+    const text = `${(err as Error).message} ${String((err as { cause?: unknown }).cause ?? '')}`
+    if (/EADDRINUSE|address already in use|failed to be listened on/i.test(text)) {
+      const ports = portsOf(agent.config.listen)
+      const what = ports.length ? `port ${ports.join(', ')} ${ports.length > 1 ? 'are' : 'is'} in use` : `a listen address (${agent.config.listen.join(', ')}) cannot be bound`
+      throw new ConfigError(`${what} (another serve, or another program: \`ss -ltnp\` shows which); change \`listen:\` in ${agent.paths.config}`)
+    }
+    throw err
+  }
+
   // Last resort (issue 16): every handler settles its own errors (serve.ts `track`), so this should
   // never fire; if a bug lets one escape anyway, it costs one logged line, never the serving agent.
   const lastResort = (what: string) => (err: unknown): void => {
@@ -36,6 +71,7 @@ export async function serveCommand(home: string, o: { readyFile?: string }, out:
 }
 
 async function serveUntil(agent: ReturnType<typeof openAgent>, node: Awaited<ReturnType<typeof startNode>>, log: JsonLog, o: { readyFile?: string }, out: Output, signal: AbortSignal, hooks?: ServeHooks): Promise<void> {
+  const nameOf = peerNamer(agent)
   const services = await startServices(agent, node, {
     emit: (e) => {
       out.event(e)
@@ -55,11 +91,55 @@ async function serveUntil(agent: ReturnType<typeof openAgent>, node: Awaited<Ret
       }
       : undefined
   })
+  // SIGHUP: re-read config.yaml (peers, datasets). A removed peer, or one whose ID, address or role
+  // changed, loses its open connections at once; a broken config.yaml is refused and the old one kept.
+  // policy.yaml needs no signal: it is re-read for every proposal.
+  const liveNode = node
+  const reload = async (): Promise<void> => {
+    let fresh
+    try {
+      fresh = loadConfig(agent.paths.config)
+    } catch (e) {
+      const line = `reload refused, keeping the running configuration: ${(e as Error).message}`
+      out.log(`mpc-agent serve: ${line}`)
+      log.write('warn', 'reload_failed', { error: (e as Error).message })
+      return
+    }
+    const before = new Map(agent.config.peers.map((p) => [p.name, p]))
+    const changed: string[] = []
+    const lines: string[] = []
+    for (const p of fresh.peers) {
+      const old = before.get(p.name)
+      if (!old) lines.push(`added ${p.role} ${p.name}`)
+      else if (old.peerId !== p.peerId || old.addr !== p.addr || old.role !== p.role) {
+        lines.push(`changed ${p.name}`)
+        changed.push(old.peerId)
+      }
+      before.delete(p.name)
+    }
+    for (const p of before.values()) lines.push(`removed ${p.name}`)
+    const prevDatasets = agent.config.datasets
+    agent.config.peers = fresh.peers
+    agent.config.datasets = fresh.datasets
+    try {
+      services.reloadDatasets()
+    } catch (e) {
+      agent.config.datasets = prevDatasets
+      out.log(`mpc-agent serve: reload kept the old datasets: ${(e as Error).message}`)
+    }
+    const closed = await updateAllowlist(liveNode, fresh.peers.map((p) => p.peerId), changed)
+    const summary = `reloaded ${agent.paths.config}: ${lines.length ? lines.join(', ') : 'no peer changes'}${closed.length ? `; closed connections of ${closed.map(nameOf).join(', ')}` : ''}`
+    out.log(`mpc-agent serve: ${summary}`)
+    log.write('info', 'reload', { changes: lines, closed })
+  }
+  const onHup = (): void => { void reload() }
+  process.on('SIGHUP', onHup)
   const addrs = node.getMultiaddrs().map((a) => a.toString())
   writeRuntime(agent.paths, { pid: process.pid, peerId: agent.identity.peerId, addrs }, o.readyFile)
   out.event({ v: 1, type: 'ready', peerId: agent.identity.peerId, addrs })
-  process.stderr.write(`mpc-agent serve: ready ${agent.config.name} ${addrs.join(' ')}\n`)
+  process.stderr.write(`mpc-agent serve: ready ${agent.config.name} ${addrs.join(' ')} (pid ${process.pid}; SIGHUP reloads config.yaml)\n`)
   await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }))
+  process.off('SIGHUP', onHup)
   out.log('mpc-agent serve: shutting down')
   await services.stop()
   await node.stop()
@@ -77,7 +157,7 @@ export async function pingCommand(home: string, name: string, o: { count: number
       try {
         rtts.push(await node.services.ping.ping(multiaddr(peer.addr), { signal: AbortSignal.timeout(10_000) }))
       } catch (err) {
-        throw new PeerUnreachableError(peer.name, (err as Error).message)
+        throw new PeerUnreachableError(peer.name, describeDialError(err, peer.addr, 10_000))
       }
       out.log(`ping ${peer.name}: rtt=${rtts.at(-1)} ms`)
     }
