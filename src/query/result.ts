@@ -34,7 +34,7 @@ export function decodeResult(q: Query, values: readonly bigint[]): ResultTable {
   const labels = q.group_by.map((g) => domainLabels(g.domain))
   const per = layout.slots.length
   // Z_2^64 → integers: two's complement only where a slot may be negative (masked-sum.md §4)
-  const signed = layout.slots.map((sl) => sl.signed)
+  const signed = layout.slots.map((sl) => sl.signed || q.privacy !== undefined) // noisy slots are signed (privacy.md §7)
   values = values.map((v, i) => (signed[i % per] ? BigInt.asIntN(64, v) : v))
   const cells: ResultCell[] = []
   const idx = new Array<number>(labels.length).fill(0)
