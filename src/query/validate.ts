@@ -292,7 +292,7 @@ export function validateBody(c: Validator, o: Obj): QueryBody {
  */
 export function validateQuery(raw: unknown, where = 'query'): Query {
   const c = new Validator(where)
-  const o = c.obj(raw, '(root)', QUERY_KEYS)
+  const o = c.obj(raw, '(root)', QUERY_KEYS, QUERY_KEYS.filter((k) => k !== 'privacy'))
   const body = validateBody(c, o)
   const po = c.obj(o.participants, 'participants', ['buyer', 'providers'])
   const buyer = c.peer(po.buyer, 'participants.buyer')
