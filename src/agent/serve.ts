@@ -35,7 +35,7 @@ import { differencingMessage, pinGroups } from '../policy/differencing.ts'
 import { templateDigest } from '../query/validate.ts'
 import { columnsOf } from '../query/columns.ts'
 import { layoutOf } from '../query/layout.ts'
-import { computeVector } from '../data/compute.ts'
+import { addQueryNoise, computeVector } from '../data/compute.ts'
 import { validateDatasets, datasetFor } from '../data/source.ts'
 import { checkDataset } from '../data/check.ts'
 import { COMPUTE_FAILED, failureCategory } from '../data/errors.ts'
@@ -284,7 +284,10 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
       // rows are read only now, after every party signed (negotiation.md §1). No row value can make
       // this fail (§3.7); what can (the file vanished, the disk, memory) aborts with a fixed detail,
       // and the local log gets a fixed category only: an error text may quote the data.
-      const vector = computeVector(datasetFor(datasets, q.dataset), q, { signal: stopping.signal }).then((r) => r.vector, (e: unknown) => {
+      const vector = computeVector(datasetFor(datasets, q.dataset), q, { signal: stopping.signal }).then((r) => {
+        addQueryNoise(q, r.vector) // clean → bound → aggregate → clamp → noise → (mask) (negotiation.md §3.7)
+        return r.vector
+      }, (e: unknown) => {
         say(`session ${session?.slice(0, 12)}: could not compute this provider's vector: ${failureCategory(e)}; \`mpc-agent data preview\` on the query shows the cause`)
         throw new ProtocolAbort({ reason: 'local_error', accused: null, detail: COMPUTE_FAILED })
       })
