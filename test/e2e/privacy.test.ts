@@ -3,7 +3,8 @@
 // binomial check at 1e-6 that fails with the noise off or doubled), every provider keeps the buyer's budget in
 // its durable ledger (`mpc-agent budget`), and a buyer at its budget is refused by every provider (privacy_budget).
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
-import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { appendFileSync, copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { parse, stringify } from 'yaml'
 import { join } from 'node:path'
 import { makeDataCluster, type DataCluster, type Trip } from '../helpers/data-cluster.ts'
 import { coverageCheck } from '../../src/privacy/intervals.ts'
@@ -53,13 +54,22 @@ describe('differential privacy through the real CLI: 1 buyer + 3 providers', () 
   beforeAll(async () => {
     dc = await makeDataCluster(3, 600)
     for (const p of dc.providers) {
-      const pol = join(dc.cluster.byName(p).home, 'policy.yaml')
-      writeFileSync(pol, readFileSync(pol, 'utf8').replace('group_by_columns: [zone, pickup_datetime]', 'group_by_columns: [zone, pickup_datetime, fare]'))
+      const home = dc.cluster.byName(p).home
+      // a second dataset over a copy of the file: another data source, with its own budget (kill -9 test)
+      copyFileSync(join(home, 'trips.csv'), join(home, 'trips2.csv'))
+      const cfgPath = join(home, 'config.yaml')
+      const cfg = parse(readFileSync(cfgPath, 'utf8')) as { datasets: Record<string, { path: string }> }
+      cfg.datasets.trips2 = { ...(cfg.datasets.trips as { path: string }), path: 'trips2.csv' }
+      writeFileSync(cfgPath, stringify(cfg))
+      const pol = join(home, 'policy.yaml')
+      const text = readFileSync(pol, 'utf8').replace('group_by_columns: [zone, pickup_datetime]', 'group_by_columns: [zone, pickup_datetime, fare]')
+      const rules = text.slice(text.indexOf('  trips:\n') + '  trips:\n'.length, text.indexOf('min_providers'))
+      writeFileSync(pol, text.replace('min_providers', `  trips2:\n${rules}min_providers`))
       appendFileSync(pol, `privacy:
   required: true
   max_epsilon_per_query: 1.0
   budget: { epsilon: ${BUDGET_EPS}, delta: 1.0e-6, window_days: 30 }
-  unit: { trips: row }
+  unit: { trips: row, trips2: row }
 `)
       await dc.cluster.serve(p)
     }
@@ -108,7 +118,7 @@ describe('differential privacy through the real CLI: 1 buyer + 3 providers', () 
     }
   })
 
-  const ledgerOps = (p: string): Array<string | undefined> => readFileSync(join(dc.cluster.byName(p).home, 'audit.jsonl'), 'utf8').trim().split('\n')
+  const ledgerOps = (p: string): Array<string | undefined> => (existsSync(join(dc.cluster.byName(p).home, 'audit.jsonl')) ? readFileSync(join(dc.cluster.byName(p).home, 'audit.jsonl'), 'utf8') : '').trim().split('\n').filter(Boolean)
     .map((l) => JSON.parse(l) as { kind: string; data: { op?: string } }).filter((e) => e.kind === 'privacy_ledger').map((e) => e.data.op)
   async function settled(want: number): Promise<Array<Array<string | undefined>>> {
     const deadline = Date.now() + 60_000
@@ -151,5 +161,35 @@ describe('differential privacy through the real CLI: 1 buyer + 3 providers', () 
     const exact = await dc.cluster.cli('city', ['query', 'run', dc.queryFile, '--out', join(dc.dir, 'exact.json'), '--timeout', '60'])
     expect(exact.code).toBe(3)
     expect(exact.stderr).toMatch(/privacy section/)
+  })
+
+  it('kill -9 between reserve and commit: the restarted serve releases the reservation (it never revealed its seed)', async () => {
+    const victim = dc.providers[0] as string
+    await dc.cluster.stop(victim)
+    await dc.cluster.serve(victim, [], { deviant: 'provider:silent-reveal' }) // stalls right before onReveal
+    const q2 = join(dc.dir, 'dp-trips2.yaml')
+    writeFileSync(q2, DP_QUERY(dc.providers).replace('dataset: trips', 'dataset: trips2').replace('id: zones-hours-fares-dp', 'id: zones-hours-fares-dp2'))
+    const before = ledgerOps(victim).length
+    const auditOf = (p: string): string => (existsSync(join(dc.cluster.byName(p).home, 'audit.jsonl')) ? readFileSync(join(dc.cluster.byName(p).home, 'audit.jsonl'), 'utf8') : '')
+    const reveals = (p: string): number => auditOf(p).split('"kind":"reveal"').length
+    const revealsBefore = new Map(dc.providers.map((p) => [p, reveals(p)]))
+    const run = dc.cluster.cli('city', ['query', 'run', q2, '--out', join(dc.dir, 'killed.json'), '--timeout', '120'], { timeoutMs: 150_000 })
+    // the others reveal once INCLUSION arrived: the victim is then stalled before its commit
+    const others = dc.providers.filter((p) => p !== victim)
+    const deadline = Date.now() + 60_000
+    while (!others.every((p) => reveals(p) > (revealsBefore.get(p) as number)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200))
+    await new Promise((r) => setTimeout(r, 500))
+    expect(ledgerOps(victim).slice(before)).toEqual(['reserve'])
+    await dc.cluster.stop(victim, 'SIGKILL')
+    await dc.cluster.serve(victim) // recovery at start: no commit record for the run, so it is released
+    expect(ledgerOps(victim).slice(before)).toEqual(['reserve', 'release'])
+    const audit = readFileSync(join(dc.cluster.byName(victim).home, 'audit.jsonl'), 'utf8')
+    expect(audit).toMatch(/recovered after a restart/)
+    const b = await dc.cluster.cli(victim, ['--json', 'budget'])
+    const rows = JSON.parse(b.stdout) as Array<{ source: string; spent_rho: number; reserved_rho: number }>
+    const t2 = rows.find((r) => r.source.includes('trips2'))
+    expect(t2?.spent_rho).toBe(0)
+    expect(t2?.reserved_rho).toBe(0)
+    expect((await run).code).not.toBe(0)
   })
 })
