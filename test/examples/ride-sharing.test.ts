@@ -42,6 +42,7 @@ describe('ride-sharing example', () => {
 
   it('runs end to end through the real CLI and verifies every query', () => {
     for (const q of ['pickups-zone-hour', 'mean-fare-rush', 'vehicles-rush-hour']) expect(stdout).toContain(`verified: ${q}`)
+    expect(stdout).toMatch(/verified \(noisy, epsilon 1\): pickups-zone-hour-dp/)
     expect(stdout).toMatch(/double-count drivers/)
     expect(existsSync(join(work, 'report.html'))).toBe(true)
     expect(existsSync(join(work, 'heatmap.svg'))).toBe(true)
