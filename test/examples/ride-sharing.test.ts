@@ -84,7 +84,10 @@ describe('ride-sharing example', () => {
     expect(prov.certificate).toBeTruthy()
     const html = readFileSync(join(work, 'report.html'), 'utf8')
     for (const c of ['alpha', 'beta', 'gamma']) expect(html).toContain(`<td>${c}</td>`)
-    expect(html.match(/<rect class="cell"/g)).toHaveLength(263 * 24)
+    // the exact heat map, and in the differential-privacy section the noisy one beside the exact one again
+    expect(html.match(/<rect class="cell"/g)).toHaveLength(3 * 263 * 24)
+    expect(html).toMatch(/noisy beside exact/)
+    expect(html).toMatch(/Error per cell/)
   })
 
   it('the heat map SVG has exactly 263 × 24 cells', () => {
