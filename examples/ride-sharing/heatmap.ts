@@ -72,7 +72,7 @@ export function heatmapSvg(doc: ResultDoc, zones: Map<number, ZoneInfo> = new Ma
   const rects: string[] = []
   grid.forEach((row, z) => row.forEach((v, h) => {
     const title = `${zones.get(z + 1)?.zone ?? `zone ${z + 1}`}, ${String(h).padStart(2, '0')}:00 — ${v} pickups`
-    rects.push(`<rect class="cell" x="${left + h * cw}" y="${topPad + z * ch}" width="${cw}" height="${ch}" fill="${ramp(Math.sqrt(v / max))}"><title>${esc(title)}</title></rect>`)
+    rects.push(`<rect class="cell" x="${left + h * cw}" y="${topPad + z * ch}" width="${cw}" height="${ch}" fill="${ramp(Math.sqrt(Math.max(0, v) / max))}"><title>${esc(title)}</title></rect>`)
   }))
   const hours = Array.from({ length: 24 }, (_, h) => `<text x="${left + h * cw + cw / 2}" y="${topPad - 6}" font-size="10" text-anchor="middle">${h}</text>`)
   const zoneTicks = [1, 50, 100, 150, 200, 263].map((z) => `<text x="${left - 6}" y="${topPad + (z - 1) * ch + ch}" font-size="10" text-anchor="end">${z}</text>`)

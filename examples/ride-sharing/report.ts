@@ -3,11 +3,11 @@
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { heatmapSvg, type ZoneInfo } from './heatmap.ts'
-import type { ResultDoc } from './verify.ts'
+import type { NoisyVerdict, ResultDoc } from './verify.ts'
 
 export interface ReportInput {
   results: ResultDoc[]
-  verification: Array<{ query: string; ok: boolean; mismatches: string[] }>
+  verification: Array<{ query: string; ok: boolean; mismatches: string[]; noisy?: NoisyVerdict }>
   agreements: Array<{ company: string; peerId: string; query: string; session: string; signature: string }>
   timings: Array<{ query: string; seconds: number }>
   /** The agreement certificate of each query as the city holds it (provenance file), shown as JSON. */
@@ -21,6 +21,21 @@ const esc = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeA
 
 function table(head: string[], rows: Array<Array<string | number>>): string {
   return `<table><thead><tr>${head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>${rows.map((r) => `<tr>${r.map((x) => `<td>${esc(String(x))}</td>`).join('')}</tr>`).join('')}</tbody></table>`
+}
+
+function noisySection(r: ReportInput): string {
+  const v = r.verification.find((x) => x.noisy)?.noisy
+  const doc = r.results.find((d) => d.privacy)
+  if (!v || !doc?.privacy) return ''
+  const worst = [...v.errors].sort((a, b) => Math.abs(b.error) - Math.abs(a.error)).slice(0, 25)
+  return `<h2>With differential privacy: noisy beside exact</h2>
+<p>Query ${esc(doc.query.id)}: epsilon ${doc.privacy.epsilon}, delta ${doc.privacy.delta}, ${esc(doc.privacy.mechanism)} noise added by every company
+inside the masked sum; noise std per cell ${doc.privacy.aggregates.pickups?.std.toFixed(2)}, 95% interval ±${doc.privacy.aggregates.pickups?.half_width_95}.
+Mean |error| per cell ${v.meanAbsError.toFixed(2)}, max ${v.maxAbsError}.</p>
+<div style="display:flex;gap:1em"><div><h3>noisy</h3>${heatmapSvg(doc, r.zones)}</div>${r.results.find((d) => d.query.id === 'pickups-zone-hour') ? `<div><h3>exact</h3>${heatmapSvg(r.results.find((d) => d.query.id === 'pickups-zone-hour') as ResultDoc, r.zones)}</div>` : ''}</div>
+<h3>Error per cell (the 25 largest; all ${v.cells} in the details)</h3>
+${table(['cell (zone|hour)', 'exact', 'noisy', 'error'], worst.map((e) => [e.key, e.exact, e.noisy, e.error]))}
+<details><summary>every cell</summary>${table(['cell (zone|hour)', 'exact', 'noisy', 'error'], v.errors.map((e) => [e.key, e.exact, e.noisy, e.error]))}</details>`
 }
 
 export function writeReport(dir: string, r: ReportInput): { html: string; svg: string } {
@@ -45,7 +60,8 @@ table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:
 trip records; the city ran the buyer. Every company's agent checked each query against its own policy and signed the agreement;
 each sent only a masked vector; the city learned the totals below and nothing else.</p>
 <h2>Verification</h2>
-<ul>${r.verification.map((v) => `<li class="${v.ok ? 'ok' : 'bad'}">${esc(v.query)}: ${v.ok ? 'verified — equal to the plaintext totals computed directly from the files' : `MISMATCH (${v.mismatches.length} cells)`}</li>`).join('')}</ul>
+<ul>${r.verification.map((v) => `<li class="${v.ok ? 'ok' : 'bad'}">${esc(v.query)}: ${v.noisy ? `noisy (differential privacy): the exact total lies inside the reported 95% interval in ${v.noisy.hits} of ${v.noisy.cells} cells (coverage ${v.noisy.coverage.toFixed(4)}; binomial check at 1e-6 ${v.ok ? 'passed' : 'FAILED'})` : v.ok ? 'verified — equal to the plaintext totals computed directly from the files' : `MISMATCH (${v.mismatches.length} cells)`}</li>`).join('')}</ul>
+${noisySection(r)}
 <h2>Pickups per zone and hour (weekdays)</h2>
 <div id="heatmap">${svg}</div>
 <h3>Busiest pickup zones</h3>

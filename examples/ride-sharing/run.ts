@@ -12,13 +12,13 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { parse, stringify } from 'yaml'
 import { generate, plan, splitTlc, COMPANY_NAMES, type Company } from './generate.ts'
-import { compare, plaintextTotals, trueDistinctVehicles, type ResultDoc } from './verify.ts'
+import { compare, plaintextTotals, trueDistinctVehicles, verifyNoisy, type NoisyVerdict, type ResultDoc } from './verify.ts'
 import { loadZones, terminalHeatmap } from './heatmap.ts'
 import { writeReport } from './report.ts'
 
 const HERE = fileURLToPath(new URL('.', import.meta.url))
 const BIN = fileURLToPath(new URL('../../bin/mpc-agent.js', import.meta.url))
-const QUERIES = ['pickups-zone-hour', 'mean-fare-rush', 'vehicles-rush-hour']
+const QUERIES = ['pickups-zone-hour', 'mean-fare-rush', 'vehicles-rush-hour', 'pickups-zone-hour-dp']
 
 const { values: o } = parseArgs({
   options: {
@@ -193,7 +193,7 @@ async function main(): Promise<void> {
 
   // 4. the city's queries, through the real CLI; 5. verified against the plaintext
   const results: ResultDoc[] = []
-  const verification: Array<{ query: string; ok: boolean; mismatches: string[] }> = []
+  const verification: Array<{ query: string; ok: boolean; mismatches: string[]; noisy?: NoisyVerdict }> = []
   const timings: Array<{ query: string; seconds: number }> = []
   const agreements: Array<{ company: string; peerId: string; query: string; session: string; signature: string }> = []
   const certificates: Array<{ query: string; certificate: unknown }> = []
@@ -206,6 +206,17 @@ async function main(): Promise<void> {
     timings.push({ query: q, seconds: (performance.now() - t) / 1000 })
     const doc = JSON.parse(readFileSync(out, 'utf8')) as ResultDoc
     results.push(doc)
+    if (doc.privacy) {
+      // a noisy result cannot equal the plaintext: check instead that the exact totals fall inside the reported 95%
+      // intervals as often as the noise says they should (binomial bound at 1e-6; fails with noise off or doubled)
+      const v = verifyNoisy(doc, await plaintextTotals(files, q), 'pickups')
+      verification.push({ query: q, ok: v.ok, mismatches: v.ok ? [] : [`coverage ${v.hits}/${v.cells}`], noisy: v })
+      if (!v.ok) fail(`${q}: the exact totals lie inside the reported 95% intervals in ${v.hits} of ${v.cells} cells, inconsistent with the intervals' coverage ${v.coverage.toFixed(4)} (binomial tails ${v.lower.toExponential(2)}, ${v.upper.toExponential(2)})`)
+      log(`verified (noisy, epsilon ${doc.privacy.epsilon}): ${q}: exact total inside the 95% interval in ${v.hits} of ${v.cells} cells (expected ~${(v.coverage * v.cells).toFixed(0)}); error per cell: mean |error| ${v.meanAbsError.toFixed(2)}, max ${v.maxAbsError}, noise std ${doc.privacy.aggregates.pickups?.std.toFixed(2)}`)
+      const prov = JSON.parse(readFileSync(`${out}.provenance.json`, 'utf8')) as { session: string; certificate: { body: { acceptances: Array<{ provider: string; sig: string }> } } }
+      certificates.push({ query: q, certificate: prov.certificate })
+      continue
+    }
     const mismatches = compare(doc, await plaintextTotals(files, q))
     verification.push({ query: q, ok: mismatches.length === 0, mismatches })
     if (mismatches.length) {

@@ -4,11 +4,14 @@
 import { DuckDBInstance } from '@duckdb/node-api'
 import { existsSync, readFileSync } from 'node:fs'
 import { parse } from 'yaml'
+import { coverageCheck } from '../../src/privacy/intervals.ts'
 
 export interface ResultDoc {
   query: { id: string }
   dims: Array<{ name: string; labels: string[] }>
-  cells: Array<{ key: string[]; values: Record<string, number | null> }>
+  cells: Array<{ key: string[]; values: Record<string, number | null>; interval?: Record<string, [number | null, number | null]> }>
+  /** present for a noisy (differential privacy) result */
+  privacy?: { epsilon: number; delta: number; mechanism: string; aggregates: Record<string, { std: number; half_width_95: number; coverage: number }> }
 }
 
 export type Expected = Map<string, Record<string, number | null>>
@@ -39,7 +42,7 @@ export async function plaintextTotals(files: string[], query: QueryRef): Promise
   const list = `[${files.map((f) => `'${f.replace(/'/g, "''")}'`).join(', ')}]`
   const out: Expected = new Map()
   try {
-    if (queryId === 'pickups-zone-hour') {
+    if (queryId === 'pickups-zone-hour' || queryId === 'pickups-zone-hour-dp') {
       const rows = (await c.runAndReadAll(`
         SELECT PULocationID, hour(pickup_datetime), count(*)
         FROM read_parquet(${list})
@@ -110,4 +113,42 @@ export function compare(doc: ResultDoc, expected: Expected): string[] {
   const keys = new Set(doc.cells.map((c) => c.key.join('|')))
   for (const k of expected.keys()) if (!keys.has(k)) bad.push(`${doc.query.id}: expected cell ${k} missing from the result`)
   return bad
+}
+
+export interface NoisyVerdict {
+  ok: boolean
+  /** cells whose exact total lies inside the reported 95% interval */
+  hits: number
+  cells: number
+  /** the interval's exact coverage, and the binomial acceptance range at 1e-6 */
+  coverage: number
+  lower: number
+  upper: number
+  meanAbsError: number
+  maxAbsError: number
+  /** per cell: key, exact, noisy, error */
+  errors: Array<{ key: string; exact: number; noisy: number; error: number }>
+}
+
+/**
+ * The honest check of a noisy result (protocols/privacy.md §7): the exact totals from the files must lie inside
+ * the reported 95% intervals for a number of cells consistent with the interval's coverage (coverageCheck: a
+ * binomial bound at 1e-6, which fails when the noise is switched off or doubled, given enough cells).
+ */
+export function verifyNoisy(doc: ResultDoc, expected: Expected, aggregate: string): NoisyVerdict {
+  const info = doc.privacy?.aggregates[aggregate]
+  if (!doc.privacy || !info) throw new Error(`${doc.query.id}: not a noisy result for aggregate ${aggregate}`)
+  let hits = 0
+  const errors: NoisyVerdict['errors'] = []
+  for (const cell of doc.cells) {
+    const k = cell.key.join('|')
+    const exact = Number(expected.get(k)?.[aggregate] ?? 0)
+    const noisy = Number(cell.values[aggregate])
+    const [lo, hi] = cell.interval?.[aggregate] ?? [null, null]
+    if (lo !== null && hi !== null && exact >= lo && exact <= hi) hits++
+    errors.push({ key: k, exact, noisy, error: noisy - exact })
+  }
+  const v = coverageCheck(hits, doc.cells.length, info.coverage)
+  const abs = errors.map((e) => Math.abs(e.error))
+  return { ok: v.ok, hits, cells: doc.cells.length, coverage: info.coverage, lower: v.lower, upper: v.upper, meanAbsError: abs.reduce((a, b) => a + b, 0) / Math.max(1, abs.length), maxAbsError: Math.max(0, ...abs), errors }
 }

@@ -16,8 +16,8 @@ import { statementDigest, verifySignature, type Signer } from '../crypto/sign.ts
 import type { PolicyHistory } from '../policy/evaluate.ts'
 
 /** `refused`: an inbound stream this agent refused before any run (peer, protocol, reason; issue 14 §5). */
-export type AuditKind = 'proposal' | 'decision' | 'certificate' | 'outcome' | 'receipt' | 'abort' | 'refused' | 'reveal' | 'pins_cleared'
-export const AUDIT_KINDS: readonly AuditKind[] = ['proposal', 'decision', 'certificate', 'outcome', 'receipt', 'abort', 'refused', 'reveal', 'pins_cleared']
+export type AuditKind = 'proposal' | 'decision' | 'certificate' | 'outcome' | 'receipt' | 'abort' | 'refused' | 'reveal' | 'pins_cleared' | 'privacy_ledger'
+export const AUDIT_KINDS: readonly AuditKind[] = ['proposal', 'decision', 'certificate', 'outcome', 'receipt', 'abort', 'refused', 'reveal', 'pins_cleared', 'privacy_ledger']
 
 export interface AuditEntry {
   seq: number

@@ -148,6 +148,7 @@ export async function runQuery(agent: Agent, o: QueryRunOptions): Promise<QueryR
     // 4. the result, atomically, with provenance (never partial: temp file + rename)
     const table = flagImplausible(query, decodeResult(query, Array.from(res.total)), res.implausible)
     const flagged = table.cells.filter((c) => c.implausible?.length)
+    if (table.noise) o.log(noiseLine(table))
     if (flagged.length) o.log(`warning: ${flagged.length} cell(s) exceed the bounds the agreement allows (check 6b): some provider's input was implausible; they are flagged "implausible" in the result`)
     const provenance = join(dirname(out), `${basename(out)}.provenance.json`)
     const doc = resultDocument(query, session, table, basename(provenance))
@@ -162,6 +163,7 @@ export async function runQuery(agent: Agent, o: QueryRunOptions): Promise<QueryR
       reveals: res.reveals.map(({ seed: _s, ...r }) => r),
       receipt: { commitment: toHex(res.commitment), r: toHex(res.r) },
       // check 6b (masked-sum.md §8): flagged here and in the result, never sent to any provider
+      ...(table.noise ? { privacy: table.noise } : {}),
       plausibility: { implausible_values: res.implausible.length, cells: flagged.map((c) => ({ key: c.key, aggregates: c.implausible })) },
       timings
     }, null, 1) + '\n')
@@ -231,7 +233,18 @@ export interface ResultDocument {
   dims: Array<{ name: string; labels: string[] }>
   aggregates: Array<{ name: string; kind: string }>
   cells: ResultTable['cells']
+  /** present when the query had a privacy section: every value is noisy (protocols/privacy.md §7) */
+  privacy?: ResultTable['noise']
   provenance: string
+}
+
+/** The one line a buyer reads about the noise (text output). */
+export function noiseLine(t: ResultTable): string {
+  const n = t.noise
+  if (!n) return ''
+  const per = Object.entries(n.aggregates).map(([a, x]) => `${a} ±${x.half_width_95} (std ${x.std.toPrecision(3)})`).join(', ')
+  const sup = t.cells.filter((c) => c.suppressed).length
+  return `note: this result is NOISY (differential privacy, ${n.mechanism}, epsilon ${n.epsilon}, delta ${n.delta}); 95% of cells are within: ${per}${sup ? `; ${sup} cell(s) marked suppressed (noisy count below ${n.suppress_below})` : ''}`
 }
 
 export function resultDocument(q: Query, session: string, t: ResultTable, provenance: string): ResultDocument {
@@ -243,6 +256,7 @@ export function resultDocument(q: Query, session: string, t: ResultTable, proven
     dims: q.group_by.map((g) => ({ name: g.name, labels: domainLabels(g.domain) })),
     aggregates: q.aggregates.map((a) => ({ name: a.name, kind: a.kind })),
     cells: t.cells,
+    ...(t.noise ? { privacy: t.noise } : {}),
     provenance
   }
 }

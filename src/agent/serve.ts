@@ -9,6 +9,8 @@ import { AuditLog } from './audit.ts'
 import { FileNonceStore } from './nonce-store.ts'
 import { DurableStore } from './store.ts'
 import { AdmissionStore, sourceId } from './admission.ts'
+import { PrivacyLedger, StoreLedger, budgetPolicy, ledgerSource } from './privacy-ledger.ts'
+import { rhoForEpsilonDelta } from '../privacy/accounting.ts'
 import { ApprovalQueue, startControlServer } from './control.ts'
 import { RunRegistry, deferred, routeHead as peek, type AcceptedProposal, type ProviderRun, type RouteHead } from './sessions.ts'
 import {
@@ -33,7 +35,7 @@ import { differencingMessage, pinGroups } from '../policy/differencing.ts'
 import { templateDigest } from '../query/validate.ts'
 import { columnsOf } from '../query/columns.ts'
 import { layoutOf } from '../query/layout.ts'
-import { computeVector } from '../data/compute.ts'
+import { addQueryNoise, computeVector } from '../data/compute.ts'
 import { validateDatasets, datasetFor } from '../data/source.ts'
 import { checkDataset } from '../data/check.ts'
 import { COMPUTE_FAILED, failureCategory } from '../data/errors.ts'
@@ -68,6 +70,8 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
   const state = DurableStore.open(paths.state)
   const nonces = new FileNonceStore(state, { legacyPath: paths.nonces })
   const admissions = new AdmissionStore(state)
+  // privacy.md §8: reservations left by a crash before their seed reveal are released (no result can exist)
+  const { ledger, recovered } = await PrivacyLedger.open(new StoreLedger(state))
   let datasets = validateDatasets(config.datasets, paths.dir)
   const approvals = new ApprovalQueue()
   const control = await startControlServer(paths.control, approvals)
@@ -157,7 +161,9 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
     track(negotiateAndRun(channel, gone.signal).finally(() => slots.release(remote)))
   })
 
-  async function decide(vp: VerifiedProposal, signal: AbortSignal, pinned: (proposal: string) => void): Promise<ProviderDecision> {
+  for (const run of recovered) record('privacy_ledger', { proposal: run, data: { op: 'release', reason: 'recovered after a restart: the run never revealed its seed' } })
+
+  async function decide(vp: VerifiedProposal, signal: AbortSignal, pinned: (proposal: string) => void, reserved: (proposal: string) => void): Promise<ProviderDecision> {
     const digest = toHex(vp.digest)
     const q = vp.query
     audit.append('proposal', { proposal: digest, data: { buyer: vp.buyer, query_id: q.id, title: q.title, dataset: q.dataset, providers: q.participants.providers } })
@@ -214,6 +220,19 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
         else if ('conflict' in r) decision = { accept: false, reasons: [{ code: 'differencing', message: differencingMessage(r.conflict, policy.differencing_window_s, nameOf) }] }
         else decision = { accept: false, reasons: [{ code: 'rate_limited', message: `this buyer already had ${r.runs} accepted runs in the last 24 h (limit ${policy.max_runs_per_buyer_per_day})` }] }
       }
+      if (decision.accept && q.privacy && policy.privacy && source) {
+        // privacy.md §8: the run's cost is reserved durably (fsync) before ACCEPT leaves, atomically with other runs
+        const rho = rhoForEpsilonDelta(q.privacy.epsilon, q.privacy.delta)
+        const src = ledgerSource(source)
+        const res = await ledger.reserve({ run: digest, buyer: vp.buyer, source: src, rho, budget: budgetPolicy(policy.privacy) })
+        if (res.ok) {
+          reserved(digest)
+          audit.append('privacy_ledger', { proposal: digest, data: { op: 'reserve', buyer: vp.buyer, source: src, rho, epsilon: q.privacy.epsilon, delta: q.privacy.delta } })
+        } else {
+          admissions.release(digest)
+          decision = { accept: false, reasons: [{ code: 'privacy_budget', message: res.message }] }
+        }
+      }
     }
     audit.append('decision', { proposal: digest, data: decision })
     emit({ v: 1, type: 'decision', provider: self, decision: decision.accept ? 'accept' : 'reject', reasons: decision.reasons.map((r) => r.message) })
@@ -230,11 +249,23 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
     let finished = false
     let pinnedFor: string | null = null
     let revealed = false
+    let budgetFor: string | null = null
+    // privacy.md §8: a reservation is released when the run ends before this provider revealed its seed
+    const releaseBudget = async (reason: string): Promise<void> => {
+      const run = budgetFor
+      if (!run || revealed) return
+      budgetFor = null
+      try {
+        if (await ledger.release(run, reason)) record('privacy_ledger', { proposal: run, data: { op: 'release', reason } })
+      } catch (err) {
+        say(`mpc-agent serve: could not release the privacy budget of ${run.slice(0, 12)}: ${(err as Error)?.message ?? String(err)}`)
+      }
+    }
     try {
       const outcome = await respondToProposal({
         signer: identity.signer, channel, deps: providerDeps(), nonces, signal: stopping.signal,
         decide: async (vp) => {
-          const d = await decide(vp, AbortSignal.any([stopping.signal, buyerGone]), (p) => { pinnedFor = p })
+          const d = await decide(vp, AbortSignal.any([stopping.signal, buyerGone]), (p) => { pinnedFor = p }, (p) => { budgetFor = p })
           if (d.accept && !finished) {
             // before ACCEPT leaves: a co-provider's XCHECK may now arrive before our certificate
             const q = vp.query
@@ -243,9 +274,10 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
           }
           return d
         }
-      }).catch((e: unknown) => {
+      }).catch(async (e: unknown) => {
         // no certificate, so no data was read: the pin protects nothing (negotiation.md §6.2)
         if (pinnedFor) admissions.release(pinnedFor)
+        await releaseBudget('no certificate')
         throw e
       })
       proposalHex = toHex(outcome.proposal.digest)
@@ -262,7 +294,10 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
       // rows are read only now, after every party signed (negotiation.md §1). No row value can make
       // this fail (§3.7); what can (the file vanished, the disk, memory) aborts with a fixed detail,
       // and the local log gets a fixed category only: an error text may quote the data.
-      const vector = computeVector(datasetFor(datasets, q.dataset), q, { signal: stopping.signal }).then((r) => r.vector, (e: unknown) => {
+      const vector = computeVector(datasetFor(datasets, q.dataset), q, { signal: stopping.signal }).then((r) => {
+        addQueryNoise(q, r.vector) // clean → bound → aggregate → clamp → noise → (mask) (negotiation.md §3.7)
+        return r.vector
+      }, (e: unknown) => {
         say(`session ${session?.slice(0, 12)}: could not compute this provider's vector: ${failureCategory(e)}; \`mpc-agent data preview\` on the query shows the cause`)
         throw new ProtocolAbort({ reason: 'local_error', accused: null, detail: COMPUTE_FAILED })
       })
@@ -308,7 +343,12 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
         peers: new Map([...r.peerChannels].map(([p, d]) => [p, within(d.promise, waitMs, p, 'cross-check stream')])),
         signal: stopping.signal, hooks: o.hooks?.provider,
         events: (e) => emit({ ...e, v: 1 }),
-        onReveal: () => {
+        onReveal: async () => {
+          // privacy.md §8: the cost is committed (fsync'ed) before the seed can leave; a crash after this never loses it
+          if (budgetFor) {
+            await ledger.commit(budgetFor)
+            audit.append('privacy_ledger', { proposal: budgetFor, session: r.session, data: { op: 'commit' } }, { durable: true })
+          }
           // masked-sum.md §9.2: on record (fsync'ed) before REVEAL leaves; from here the buyer can hold the result
           audit.append('reveal', { session: r.session, data: { note: 'self-mask seed revealed', buyer: params.buyer } }, { durable: true })
           revealed = true
@@ -319,6 +359,7 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
     } catch (e) {
       // settled once more (no deps): whatever was not proven by the runner is recorded as a dispute
       const info: AbortInfo = settle(e instanceof ProtocolAbort ? e.info : { reason: 'local_error', accused: null, detail: (e as Error)?.message ?? String(e) }, self, null)
+      await releaseBudget(`aborted before reveal: ${info.reason}`)
       if (accepted) registry.settle((accepted as AcceptedProposal).proposal, info)
       // after REVEAL the buyer may hold the result whatever it says next (masked-sum.md §9.2)
       const release = revealed ? { after_reveal: true, note: `result may have been released, then aborted by ${nameOf(info.by ?? self)}` } : {}
@@ -344,6 +385,7 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
       }
     } finally {
       finished = true
+      await releaseBudget('ended before reveal')
       // still awaiting a certificate when it ended (no abort recorded): nothing will come for it
       if (accepted) registry.settle((accepted as AcceptedProposal).proposal)
     }

@@ -19,6 +19,7 @@ const approveCmd = () => import('./commands/approve.ts')
 const auditCmd = () => import('./commands/audit.ts')
 const evidenceCmd = () => import('./commands/evidence.ts')
 const pinsCmd = () => import('./commands/pins.ts')
+const budgetCmd = () => import('./commands/budget.ts')
 
 /**
  * Deviations injected by the test-only entry point (test/helpers/deviant.ts); the production
@@ -242,6 +243,13 @@ export async function main(argv: string[], hooks: MainHooks = {}): Promise<numbe
       const { out } = ctx(cmd)
       ;(await evidenceCmd()).evidenceVerify(file, out)
     }), ['mpc-agent evidence verify ./pickups.json.evidence.json', 'mpc-agent evidence verify ~/alpha/evidence/<session>-<time>.json'])
+  examples(program.command('budget')
+    .description('privacy budget (policy privacy:): spent, reserved and remaining per buyer and data source')
+    .option('--buyer <name>', 'one buyer (configured name or peer ID)')
+    .action(async (o: { buyer?: string }, cmd: Command) => {
+      const { home, out } = ctx(cmd)
+      await (await budgetCmd()).budgetShow(home, o, out)
+    }), ['mpc-agent --home ~/alpha budget', 'mpc-agent --home ~/alpha --json budget --buyer city'])
   const pins = program.command('pins').description('differencing pins: the provider set this agent served per data source (policy differencing_window_s)')
   examples(pins.command('list').description('list the live pins')
     .action(async (_o: unknown, cmd: Command) => {

@@ -182,6 +182,35 @@ function aggregateInput(b: Builder, a: Exclude<Aggregate, { kind: 'count' }>): s
   return `CAST(${quoteIdent(a.column)} AS DOUBLE)`
 }
 
+/** Label of the bounding hashes (protocols/privacy.md §3; reference: src/privacy/bounding.ts). */
+export const BOUND_LABEL = 'mpc-agent/privacy/bound/v1'
+
+/**
+ * Contribution bounding per privacy unit (negotiation.md §3.7 step 2, protocols/privacy.md §3), as the reference
+ * boundContributions: per unit u (the unit column as text; rows whose unit is NULL are dropped), rank its cells c
+ * by sha256(label ‖ 0x00 ‖ u ‖ 0x00 ‖ c) and keep the first max_cells; within a kept cell rank its rows by
+ * sha256(… ‖ 0x00 ‖ row key) and keep the first max_rows_per_cell. The row key is the row's aggregate inputs as
+ * text joined by 0x00 (rows with equal keys are interchangeable: they add the same values). Deterministic and
+ * independent of row order. Rows the filter drops or outside every domain are not ranked (they add nothing).
+ */
+function boundPerUnit(b: Builder, rows: string, unit: { column: string; max_cells: number; max_rows_per_cell: number }, _idx: number[], aggs: Aggregate[]): string {
+  b.typeOf(unit.column, 'the privacy unit')
+  const xs = aggs.map((a, i) => (a.kind === 'count' ? null : `coalesce(CAST(__mpc_x${i} AS VARCHAR), '')`)).filter((x): x is string => x !== null)
+  const rk = xs.length ? `concat_ws(chr(0), ${xs.join(', ')})` : `''`
+  const label = b.p(BOUND_LABEL)
+  const cellHash = `sha256(${label} || chr(0) || __mpc_u || chr(0) || CAST(__mpc_key AS VARCHAR))`
+  const rowHash = `sha256(${label} || chr(0) || __mpc_u || chr(0) || CAST(__mpc_key AS VARCHAR) || chr(0) || ${rk})`
+  const matched = '(__mpc_key >= 0)'
+  const withUnit = rows.replace(/^SELECT /, `SELECT CAST(${quoteIdent(unit.column)} AS VARCHAR) AS __mpc_u, `)
+  return `SELECT * EXCLUDE (__mpc_u, __mpc_cr, __mpc_rn) FROM (
+  SELECT *,
+    dense_rank() OVER (PARTITION BY __mpc_u, ${matched} ORDER BY ${cellHash}) AS __mpc_cr,
+    row_number() OVER (PARTITION BY __mpc_u, __mpc_key ORDER BY ${rowHash}) AS __mpc_rn
+  FROM (${withUnit}) AS __mpc_in
+) AS __mpc_ranked
+WHERE NOT coalesce(${matched}, FALSE) OR (__mpc_u IS NOT NULL AND __mpc_cr <= ${unit.max_cells} AND __mpc_rn <= ${unit.max_rows_per_cell})`
+}
+
 export function compileQuery(q: Query, schema: Schema, from: string, icu = true): Compiled {
   const b = new Builder(q, schema, icu)
   const key = rowKey(b, q)
@@ -218,8 +247,11 @@ export function compileQuery(q: Query, schema: Schema, from: string, icu = true)
     outputs.push({ kind: 'nulls', aggregate: ai }, { kind: 'clipped', aggregate: ai })
   })
   if (slot !== layoutOf(q).slots.length) throw new Error('internal: slot count differs from the layout')
+  let rows = `SELECT ${key} AS __mpc_key${inputs.map((s) => `, ${s}`).join('')} FROM ${from}`
+  const unit = q.privacy?.unit
+  if (unit !== undefined && unit !== 'row') rows = boundPerUnit(b, rows, unit, [], q.aggregates)
   const sql = `SELECT __mpc_key, count(*)${selects.map((s) => `, ${s}`).join('')}
-FROM (SELECT ${key} AS __mpc_key${inputs.map((s) => `, ${s}`).join('')} FROM ${from}) AS __mpc_rows
+FROM (${rows}) AS __mpc_rows
 GROUP BY __mpc_key`
   return { sql, params: b.params, types: b.types, outputs, casts: b.casts }
 }

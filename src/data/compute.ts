@@ -14,8 +14,19 @@ import { DataError } from './errors.ts'
 import type { DatasetSource } from './source.ts'
 import { compileQuery, FILTERED } from './compile.ts'
 import { withSource } from './engine.ts'
+import { addDiscreteGaussianNoise } from '../privacy/sampler.ts'
 
 export { closeEngine } from './engine.ts'
+
+/**
+ * The noise stage (negotiation.md §3.7 step 5, protocols/privacy.md §7): fresh discrete Gaussian noise from
+ * node:crypto, N_Z(0, σ_s²) per the signed plan, on every data slot of every cell (empty cells included), in place,
+ * after the clamp and before masking. Nothing is clamped or rounded afterwards. No-op for an exact query.
+ */
+export function addQueryNoise(q: Query, vector: BigUint64Array): void {
+  if (!q.privacy) return
+  addDiscreteGaussianNoise(vector, { dataLength: layoutOf(q).length, sigmas: q.privacy.noise.sigmas })
+}
 
 export interface AggregateStats {
   aggregate: string

@@ -5,6 +5,9 @@ import { columnsOf } from '../query/columns.ts'
 import { layoutOf, domainSize } from '../query/layout.ts'
 import { formatFilter } from '../query/filter.ts'
 import type { Policy } from './policy.ts'
+import { evaluatePrivacy } from '../privacy/policy.ts'
+import { checkNoiseShares, slotSensitivities } from '../privacy/accounting.ts'
+import { dpAggregates, dpUnit } from '../query/privacy.ts'
 import { differencingConflict, differencingMessage, pinGroups, type Pin } from './differencing.ts'
 
 export interface PolicyHistory {
@@ -83,11 +86,48 @@ export function evaluatePolicy(policy: Policy, ctx: PolicyContext): PolicyDecisi
     const pin = differencingConflict(ctx.pins ?? [], pinGroups(policy, q.dataset, ctx.buyer, ctx.source), q.participants.providers, ctx.now)
     if (pin) no('differencing', differencingMessage(pin, policy.differencing_window_s, who))
   }
+  if (policy.privacy || q.privacy) privacyReasons(policy, q, no)
   for (const p of q.output) {
     if (p === q.participants.buyer) continue
     if (!policy.allowed_outputs.includes(p)) no('output_not_allowed', `the result would also go to ${who(p)}, who is not in allowed_outputs`)
   }
   return { accept: reasons.length === 0, reasons }
+}
+
+/**
+ * protocols/privacy.md §5, §9: the query's privacy section against this provider's privacy policy (required, unit,
+ * epsilon), then the signed noise plan against this provider's own t (privacy_noise). The budget is checked by
+ * the ledger's atomic reservation just before ACCEPT (serve), not here.
+ */
+function privacyReasons(policy: Policy, q: Query, no: (code: string, message: string) => void): void {
+  const pp = policy.privacy
+  const qp = q.privacy
+  if (pp) {
+    const rules = { required: pp.required, maxEpsilonPerQuery: pp.max_epsilon_per_query, units: pp.unit, ...(pp.assume_dishonest_providers === undefined ? {} : { assumeDishonestProviders: pp.assume_dishonest_providers }) }
+    const rs = evaluatePrivacy(qp ? { epsilon: qp.epsilon, delta: qp.delta, unit: dpUnit(qp.unit) } : undefined, rules, q.dataset)
+    for (const r of rs) no(r.code, r.message)
+    if (rs.length > 0 || !qp) return
+  }
+  if (!qp) return
+  const n = q.participants.providers.length
+  const t = pp ? Math.max(0, Math.min(pp.assume_dishonest_providers ?? n - 2, n - 1)) : Math.max(0, n - 2)
+  let check
+  try {
+    check = checkNoiseShares({
+      epsilon: qp.epsilon,
+      delta: qp.delta,
+      slots: slotSensitivities(dpAggregates(q.aggregates), dpUnit(qp.unit)),
+      cells: layoutOf(q).cells,
+      providers: n,
+      dishonest: t,
+      shares: q.participants.providers.map(() => qp.noise.sigmas),
+      self: 0 // every provider has the same share in a certificate (privacy.md §5)
+    })
+  } catch (e) {
+    no('privacy_noise', `the noise plan cannot be checked: ${(e as Error).message}`)
+    return
+  }
+  if (!check.ok) no('privacy_noise', `${check.message} (this provider assumes ${t} of the ${n} providers may collude with the buyer)`)
 }
 
 /** Plain-language lines for an operator deciding on a proposal (UI, `policy check`). */

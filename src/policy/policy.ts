@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs'
 import { parse } from 'yaml'
 import { DEFAULT_PIN_GROUP } from './differencing.ts'
+import type { DpUnit } from '../privacy/accounting.ts'
 
 export class PolicyError extends Error {
   override name = 'PolicyError'
@@ -45,6 +46,20 @@ export interface Policy {
   differencing_scope: 'all_buyers' | 'per_buyer'
   /** Who may receive results besides the buyer (peer IDs). */
   allowed_outputs: string[]
+  /** Differential privacy (protocols/privacy.md); absent: exact queries only, no privacy section checks. */
+  privacy?: PrivacyRules
+}
+
+export interface PrivacyRules {
+  /** refuse a query without a privacy section (privacy_required) */
+  required: boolean
+  max_epsilon_per_query: number
+  /** per buyer and data source, rolling */
+  budget: { epsilon: number; delta: number; window_days: number }
+  /** the privacy unit per dataset name */
+  unit: Record<string, DpUnit>
+  /** t; undefined = N − 2 */
+  assume_dishonest_providers?: number
 }
 
 type Obj = Record<string, unknown>
@@ -80,7 +95,7 @@ export function parsePolicyText(text: string, source: string, resolve: (nameOrId
     if (!id) fail(`${path}[${i}]`, `"${n}" is neither a configured peer nor a peer ID`)
     return id as string
   })
-  const o = obj(doc ?? {}, '(root)', ['approval', 'buyers', 'datasets', 'min_providers', 'trusted_co_providers', 'max_cells', 'max_runs_per_buyer_per_day', 'differencing_window_s', 'differencing_scope', 'allowed_outputs'])
+  const o = obj(doc ?? {}, '(root)', ['approval', 'buyers', 'datasets', 'min_providers', 'trusted_co_providers', 'max_cells', 'max_runs_per_buyer_per_day', 'differencing_window_s', 'differencing_scope', 'allowed_outputs', 'privacy'])
   const approval = (o.approval ?? 'auto') as Policy['approval']
   if (approval !== 'auto' && approval !== 'manual') fail('approval', 'must be auto or manual')
   const datasets: Record<string, DatasetRules> = {}
@@ -114,7 +129,40 @@ export function parsePolicyText(text: string, source: string, resolve: (nameOrId
   const trustedPeers = peers(t.peers, 'trusted_co_providers.peers')
   const trustedMin = int(t.min, 'trusted_co_providers.min', 0, 0)
   if (trustedMin > trustedPeers.length) fail('trusted_co_providers.min', `${trustedMin} exceeds the ${trustedPeers.length} peers listed, so no query could ever be accepted`)
+  const num = (v: unknown, path: string, lo: number, hi: number): number => {
+    if (typeof v !== 'number' || !Number.isFinite(v) || !(v > lo && v <= hi)) fail(path, `expected a number in (${lo}, ${hi}]`)
+    return v as number
+  }
+  let privacy: PrivacyRules | undefined
+  if (o.privacy !== undefined) {
+    const p = obj(o.privacy, 'privacy', ['required', 'max_epsilon_per_query', 'budget', 'unit', 'assume_dishonest_providers'])
+    if (p.required !== undefined && typeof p.required !== 'boolean') fail('privacy.required', 'expected true or false')
+    if (p.budget === undefined) fail('privacy.budget', 'missing: set { epsilon, delta, window_days }')
+    const b = obj(p.budget, 'privacy.budget', ['epsilon', 'delta', 'window_days'])
+    const budget = { epsilon: num(b.epsilon, 'privacy.budget.epsilon', 0, 1000), delta: num(b.delta, 'privacy.budget.delta', 0, 1e-3), window_days: int(b.window_days, 'privacy.budget.window_days', 30, 1) }
+    if (budget.delta >= 1e-3) fail('privacy.budget.delta', 'expected below 0.001')
+    const unit: Record<string, DpUnit> = {}
+    for (const [ds, u] of Object.entries(obj(p.unit ?? {}, 'privacy.unit', Object.keys((p.unit ?? {}) as Obj)))) {
+      if (u === 'row') {
+        unit[ds] = { kind: 'row' }
+        continue
+      }
+      const uo = obj(u, `privacy.unit.${ds}`, ['column', 'max_cells', 'max_rows_per_cell'])
+      if (typeof uo.column !== 'string' || uo.column.length === 0 || uo.column.includes('"')) fail(`privacy.unit.${ds}.column`, 'expected a column name')
+      if (uo.max_cells === undefined) fail(`privacy.unit.${ds}.max_cells`, 'missing')
+      unit[ds] = { kind: 'column', column: uo.column as string, maxCells: int(uo.max_cells, `privacy.unit.${ds}.max_cells`, 1, 1), maxRowsPerCell: int(uo.max_rows_per_cell, `privacy.unit.${ds}.max_rows_per_cell`, 1, 1) }
+    }
+    const mepq = p.max_epsilon_per_query === undefined ? budget.epsilon : num(p.max_epsilon_per_query, 'privacy.max_epsilon_per_query', 0, 1000)
+    privacy = {
+      required: (p.required as boolean | undefined) ?? true,
+      max_epsilon_per_query: mepq,
+      budget,
+      unit,
+      ...(p.assume_dishonest_providers === undefined ? {} : { assume_dishonest_providers: int(p.assume_dishonest_providers, 'privacy.assume_dishonest_providers', 0, 0) })
+    }
+  }
   return {
+    ...(privacy ? { privacy } : {}),
     approval,
     buyers: peers(o.buyers, 'buyers'),
     datasets,

@@ -5,7 +5,7 @@ import { canonicalBytes, canonicalize } from '../crypto/canonical.ts'
 import { equalBytes, fromHex, toHex } from '../crypto/bytes.ts'
 import { statementDigest, verifySignature } from '../crypto/sign.ts'
 import { parsePeer } from '../crypto/peer.ts'
-import { layoutOf, slotBounds } from '../query/layout.ts'
+import { layoutOf, totalBounds } from '../query/layout.ts'
 import type { Query } from '../query/types.ts'
 import { MSG_ABORT, heardAbort, type AbortBinding } from './abort.ts'
 import { JsonBoundsError, WIRE_JSON_LIMITS, parseBoundedJson } from './bounded-json.ts'
@@ -344,8 +344,8 @@ export function paramsOf(c: Certificate, q: Query, session: Uint8Array): Session
     providers: [...q.participants.providers],
     ephemeralKeys: new Map(c.body.acceptances.map((a) => [a.provider, fromHex(a.ephemeral, 32)])),
     length: layout.length,
-    bounds: slotBounds(q, q.participants.providers.length),
-    signed: layout.slots.map((s) => s.signed),
+    bounds: totalBounds(q, q.participants.providers.length),
+    signed: layout.slots.map((s) => s.signed || q.privacy !== undefined), // noisy slots decode as signed (privacy.md §7)
     outputProviders: q.output.filter((p) => p !== q.participants.buyer),
     timeouts: { ...q.timeouts },
     deadline: c.body.proposal.proposal.deadline

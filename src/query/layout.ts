@@ -4,6 +4,8 @@
 // takes two slots: sum, then count). Index = cellIndex * slotsPerCell + slotIndex.
 import type { Aggregate, Domain, Query, SlotKind } from './types.ts'
 
+import { noiseTailBound } from '../privacy/intervals.ts'
+
 /** Longest data vector any query may ask for (issue #3: at most 10M cells). */
 export const MAX_VECTOR_LENGTH = 10_000_000
 
@@ -118,4 +120,19 @@ export function slotBounds(q: Query, providers: number): SlotBound[] {
     }
   }
   return out
+}
+
+/**
+ * slotBounds of the total, widened by the noise's tail bound when the query is noisy (privacy.md §7): an honest
+ * noisy total may leave the exact range. For the buyer's plausibility flags; a provider's clamp uses slotBounds.
+ */
+export function totalBounds(q: Query, providers: number): SlotBound[] {
+  const out = slotBounds(q, providers)
+  if (!q.privacy) return out
+  const cells = layoutOf(q).cells
+  const sigmas = q.privacy.noise.sigmas
+  return out.map((b, i) => {
+    const tail = BigInt(noiseTailBound(sigmas[i] ?? 1, providers, cells))
+    return { min: b.min - tail, max: b.max + tail }
+  })
 }

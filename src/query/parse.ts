@@ -10,6 +10,8 @@ import { QueryError } from './errors.ts'
 import { parseFilter } from './filter.ts'
 import { LIMITS, Validator, validateBody, validateQuery, type QueryBody } from './validate.ts'
 import { comparePeers, parsePeer } from '../crypto/peer.ts'
+import { layoutOf } from './layout.ts'
+import { MECHANISM, planQuery } from './privacy.ts'
 
 export const DEFAULTS = {
   timezone: 'UTC',
@@ -32,7 +34,7 @@ export interface QueryDraft extends QueryBody {
   source: string
 }
 
-const FILE_KEYS = ['id', 'title', 'dataset', 'timezone', 'filter', 'group_by', 'aggregates', 'out_of_domain', 'max_rows_per_provider', 'participants', 'min_providers', 'output', 'timeouts']
+const FILE_KEYS = ['id', 'title', 'dataset', 'timezone', 'filter', 'group_by', 'aggregates', 'out_of_domain', 'max_rows_per_provider', 'participants', 'min_providers', 'output', 'timeouts', 'privacy']
 const GROUP_KEYS = ['name', 'kind', 'column', 'fn', 'min', 'max', 'values', 'edges', 'closed', 'from', 'to']
 const PER_KIND: Record<string, string[]> = {
   int_range: ['fn', 'min', 'max'],
@@ -127,8 +129,10 @@ export function parseQueryText(text: string, source: string): QueryDraft {
     aggregates,
     max_rows_per_provider: o.max_rows_per_provider ?? DEFAULTS.max_rows_per_provider,
     min_providers: o.min_providers ?? DEFAULTS.min_providers,
-    timeouts: { ...DEFAULTS.timeouts, ...timeouts }
+    timeouts: { ...DEFAULTS.timeouts, ...timeouts },
+    ...(o.privacy === undefined ? {} : { privacy: o.privacy })
   })
+  if (body.privacy?.noise) c.fail('privacy.noise', 'the noise plan is computed by the agent from epsilon, delta and the providers; leave it out')
   const po = c.obj(o.participants, 'participants', ['buyer', 'providers'], ['providers'])
   const providers = names(c, po.providers, 'participants.providers', 1, LIMITS.providers)
   if (providers.length < body.min_providers) {
@@ -176,6 +180,17 @@ export function resolveQuery(d: QueryDraft, self: string, resolve: (nameOrId: st
   providers.sort(comparePeers)
   const output = outNames.map((p, i) => (p === 'buyer' ? buyer : must(p, `output[${i}]`)))
   const ordered = [...new Set([buyer, ...output])] // the buyer always receives the result, first
+  if (body.privacy) {
+    // the buyer's noise plan (privacy.md §4-5), signed with the query: t = N − 2 (the buyer with up to N − 2 providers)
+    const dishonest = Math.max(0, providers.length - 2)
+    let plan
+    try {
+      plan = planQuery(body, layoutOf(body).cells, body.privacy, providers.length, dishonest)
+    } catch (e) {
+      throw new QueryError(`${source}: privacy: ${(e as Error).message}: raise epsilon or delta, or ask fewer cells`)
+    }
+    body.privacy = { ...body.privacy, noise: { mechanism: MECHANISM, dishonest, sigmas: plan.sigmas } }
+  }
   return validateQuery({ ...body, participants: { buyer, providers }, output: ordered }, source)
 }
 

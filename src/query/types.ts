@@ -84,6 +84,22 @@ export interface Query {
   /** Peer IDs that receive the result (default: the buyer only). */
   output: string[]
   timeouts: Timeouts
+  /** Differential privacy (protocols/privacy.md, negotiation.md §3.8); absent: exact totals. */
+  privacy?: QueryPrivacy
+}
+
+/** The privacy unit as the query states it; it must equal the provider's policy for the dataset. */
+export type PrivacyUnit = 'row' | { column: string; max_cells: number; max_rows_per_cell: number }
+
+/** The signed `privacy` section: the budget of the whole query and the noise plan every provider follows. */
+export interface QueryPrivacy {
+  epsilon: number
+  delta: number
+  unit: PrivacyUnit
+  /** cells whose noisy count is below this are marked suppressed in the output (post-processing); null: none */
+  suppress_below: number | null
+  /** fixed by the buyer (planNoise) and signed: every provider adds N_Z(0, sigmas[s]^2) to slot s of every cell */
+  noise: { mechanism: 'discrete_gaussian'; dishonest: number; sigmas: number[] }
 }
 
 /** One slot of the vector layout: a value of an aggregate in a cell. */

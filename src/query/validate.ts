@@ -2,7 +2,8 @@
 // (protocols/negotiation.md §3). Providers run this on what they receive: nothing is trusted by
 // shape. Also the query's digests: the query itself, and its template (the same question
 // regardless of who is asked), which the differencing defence compares.
-import type { Aggregate, ColumnRef, Domain, FilterExpr, GroupBy, Literal, Query } from './types.ts'
+import type { Aggregate, ColumnRef, Domain, FilterExpr, GroupBy, Literal, PrivacyUnit, Query, QueryPrivacy } from './types.ts'
+import { MAX_SIGMA, MECHANISM, noiseBounds } from './privacy.ts'
 import { QueryError } from './errors.ts'
 import { MAX_VECTOR_LENGTH, fixedPoint, layoutOf } from './layout.ts'
 import { MAX_COLUMN_LENGTH, MAX_FILTER_DEPTH, MAX_IN_VALUES, MAX_LITERAL_LENGTH, UNPRINTABLE } from './filter.ts'
@@ -215,7 +216,32 @@ function aggregate(c: Validator, v: unknown, path: string): Aggregate {
 /** Everything of a Query except who takes part: what a query file fixes before names are resolved. */
 export type QueryBody = Omit<Query, 'participants' | 'output'>
 
-export const QUERY_KEYS = ['version', 'id', 'title', 'dataset', 'timezone', 'filter', 'group_by', 'aggregates', 'max_rows_per_provider', 'participants', 'min_providers', 'output', 'timeouts']
+export const QUERY_KEYS = ['version', 'id', 'title', 'dataset', 'timezone', 'filter', 'group_by', 'aggregates', 'max_rows_per_provider', 'participants', 'min_providers', 'output', 'timeouts', 'privacy']
+
+/**
+ * The `privacy` section (negotiation.md §3.8). `noise` is required in a resolved query (validateQuery checks it
+ * against the providers); a query file leaves it out and resolveQuery adds the buyer's plan.
+ */
+export function privacySection(c: Validator, v: unknown, slots: number): Omit<QueryPrivacy, 'noise'> & { noise?: QueryPrivacy['noise'] } {
+  const o = c.obj(v, 'privacy', ['epsilon', 'delta', 'unit', 'suppress_below', 'noise'], ['epsilon', 'delta', 'unit'])
+  const epsilon = c.num(o.epsilon, 'privacy.epsilon')
+  if (!(epsilon > 0 && epsilon <= 100)) c.fail('privacy.epsilon', 'expected a number in (0, 100]')
+  const delta = c.num(o.delta, 'privacy.delta')
+  if (!(delta > 0 && delta < 1e-3)) c.fail('privacy.delta', 'expected a number in (0, 0.001)')
+  let unit: PrivacyUnit
+  if (o.unit === 'row') unit = 'row'
+  else {
+    const u = c.obj(o.unit, 'privacy.unit', ['column', 'max_cells', 'max_rows_per_cell'], ['column', 'max_cells'])
+    unit = { column: c.column(u.column, 'privacy.unit.column'), max_cells: c.int(u.max_cells, 'privacy.unit.max_cells', 1, 1_000_000), max_rows_per_cell: c.int(u.max_rows_per_cell ?? 1, 'privacy.unit.max_rows_per_cell', 1, 1_000_000) }
+  }
+  const suppress_below = o.suppress_below === undefined || o.suppress_below === null ? null : c.int(o.suppress_below, 'privacy.suppress_below', 0, 1e12)
+  if (o.noise === undefined) return { epsilon, delta, unit, suppress_below }
+  const n = c.obj(o.noise, 'privacy.noise', ['mechanism', 'dishonest', 'sigmas'])
+  const mechanism = c.oneOf(n.mechanism, 'privacy.noise.mechanism', [MECHANISM])
+  const dishonest = c.int(n.dishonest, 'privacy.noise.dishonest', 0, LIMITS.providers)
+  const sigmas = c.arr(n.sigmas, 'privacy.noise.sigmas', slots, slots).map((x, i) => c.int(x, `privacy.noise.sigmas[${i}]`, 1, MAX_SIGMA))
+  return { epsilon, delta, unit, suppress_below, noise: { mechanism, dishonest, sigmas } }
+}
 
 /** Validate the participant-independent part of a query object (keys other than these are ignored here). */
 export function validateBody(c: Validator, o: Obj): QueryBody {
@@ -238,7 +264,9 @@ export function validateBody(c: Validator, o: Obj): QueryBody {
     c.fail('group_by', `${layout.cells} cells × ${layout.slots.length} slots = ${layout.length} values; at most ${MAX_VECTOR_LENGTH} are allowed: coarsen a dimension or drop an aggregate`)
   }
   const to = c.obj(o.timeouts, 'timeouts', ['negotiate_s', 'compute_s', 'confirm_s'])
+  const privacy = o.privacy === undefined ? undefined : privacySection(c, o.privacy, layout.slots.length)
   return {
+    ...(privacy ? { privacy: privacy as QueryPrivacy } : {}),
     version: 1,
     id: c.str(o.id, 'id', 64, ID),
     title: c.str(o.title, 'title', 200),
@@ -264,7 +292,7 @@ export function validateBody(c: Validator, o: Obj): QueryBody {
  */
 export function validateQuery(raw: unknown, where = 'query'): Query {
   const c = new Validator(where)
-  const o = c.obj(raw, '(root)', QUERY_KEYS)
+  const o = c.obj(raw, '(root)', QUERY_KEYS, QUERY_KEYS.filter((k) => k !== 'privacy'))
   const body = validateBody(c, o)
   const po = c.obj(o.participants, 'participants', ['buyer', 'providers'])
   const buyer = c.peer(po.buyer, 'participants.buyer')
@@ -278,12 +306,25 @@ export function validateQuery(raw: unknown, where = 'query'): Query {
   if (output[0] !== buyer) c.fail('output', 'must start with the buyer')
   for (const p of output.slice(1)) if (!providers.includes(p)) c.fail('output', `${p} is not a provider of this query`)
   if (new Set(output).size !== output.length) c.fail('output', 'entries must be distinct')
-  // honest totals must never wrap in Z_2^64 (masked-sum.md check 6): N · rows · max|clip·scale| < 2^63
+  if (body.privacy) {
+    if (!body.privacy.noise) c.fail('privacy', 'missing "noise" (the buyer\'s noise plan)')
+    if (body.privacy.noise.dishonest > providers.length - 1) c.fail('privacy.noise.dishonest', `expected at most ${providers.length - 1} (N − 1)`)
+  }
+  // honest totals must never wrap in Z_2^64 (masked-sum.md check 6): N · rows · max|clip·scale| + noise tail < 2^63
   const rows = BigInt(body.max_rows_per_provider) * BigInt(providers.length)
+  const layout = layoutOf(body)
+  const tails = noiseBounds(body.privacy, providers.length, layout.cells)
+  let slot = 0
   for (const a of body.aggregates) {
-    if (a.kind !== 'sum' && a.kind !== 'mean') continue
+    const first = slot
+    slot += a.kind === 'mean' ? 2 : 1
+    const tail = tails?.[first] ?? 0n
+    if (a.kind !== 'sum' && a.kind !== 'mean') {
+      if (rows + tail >= 1n << 63n) c.fail(`aggregates[${body.aggregates.indexOf(a)}]`, 'max_rows_per_provider plus the noise bound could overflow 2^63')
+      continue
+    }
     const m = [fixedPoint(a.clip[0], a.scale), fixedPoint(a.clip[1], a.scale)].map((x) => (x < 0n ? -x : x)).reduce((x, y) => (x > y ? x : y))
-    if (rows * m >= 1n << 63n) {
+    if (rows * m + tail >= 1n << 63n) {
       c.fail(`aggregates[${body.aggregates.indexOf(a)}]`, `${providers.length} providers × max_rows_per_provider ${body.max_rows_per_provider} × |clip × scale| ${m} could overflow 2^63: lower max_rows_per_provider, the clip or the scale`)
     }
   }

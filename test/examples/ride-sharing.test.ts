@@ -42,6 +42,7 @@ describe('ride-sharing example', () => {
 
   it('runs end to end through the real CLI and verifies every query', () => {
     for (const q of ['pickups-zone-hour', 'mean-fare-rush', 'vehicles-rush-hour']) expect(stdout).toContain(`verified: ${q}`)
+    expect(stdout).toMatch(/verified \(noisy, epsilon 1\): pickups-zone-hour-dp/)
     expect(stdout).toMatch(/double-count drivers/)
     expect(existsSync(join(work, 'report.html'))).toBe(true)
     expect(existsSync(join(work, 'heatmap.svg'))).toBe(true)
@@ -83,7 +84,10 @@ describe('ride-sharing example', () => {
     expect(prov.certificate).toBeTruthy()
     const html = readFileSync(join(work, 'report.html'), 'utf8')
     for (const c of ['alpha', 'beta', 'gamma']) expect(html).toContain(`<td>${c}</td>`)
-    expect(html.match(/<rect class="cell"/g)).toHaveLength(263 * 24)
+    // the exact heat map, and in the differential-privacy section the noisy one beside the exact one again
+    expect(html.match(/<rect class="cell"/g)).toHaveLength(3 * 263 * 24)
+    expect(html).toMatch(/noisy beside exact/)
+    expect(html).toMatch(/Error per cell/)
   })
 
   it('the heat map SVG has exactly 263 × 24 cells', () => {

@@ -33,7 +33,9 @@ export async function dataPreview(home: string, file: string, o: { buyer?: strin
   if (bad) throw new DataError(`${bad.code}: ${bad.local}`)
   const { vector, stats } = await computeVector(src, q)
   const cleaning = await diagnoseCleaning(src, q)
-  const table = decodeResult(q, Array.from(vector))
+  // this provider's own contribution, bounded per privacy unit but before noise: decoded as an exact vector
+  const { privacy: _p, ...exactQuery } = q
+  const table = decodeResult(exactQuery, Array.from(vector))
   vector.fill(0n)
   if (out.opts.json) return out.data({ stats, cleaning, cells: table.cells })
   for (const line of cleaningLines(stats, cleaning, q.max_rows_per_provider)) out.log(line)
