@@ -14,6 +14,7 @@ import { DataError } from './errors.ts'
 import type { DatasetSource } from './source.ts'
 import { compileQuery, FILTERED } from './compile.ts'
 import { withSource } from './engine.ts'
+import { externalEngine } from './sources.ts'
 
 export { closeEngine } from './engine.ts'
 
@@ -46,6 +47,8 @@ export interface VectorStats {
 }
 
 export async function inspectDataset(src: DatasetSource): Promise<{ columns: Array<{ name: string; type: string }>; rows: number }> {
+  const ext = await externalEngine(src)
+  if (ext) return ext.inspect(src)
   return withSource(src, 'UTC', async ({ c, from, schema }) => {
     const n = await c.runAndReadAll(`SELECT count(*) FROM ${from}`)
     return { columns: [...schema].map(([name, type]) => ({ name, type })), rows: Number(n.getRows()[0]?.[0] ?? 0) }
@@ -97,6 +100,8 @@ export function clampCell(q: Query, raw: bigint[], out: BigUint64Array, base: nu
 }
 
 export async function computeVector(src: DatasetSource, q: Query, opts: { signal?: AbortSignal } = {}): Promise<{ vector: BigUint64Array; stats: VectorStats }> {
+  const ext = await externalEngine(src)
+  if (ext) return ext.compute(src, q, opts)
   const t0 = performance.now()
   const layout = layoutOf(q)
   const per = layout.slots.length
