@@ -393,7 +393,8 @@ async function diagnose(src: DatasetSource, q: Query): Promise<CleaningReport> {
       const id = quoteIdent(u)
       parts.push('0')
       parts.push(FLOATING.test(ty) ? `count(*) FILTER (WHERE ${id} = 'NaN'::float8)` : ty.startsWith('DECIMAL') ? `count(*) FILTER (WHERE ${id} = 'NaN'::numeric)` : '0')
-      parts.push(FLOATING.test(ty) || TIMELIKE.test(ty) ? `count(*) FILTER (WHERE NOT isfinite(${id}))` : '0')
+      // Postgres has isfinite() for dates and timestamps only
+      parts.push(FLOATING.test(ty) ? `count(*) FILTER (WHERE ${id} IN ('Infinity'::float8, '-Infinity'::float8))` : ty.startsWith('DECIMAL') ? `count(*) FILTER (WHERE ${id} IN ('Infinity'::numeric, '-Infinity'::numeric))` : TIMELIKE.test(ty) ? `count(*) FILTER (WHERE NOT isfinite(${id}))` : '0')
     }
     const res = await c.query({ text: `SELECT ${parts.join(', ')} FROM ${t.from}`, rowMode: 'array' })
     const row = (res.rows[0] ?? []) as unknown[]
