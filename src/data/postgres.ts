@@ -54,8 +54,10 @@ export function connectionString(src: DatasetSource): string {
 export function duckName(pgType: string): string {
   const t = pgType.toLowerCase()
   const num = /^numeric\((\d+),(\d+)\)$/.exec(t)
-  if (num) return `DECIMAL(${num[1]},${num[2]})`
-  if (t === 'numeric') return 'DECIMAL(38,10)'
+  // a numeric that may exceed float8's range (or underflow it) would fail the cast to float8 on a row
+  // value: not usable as a number (schema_mismatch at acceptance); declare numeric(p,s) with p ≤ 300
+  if (num) return Number(num[1]) <= 300 && Number(num[2]) <= 300 ? `DECIMAL(${num[1]},${num[2]})` : 'NUMERIC (UNBOUNDED)'
+  if (t === 'numeric') return 'NUMERIC (UNBOUNDED)'
   if (/^(character varying|character|text|varchar|bpchar|name)(\(\d+\))?$/.test(t)) return 'VARCHAR'
   if (/^timestamp(\(\d\))? without time zone$/.test(t)) return 'TIMESTAMP'
   if (/^timestamp(\(\d\))? with time zone$/.test(t)) return 'TIMESTAMP WITH TIME ZONE'
@@ -110,7 +112,7 @@ export function cleanFrom(table: string, schema: Schema): string {
     const id = quoteIdent(name)
     let e = id
     if (FLOATING.test(type)) e = `CASE WHEN ${id} = 'NaN'::float8 THEN NULL ELSE ${id} END`
-    else if (type.startsWith('DECIMAL')) e = `CASE WHEN ${id} = 'NaN'::numeric THEN NULL ELSE ${id} END`
+    else if (type.startsWith('DECIMAL') || type.startsWith('NUMERIC')) e = `CASE WHEN ${id} = 'NaN'::numeric THEN NULL ELSE ${id} END`
     else if (TIMELIKE.test(type)) e = `CASE WHEN isfinite(${id}) THEN ${id} END`
     else if (type === 'VARCHAR') e = `CAST(${id} AS text) COLLATE "C"`
     return `${e} AS ${id}`
@@ -219,8 +221,11 @@ export function compilePostgres(q: Query, schema: Schema, pgTypes: Map<string, s
     const lo = b.p(a.clip[0])
     const hi = b.p(a.clip[1])
     const f = `__mpc_f${ai}`
-    // clip, then × scale in binary64 (negotiation.md §3.5)
-    fixed.push(`(CASE WHEN ${x} < ${lo} THEN ${lo} WHEN ${x} > ${hi} THEN ${hi} ELSE ${x} END) * ${b.p(a.scale)} AS ${f}`)
+    // clip, then × scale in binary64 (negotiation.md §3.5). Postgres raises an error when a product of
+    // non-zero floats underflows to 0 (a row value must never fail the statement, §3.7): a clipped value
+    // below 0.25 / scale in magnitude has a product below 0.5, whose fixed point is 0 on every engine
+    const c = `(CASE WHEN ${x} < ${lo} THEN ${lo} WHEN ${x} > ${hi} THEN ${hi} ELSE ${x} END)`
+    fixed.push(`CASE WHEN abs(${c}) < ${b.p(0.25 / a.scale)} THEN 0 ELSE ${c} * ${b.p(a.scale)} END AS ${f}`)
     // half away from zero, exactly: trunc and the fraction are exact in binary64
     selects.push(`coalesce(sum(CAST(trunc(${f}) + CASE WHEN abs(${f} - trunc(${f})) >= 0.5 THEN sign(${f}) ELSE 0 END AS bigint)), 0)`)
     outputs.push({ kind: 'value', slot: slot++ })

@@ -18,7 +18,7 @@ import { pgSkip, startPostgres, type PgServer } from '../helpers/postgres.ts'
 const skip = pgSkip()
 const dir = tmp()
 let srv: PgServer
-const RUNS = Number(process.env.PG_PROPERTY_RUNS ?? 40)
+const RUNS = Number(process.env.PG_PROPERTY_RUNS ?? 25)
 
 // hostile but valid column names (the validator refuses only '"' and control characters)
 const CAT = "ca't; DROP TABLE trips; --ß🚕"
@@ -45,7 +45,7 @@ const fareArb = fc.oneof(
   fc.integer({ min: -6000, max: 16000 }).map((k) => k / 1000),
   // k + 0.5 after scale 10 / 100, and one ulp either side
   fc.record({ k: fc.integer({ min: -600, max: 1600 }), s: fc.constantFrom(10, 100), u: fc.constantFrom(0, 1, -1) }).map(({ k, s, u }) => (u === 0 ? (k + 0.5) / s : ulp((k + 0.5) / s, u as 1 | -1))),
-  fc.constantFrom(Number.NaN, Infinity, -Infinity, 1e300, -1e300, 2 ** 62, -(2 ** 62), 0, -0)
+  fc.constantFrom(Number.NaN, Infinity, -Infinity, 1e300, -1e300, 2 ** 62, -(2 ** 62), 0, -0, 5e-324, -5e-324, 1e-310, 2.2250738585072014e-308)
 )
 const rowArb: fc.Arbitrary<Row> = fc.record({
   zone: fc.option(fc.integer({ min: -1, max: 6 }), { nil: null, freq: 8 }),
@@ -191,6 +191,11 @@ describe.skipIf(skip !== null)('PostgreSQL source against a real server', () => 
     const q3 = await query({ group_by: [], aggregates: [{ name: 'n', kind: 'count' }] })
     expect((await checkDataset({ ...s.pgC, table: 'absent' }, q3, 'p'))?.code).toBe('dataset_unavailable')
     expect((await checkDataset({ ...s.pgC, connection: { env: 'MPC_TEST_UNSET_VAR' } }, q3, 'p'))?.code).toBe('dataset_unavailable')
+    // columns hints are checked against the catalog
+    const hinted = validateDatasets({ x: { format: 'postgres', table: `t${n}`, connection_env: 'MPC_TEST_PG_C', columns: { zone: 'INTEGER', amt: 'DECIMAL(12,3)' } } }, dir).x as DatasetSource
+    expect(await checkDataset(hinted, q3, 'p')).toBeNull()
+    const wrong = validateDatasets({ x: { format: 'postgres', table: `t${n}`, connection_env: 'MPC_TEST_PG_C', columns: { zone: 'VARCHAR' } } }, dir).x as DatasetSource
+    expect((await checkDataset(wrong, q3, 'p'))?.code).toBe('dataset_unavailable')
     const info = await inspectDataset(s.pgC)
     expect(info.rows).toBe(0)
     expect(info.columns.map((c) => c.name)).toEqual(['zone', 'fare', 'amt', CAT, DRV, 'ts', 'tz', 'd'])
