@@ -201,6 +201,20 @@ describe.skipIf(skip !== null)('PostgreSQL source against a real server', () => 
     expect(info.columns.map((c) => c.name)).toEqual(['zone', 'fare', 'amt', CAT, DRV, 'ts', 'tz', 'd'])
   }, 60_000)
 
+  it('an unbounded numeric (its values may overflow float8) is refused as a number before signing; a real column works', async () => {
+    await srv.exec(`CREATE TABLE wide (zone integer, big numeric, r real)`, [], 'mpc')
+    await srv.exec(`INSERT INTO wide VALUES (1, 1e400, 'NaN'), (1, -1e-400, 1.5), (2, 'NaN', '-Infinity')`, [], 'mpc')
+    await srv.exec('GRANT SELECT ON wide TO reader', [], 'mpc')
+    process.env.MPC_TEST_PG_C = srv.readerUrl('mpc')
+    const src = validateDatasets({ x: { format: 'postgres', table: 'wide', connection_env: 'MPC_TEST_PG_C' } }, dir).x as DatasetSource
+    const big = await query({ aggregates: [{ name: 's', kind: 'sum', column: 'big', scale: 1, clip: [0, 10] }] })
+    expect((await checkDataset(src, big, 'p'))?.code).toBe('schema_mismatch')
+    const distinct = await query({ aggregates: [{ name: 'd', kind: 'count_distinct', column: 'big' }, { name: 's', kind: 'sum', column: 'r', scale: 10, clip: [-5, 5] }] })
+    expect(await checkDataset(src, distinct, 'p')).toBeNull()
+    // zone 1..3: zone 1 has 2 distinct non-NaN values, r: NaN skipped, 1.5 → 15; zone 2: -Infinity clipped to -5 → -50
+    expect(Array.from((await computeVector(src, distinct)).vector, (v) => BigInt.asIntN(64, v))).toEqual([2n, 15n, 0n, -50n, 0n, 0n])
+  }, 60_000)
+
   it('a connection_file readable by others is refused; a 0600 one works', async () => {
     await load([])
     const f = join(dir, 'pg-url')
