@@ -98,7 +98,7 @@ function validatePostgres(name: string, o: Record<string, unknown>, homeDir: str
     if (typeof o.connection_file !== 'string' || !o.connection_file) throw new DataError(`${where}: connection_file must be a file path${fix}`)
     connection = { file: isAbsolute(o.connection_file) ? o.connection_file : resolve(homeDir, o.connection_file) }
   }
-  const src: DatasetSource = { name, format: 'postgres', table: o.table, connection, path: `postgres:${o.schema ? `${o.schema}.` : ''}${o.table}` }
+  const src: DatasetSource = { name, format: 'postgres', table: o.table, connection, path: `postgres:${'env' in connection ? `$${connection.env}` : connection.file}/${o.schema ? `${o.schema}.` : ''}${o.table}` }
   if (typeof o.schema === 'string') src.schema = o.schema
   if (o.columns !== undefined) {
     if (typeof o.columns !== 'object' || o.columns === null || Array.isArray(o.columns) || Object.keys(o.columns).length === 0) throw new DataError(`${where}: columns must map column names to types${fix}`)

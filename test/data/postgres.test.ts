@@ -232,6 +232,18 @@ describe.skipIf(skip !== null)('PostgreSQL source against a real server', () => 
     expect(() => validateDatasets({ x: { format: 'postgres', table: 't', connection_env: 'A', password: 'x' } }, dir)).toThrow(/unknown key "password"/)
   })
 
+  it('the statement runs under a statement_timeout of the query\'s compute_s', async () => {
+    // a view that takes 3 s to produce its one row (a view is a table to the agent)
+    await srv.exec(`CREATE VIEW sleepy AS SELECT 1 AS zone, 1.0::float8 AS fare FROM (SELECT pg_sleep(3)) s`, [], 'mpc')
+    await srv.exec('GRANT SELECT ON sleepy TO reader', [], 'mpc')
+    process.env.MPC_TEST_PG_C = srv.readerUrl('mpc')
+    const src = validateDatasets({ x: { format: 'postgres', table: 'sleepy', connection_env: 'MPC_TEST_PG_C' } }, dir).x as DatasetSource
+    const q = await query({ timeouts: { negotiate_s: 5, compute_s: 1, confirm_s: 5 } })
+    const t0 = performance.now()
+    expect((await rejection(computeVector(src, q))).message).toMatch(/statement timeout/)
+    expect(performance.now() - t0).toBeLessThan(2900)
+  }, 60_000)
+
   it('an aborted run cancels its statement in the database', async () => {
     await srv.exec(`CREATE TABLE IF NOT EXISTS slow AS SELECT g AS zone, g::float8 AS fare FROM generate_series(1, 3000000) g`, [], 'mpc')
     await srv.exec('GRANT SELECT ON slow TO reader', [], 'mpc')
