@@ -3,7 +3,7 @@
 // Parquet, p3 CSV; the buyer's result equals the plain computation over all three providers' rows.
 // `data inspect` and `data preview` work on the Postgres dataset.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parse, stringify } from 'yaml'
 import { makeDataCluster, expected, readResult, type DataCluster } from '../helpers/data-cluster.ts'
@@ -76,4 +76,27 @@ describe.skipIf(skip !== null)('three providers: Postgres, Parquet, CSV', () => 
     expect(rows[0]).toBe('zone,hour,pickups,fare')
     expect(rows.slice(1).reduce((a, l) => a + Number(l.split(',')[2]), 0)).toBe(dc.data[0]?.filter((t) => t.zone <= 5).length)
   }, 120_000)
+
+  it('a database failure after signing aborts with local_error and the fixed detail; no engine message reaches the buyer or the log', async () => {
+    // a view whose metadata is fine but whose rows raise an error only when read (as a failing disk or a broken function would)
+    await srv.exec(`CREATE VIEW trips_broken AS SELECT zone, pickup_datetime, fare / (zone - zone)::float8 AS fare, license FROM trips`)
+    await srv.exec('GRANT SELECT ON trips_broken TO reader')
+    const home = dc.cluster.byName('p1').home
+    await dc.cluster.stop('p1')
+    setDataset('p1', { format: 'postgres', table: 'trips_broken', connection_file: 'pg.url' })
+    await dc.cluster.serve('p1')
+    const out = join(dc.dir, 'broken.json')
+    const r = await dc.cluster.cli('city', ['--json', 'query', 'run', dc.queryFile, '--out', out, '--timeout', '60'])
+    const served = await dc.cluster.stop('p1')
+    setDataset('p1', { format: 'postgres', table: 'trips', schema: 'public', connection_file: 'pg.url' })
+    await dc.cluster.serve('p1')
+    expect(r.code, r.stderr).toBe(4)
+    expect(existsSync(out)).toBe(false)
+    expect(r.stdout + r.stderr).toMatch(/local_error/)
+    expect(r.stdout + r.stderr).toContain('the provider could not compute its vector')
+    expect(r.stdout + r.stderr).not.toMatch(/division by zero|trips_broken|r3ader/)
+    const log = readFileSync(join(home, 'logs', 'agent.log'), 'utf8') + (served?.stdout ?? '') + (served?.stderr ?? '')
+    expect(log).toMatch(/could not compute this provider's vector: an error of the local data engine;/)
+    expect(log).not.toMatch(/division by zero|r3ader/)
+  }, 180_000)
 })
