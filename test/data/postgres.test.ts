@@ -180,6 +180,19 @@ describe.skipIf(skip !== null)('PostgreSQL source against a real server', () => 
     const q = await query({ group_by: [], aggregates: [{ name: 'n', kind: 'count' }], filter: { op: 'in', ref: { column: CAT }, values: ["'); DROP TABLE trips; --", '); DROP TABLE trips; --'], negated: false } })
     expect(Array.from((await computeVector(s.pgC, q)).vector)).toEqual([1n])
     expect((await srv.exec(`SELECT count(*)::int AS n FROM t${n}`, [], 'mpc')).rows[0].n).toBe(2)
+    // hostile schema and table names in config.yaml are quoted identifiers, nothing more
+    const schema = 'sch"ema; --'
+    const table = "tr'ips\"; DROP TABLE victim; --🚕"
+    await srv.exec(`CREATE TABLE victim (x int)`, [], 'mpc')
+    await srv.exec(`CREATE SCHEMA ${qid(schema)}`, [], 'mpc')
+    await srv.exec(`CREATE TABLE ${qid(schema)}.${qid(table)} (zone integer, fare float8)`, [], 'mpc')
+    await srv.exec(`INSERT INTO ${qid(schema)}.${qid(table)} VALUES (1, 2.5), (2, 3)`, [], 'mpc')
+    await srv.exec(`GRANT USAGE ON SCHEMA ${qid(schema)} TO reader; GRANT SELECT ON ${qid(schema)}.${qid(table)} TO reader`, [], 'mpc')
+    const h = validateDatasets({ x: { format: 'postgres', schema, table, connection_env: 'MPC_TEST_PG_C' } }, dir).x as DatasetSource
+    const qh = await query({ aggregates: [{ name: 'n', kind: 'count' }, { name: 'fare', kind: 'sum', column: 'fare', scale: 10, clip: [0, 10] }] })
+    expect(await checkDataset(h, qh, 'p')).toBeNull()
+    expect(Array.from((await computeVector(h, qh)).vector)).toEqual([1n, 25n, 1n, 30n, 0n, 0n])
+    expect((await srv.exec(`SELECT to_regclass('victim') IS NOT NULL AS ok`, [], 'mpc')).rows[0].ok).toBe(true)
   }, 60_000)
 
   it('acceptance check: a missing column and an unreadable literal are schema_mismatch; a missing table or unset env is dataset_unavailable', async () => {
