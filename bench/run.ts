@@ -241,6 +241,13 @@ async function main(): Promise<void> {
     const { benchData } = await import('./data.ts')
     data = await benchData({ rows: quick ? 1_000_000 : 10_000_000, dir: mkdtempSync(join(tmpdir(), 'mpc-bench-data-')) })
     section('data', t)
+    // issue 19: the same kind of query in PostgreSQL, agent vs psql (a server started for the bench)
+    t = performance.now()
+    const pgRows = quick ? 1_000_000 : 10_000_000
+    const postgres = await (await import('./postgres.ts')).benchPostgres({ rows: pgRows }).catch((e: unknown) => ({ rows: pgRows, error: (e as Error).message.split('\n')[0] }))
+    data = { ...(data as object), postgres }
+    log(`postgres ${pgRows} rows: ${JSON.stringify(postgres)}`)
+    section('postgres', t)
   }
 
   // the ride-sharing queries end to end through the real CLI, company agents already serving

@@ -1,4 +1,5 @@
-// npm run example:ride-sharing [-- --companies K --trips N --seed S --workdir DIR --keep --zones FILE --tlc FILE]
+// npm run example:ride-sharing [-- --companies K --trips N --seed S --workdir DIR --keep --zones FILE --tlc FILE --source parquet|postgres]
+// --source postgres: every company's trips in a table of the database at $MPC_EXAMPLE_PG_URL (examples/ride-sharing/postgres.ts).
 // The study end to end on 127.0.0.1: an agent home per company and one for the city, synthetic
 // trips (or a real TLC file split by company), every company's `mpc-agent serve` as its own
 // process, the city's three queries through the real `mpc-agent query run`, each result checked
@@ -15,6 +16,7 @@ import { generate, plan, splitTlc, COMPANY_NAMES, type Company } from './generat
 import { compare, plaintextTotals, trueDistinctVehicles, verifyNoisy, type NoisyVerdict, type ResultDoc } from './verify.ts'
 import { loadZones, terminalHeatmap } from './heatmap.ts'
 import { writeReport } from './report.ts'
+import { loadIntoPostgres } from './postgres.ts'
 
 const HERE = fileURLToPath(new URL('.', import.meta.url))
 const BIN = fileURLToPath(new URL('../../bin/mpc-agent.js', import.meta.url))
@@ -29,6 +31,7 @@ const { values: o } = parseArgs({
     keep: { type: 'boolean', default: false },
     zones: { type: 'string' },
     tlc: { type: 'string' },
+    source: { type: 'string', default: 'parquet' },
     help: { type: 'boolean', default: false }
   }
 })
@@ -101,6 +104,8 @@ async function main(): Promise<void> {
   const trips = Number(o.trips)
   const seed = Number(o.seed)
   if (!o.tlc && (!Number.isInteger(k) || k < 3 || k > 20)) fail('--companies must be 3..20: with fewer than 3 providers each one could learn another\'s data from the total')
+  if (o.source !== 'parquet' && o.source !== 'postgres') fail('--source must be parquet or postgres')
+  if (o.source === 'postgres' && !process.env.MPC_EXAMPLE_PG_URL) fail('--source postgres needs MPC_EXAMPLE_PG_URL: the connection string of a database where the example may create tables')
   if (!Number.isInteger(trips) || trips < 100) fail('--trips must be an integer ≥ 100 (trips per company, on average)')
   const work = resolve(o.workdir ?? mkdtempSync(join(tmpdir(), 'mpc-ride-sharing-')))
   mkdirSync(work, { recursive: true })
@@ -123,6 +128,11 @@ async function main(): Promise<void> {
     log(`generated ${p.reduce((a, c) => a + c.trips, 0)} trips for ${k} companies (seed ${seed}) in ${((performance.now() - t0) / 1000).toFixed(1)} s`)
   }
   const names = companies.map((c) => c.name)
+  if (o.source === 'postgres') {
+    const t1 = performance.now()
+    for (const c of companies) await loadIntoPostgres(process.env.MPC_EXAMPLE_PG_URL as string, c.file, `trips_${c.name}`)
+    log(`loaded every company's trips into PostgreSQL (tables trips_<company>) in ${((performance.now() - t1) / 1000).toFixed(1)} s`)
+  }
 
   // 2. agent homes: the city and one per company, introduced to each other
   const homes = new Map<string, string>()
@@ -156,7 +166,7 @@ async function main(): Promise<void> {
     const home = homes.get(c.name) as string
     const cfgPath = join(home, 'config.yaml')
     const cfg = parse(readFileSync(cfgPath, 'utf8')) as Record<string, unknown>
-    cfg.datasets = { trips: { path: c.file, format: 'parquet' } }
+    cfg.datasets = { trips: o.source === 'postgres' ? { format: 'postgres', table: `trips_${c.name}`, connection_env: 'MPC_EXAMPLE_PG_URL' } : { path: c.file, format: 'parquet' } }
     writeFileSync(cfgPath, stringify(cfg))
     const others = names.filter((n) => n !== c.name)
     writeFileSync(join(home, 'policy.yaml'), template.replaceAll('__OTHERS__', others.join(', ')).replaceAll('__MIN_TRUSTED__', String(Math.min(2, others.length))))

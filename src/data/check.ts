@@ -10,6 +10,7 @@ import { DataError } from './errors.ts'
 import type { DatasetSource } from './source.ts'
 import { compileQuery, quoteIdent } from './compile.ts'
 import { isGlob, withSource } from './engine.ts'
+import { externalEngine } from './sources.ts'
 
 export interface SchemaReason {
   code: 'dataset_unavailable' | 'schema_mismatch'
@@ -62,6 +63,17 @@ export function splitHeader(line: string): string[] {
  */
 export async function checkDataset(src: DatasetSource, q: Query, provider: string): Promise<SchemaReason | null> {
   const unavailable = (local: string): SchemaReason => ({ code: 'dataset_unavailable', message: `dataset "${q.dataset}" is configured at ${provider} but cannot be read there (its operator must fix it)`.slice(0, 500), local })
+  const ext = await externalEngine(src)
+  if (ext) {
+    // per-unit contribution bounding (privacy.md §3) is compiled for DuckDB only so far: a query
+    // that needs it is refused before signing rather than run unbounded in another engine
+    const unit = q.privacy?.unit
+    if (unit !== undefined && unit !== 'row') {
+      const message = `dataset "${q.dataset}" at ${provider} is a ${src.format} source, which cannot yet bound contributions per privacy unit (${unit.column}); use unit: row or a file dataset`.slice(0, 500)
+      return { code: 'schema_mismatch', message, local: message }
+    }
+    return ext.check(src, q, provider)
+  }
   try {
     return await withSource(src, q.timezone, async ({ c, schema, icu }) => {
       if (src.format === 'csv') {

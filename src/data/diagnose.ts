@@ -6,6 +6,7 @@ import { columnsOf } from '../query/columns.ts'
 import type { DatasetSource } from './source.ts'
 import { quoteIdent } from './compile.ts'
 import { withSource } from './engine.ts'
+import { externalEngine } from './sources.ts'
 
 export interface ColumnCleaning {
   column: string
@@ -28,6 +29,8 @@ const FLOATING = /^(FLOAT|DOUBLE|REAL)$/
 const TIMELIKE = /^(TIMESTAMP(_S|_MS|_NS)?|TIMESTAMP WITH TIME ZONE|DATE)$/
 
 export async function diagnoseCleaning(src: DatasetSource, q: Query): Promise<CleaningReport> {
+  const ext = await externalEngine(src)
+  if (ext) return ext.diagnose(src, q)
   const cols = columnsOf(q)
   const used = [...new Set([...cols.filter, ...cols.group_by, ...cols.aggregates])].sort()
   return withSource(src, q.timezone, async ({ c, raw, schema }) => {

@@ -86,6 +86,8 @@ export async function openRaw(c: DuckDBConnection, src: DatasetSource, o: { reje
       await c.run(`ATTACH ${str(src.path)} AS ${alias} (READ_ONLY)`)
       return { from: `${alias}.${quoteIdent(src.table ?? '')}`, detach: alias }
     }
+    case 'postgres':
+      throw new DataError(`dataset "${src.name}": a postgres dataset is read by src/data/postgres.ts, not DuckDB`)
   }
 }
 
