@@ -175,13 +175,16 @@ export async function runQuery(agent: Agent, o: QueryRunOptions): Promise<QueryR
       const bound = session ?? proposalHex
       const info = settle(e.info, self, bound ? fromHex(bound, 32) : null)
       // the abort's evidence bundle beside the output that was not written (README "Evidence")
+      // (none for a failure of our own, an interrupt or a local error: it would prove nothing about anyone)
       const evidenceFile = `${out}.evidence.json`
-      let saved: string | null = evidenceFile
-      try {
-        writeEvidence(evidenceFile, agent.identity.signer, bound, info)
-      } catch (w) {
-        saved = null
-        o.log(`could not save the evidence of the abort: ${(w as Error).message}`)
+      let saved: string | null = null
+      if (info.reason !== 'local_error' || info.cause) {
+        try {
+          writeEvidence(evidenceFile, agent.identity.signer, bound, info)
+          saved = evidenceFile
+        } catch (w) {
+          o.log(`could not save the evidence of the abort: ${(w as Error).message}`)
+        }
       }
       audit.append('abort', { session: session ?? undefined, proposal: proposalHex ?? undefined, data: { ...info, ...(saved ? { evidence_file: saved } : {}) } })
       // providers waiting on streams the runner never took over learn at once, not at their timeout
