@@ -187,7 +187,9 @@ export async function runQuery(agent: Agent, o: QueryRunOptions): Promise<QueryR
         const sessionBytes = fromHex(session, 32)
         await Promise.all(msChannels.map((ch) => Promise.race([ch.send(encodeAbort(agent.identity.signer, sessionBytes, ch.remote, info)).catch(() => {}), new Promise((r) => setTimeout(r, 500))])))
       }
-      throw named(new ProtocolAbort(info), nameOf, saved)
+      const err = named(new ProtocolAbort(info), nameOf, saved)
+      err.session = session // the end event carries the session once certified
+      throw err
     }
     if (e instanceof PolicyRejected) throw new PolicyRejected(e.rejections.map((r) => ({ ...r, provider: nameOf(r.provider) })))
     throw e
