@@ -20,7 +20,8 @@ import type { Channel } from '../protocol/transport.ts'
 import { loadQueryFile } from '../query/parse.ts'
 import { validateQuery, queryDigest } from '../query/validate.ts'
 import { decodeResult, flagImplausible, resultToCsv, topCells, type ResultTable } from '../query/result.ts'
-import { domainLabels } from '../query/layout.ts'
+import { domainLabels, layoutOf } from '../query/layout.ts'
+import type { ProtocolEvent } from '../protocol/events.ts'
 import type { Query } from '../query/types.ts'
 import { fromHex, toHex } from '../crypto/bytes.ts'
 import { encodeAbort, type AbortMessage } from '../protocol/abort.ts'
@@ -142,7 +143,13 @@ export async function runQuery(agent: Agent, o: QueryRunOptions): Promise<QueryR
     const tSum = performance.now()
     await (msOpen ?? openMaskedSum())
     sumStarted = true
-    const res = await runBuyer({ signer: agent.identity.signer, params, channels: ms, signal: o.signal, hooks: o.hooks, events: (e) => o.emit({ ...e, v: 1 }) })
+    // progress counts cells of the query, not vector values (each cell has one value per slot, plus canaries)
+    const { cells: queryCells, slots } = layoutOf(query)
+    const perCell = Math.max(1, slots.length)
+    const events = (e: ProtocolEvent): void => o.emit(e.type === 'progress'
+      ? { ...e, v: 1, cells: Math.min(queryCells, Math.floor(e.cells / perCell)), totalCells: queryCells }
+      : { ...e, v: 1 })
+    const res = await runBuyer({ signer: agent.identity.signer, params, channels: ms, signal: o.signal, hooks: o.hooks, events })
     mark('masked_sum_ms', tSum)
 
     // 4. the result, atomically, with provenance (never partial: temp file + rename)

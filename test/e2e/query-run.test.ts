@@ -65,6 +65,11 @@ describe('query run: 1 buyer + 3 providers', () => {
     for (const e of events) expect(e.v).toBe(1)
     expect(events.at(-1)?.type).toBe('result')
     expect(readFileSync(out, 'utf8').split('\n')[0]).toBe('zone,hour,pickups,fare')
+    // progress counts cells of the query (here 5 zones × 24 hours), not vector values (2 slots per cell + canaries)
+    const progress = events.filter((e): e is { v: number; type: string; cells: number; totalCells: number } => e.type === 'progress')
+    expect(progress.length).toBeGreaterThan(0)
+    for (const e of progress) expect(e.totalCells).toBe((events.at(-1) as unknown as { cells: number }).cells)
+    expect(progress.at(-1)?.cells).toBe(progress.at(-1)?.totalCells)
   })
 
   it('a query the policies refuse exits 3 naming every provider and reason; nothing is computed', async () => {
