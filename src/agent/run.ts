@@ -173,7 +173,7 @@ export async function runQuery(agent: Agent, o: QueryRunOptions): Promise<QueryR
       timings
     }, null, 1) + '\n')
     audit.append('outcome', { session, data: { result: out, commitment: toHex(res.commitment), cells: table.cells.length } })
-    o.emit({ v: 1, type: 'result', session, cells: table.cells.length, out, top: topCells(table) })
+    o.emit({ v: 1, type: 'result', session, cells: table.cells.length, out, top: topCells(table), aggregates: table.aggregates })
     return { out, provenance, session, table, timings }
   } catch (e) {
     if (e instanceof ProtocolAbort) {

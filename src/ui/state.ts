@@ -53,7 +53,7 @@ export interface RunState {
   finished: FinishedItem[]
   status: 'running' | 'done' | 'aborted' | 'error'
   self?: string
-  result?: { session: string; cells: number; out: string | null; top: Array<{ label: string; value: number }> }
+  result?: { session: string; cells: number; out: string | null; top: Array<{ label: string; value: number; values?: Record<string, number | null> }>; aggregates: string[] }
   abort?: AbortView
   error?: { message: string; exitCode: number }
 }
@@ -175,7 +175,7 @@ export function reduceRun(state: RunState, e: RunEvent): RunState {
       const s = state.phases.some((p) => p.phase === 'result' && p.status === 'pending')
         ? reduceRun(reduceRun(state, { v: 1, type: 'phase', phase: 'result', state: 'start', at }), { v: 1, type: 'phase', phase: 'result', state: 'done', at })
         : state
-      return { ...s, status: 'done', result: { session: e.session, cells: e.cells, out: e.out, top: e.top } }
+      return { ...s, status: 'done', result: { session: e.session, cells: e.cells, out: e.out, top: e.top, aggregates: e.aggregates ?? [] } }
     }
     case 'abort': {
       const s = failRunning(state, Date.now())

@@ -111,6 +111,22 @@ describe('RunView', () => {
     expect(f).toMatch(/✓ result/)
   })
 
+  it('the result box shows every aggregate by name and says when it shows only the top cells', () => {
+    const s = fold(start(), [
+      { v: 1, type: 'result', session: 'cd'.repeat(32), cells: 10, out: '/tmp/out.csv', aggregates: ['trips', 'mean_fare'],
+        top: [6, 5, 4, 3, 2].map((n) => ({ label: `zone ${n}`, value: n * 100, values: { trips: n * 100, mean_fare: n + 0.5 } })) }
+    ])
+    const f = render(h(RunView, { state: s })).lastFrame() ?? ''
+    expect(f).toContain('Top 5 of 10 cells by trips')
+    expect(f).toMatch(/zone 6\s+trips 600\s+mean_fare 6\.5/)
+    expect(f).toMatch(/zone 2\s+trips 200\s+mean_fare 2\.5/)
+    const all = render(h(RunView, { state: fold(start(), [
+      { v: 1, type: 'result', session: 'cd'.repeat(32), cells: 1, out: null, aggregates: ['trips', 'mean_fare'], top: [{ label: '(total)', value: 7, values: { trips: 7, mean_fare: null } }] }
+    ]) })).lastFrame() ?? ''
+    expect(all).not.toContain('Top ')
+    expect(all).toMatch(/\(total\)\s+trips 7\s+mean_fare –/)
+  })
+
   it('shows log lines and an error panel', () => {
     const s = fold(start(), [
       { v: 1, type: 'log', level: 'warn', message: 'bob is slow' },

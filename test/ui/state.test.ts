@@ -73,7 +73,7 @@ describe('reduceRun', () => {
     const s = fold([{ v: 1, type: 'result', session: 's', cells: 3, out: null, top: [{ label: 'x', value: 1 }] }])
     expect(s.status).toBe('done')
     expect(s.phases.find((p) => p.phase === 'result')?.status).toBe('done')
-    expect(s.result).toEqual({ session: 's', cells: 3, out: null, top: [{ label: 'x', value: 1 }] })
+    expect(s.result).toEqual({ session: 's', cells: 3, out: null, top: [{ label: 'x', value: 1 }], aggregates: [] })
   })
 
   it('logs append to finished with unique keys; ready records this agent', () => {
