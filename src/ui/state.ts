@@ -97,17 +97,21 @@ export function summarizeEvidence(evidence: unknown): string {
   return s.length > 60 ? `${s.slice(0, 57)}…` : s
 }
 
-/** Cells and bytes streamed over all peers, for the compute progress bar. */
+/**
+ * Progress of the compute phase in cells of the query (every provider sends each cell once): the
+ * cells received, averaged over the providers, of the query's cells; bytes over all providers.
+ */
 export function totalProgress(state: RunState): { cells: number; totalCells: number; bytes: number } {
-  let cells = 0
+  let sum = 0
   let totalCells = 0
   let bytes = 0
   for (const p of state.peers) {
-    cells += p.cells
-    totalCells += p.totalCells
+    sum += Math.min(p.cells, p.totalCells)
+    totalCells = Math.max(totalCells, p.totalCells)
     bytes += p.bytes
   }
-  return { cells, totalCells, bytes }
+  const n = state.peers.length
+  return { cells: n ? Math.floor(sum / n) : 0, totalCells, bytes }
 }
 
 function upsertPeer(peers: PeerState[], id: string, f: (p: PeerState) => PeerState): PeerState[] {
