@@ -6,6 +6,9 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { ConfigError } from './errors.ts'
 import { parsePeer } from '../crypto/peer.ts'
 import { DEFAULT_PORT } from './defaults.ts'
+import { yamlErrorLine } from '../util/yaml-error.ts'
+
+export { yamlErrorLine }
 
 export type Role = 'provider' | 'buyer'
 
@@ -117,17 +120,6 @@ export function loadConfig(path: string): AgentConfig {
     throw new ConfigError(`${path}: not valid YAML: ${yamlErrorLine(e)}`)
   }
   return validateConfig(raw, path)
-}
-
-/**
- * One line for a YAML parse error, with the offending line: the yaml package's message ends with a
- * code frame ("at line 3, column 5:\n\n  peers: [\n  ^"); keep its first line and the source line.
- */
-export function yamlErrorLine(e: unknown): string {
-  const msg = e instanceof Error ? e.message : String(e)
-  const lines = msg.split('\n')
-  const src = lines.slice(1).find((l) => l.trim() !== '' && !/^\s*\^+\s*$/.test(l))
-  return src ? `${lines[0]}: ${src.trim()}` : (lines[0] ?? msg)
 }
 
 export function saveConfig(path: string, cfg: AgentConfig): void {

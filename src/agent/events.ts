@@ -25,6 +25,6 @@ export type RunEvent =
       providers: string[]
       policy: { accept: boolean; reasons: string[] }
     }
-  | { v: 1; type: 'result'; session: string; cells: number; out: string | null; top: Array<{ label: string; value: number }>; names?: Record<string, string> }
+  | { v: 1; type: 'result'; session: string; cells: number; out: string | null; top: Array<{ label: string; value: number; values?: Record<string, number | null> }>; aggregates?: string[]; names?: Record<string, string> }
   | { v: 1; type: 'abort'; session: string | null; abort: AbortInfo; exitCode: number; names?: Record<string, string> }
   | { v: 1; type: 'error'; message: string; exitCode: number; names?: Record<string, string> }

@@ -20,7 +20,8 @@ import type { Channel } from '../protocol/transport.ts'
 import { loadQueryFile } from '../query/parse.ts'
 import { validateQuery, queryDigest } from '../query/validate.ts'
 import { decodeResult, flagImplausible, resultToCsv, topCells, type ResultTable } from '../query/result.ts'
-import { domainLabels } from '../query/layout.ts'
+import { domainLabels, layoutOf } from '../query/layout.ts'
+import type { ProtocolEvent } from '../protocol/events.ts'
 import type { Query } from '../query/types.ts'
 import { fromHex, toHex } from '../crypto/bytes.ts'
 import { encodeAbort, type AbortMessage } from '../protocol/abort.ts'
@@ -142,7 +143,13 @@ export async function runQuery(agent: Agent, o: QueryRunOptions): Promise<QueryR
     const tSum = performance.now()
     await (msOpen ?? openMaskedSum())
     sumStarted = true
-    const res = await runBuyer({ signer: agent.identity.signer, params, channels: ms, signal: o.signal, hooks: o.hooks, events: (e) => o.emit({ ...e, v: 1 }) })
+    // progress counts cells of the query, not vector values (each cell has one value per slot, plus canaries)
+    const { cells: queryCells, slots } = layoutOf(query)
+    const perCell = Math.max(1, slots.length)
+    const events = (e: ProtocolEvent): void => o.emit(e.type === 'progress'
+      ? { ...e, v: 1, cells: Math.min(queryCells, Math.floor(e.cells / perCell)), totalCells: queryCells }
+      : { ...e, v: 1 })
+    const res = await runBuyer({ signer: agent.identity.signer, params, channels: ms, signal: o.signal, hooks: o.hooks, events })
     mark('masked_sum_ms', tSum)
 
     // 4. the result, atomically, with provenance (never partial: temp file + rename)
@@ -168,7 +175,7 @@ export async function runQuery(agent: Agent, o: QueryRunOptions): Promise<QueryR
       timings
     }, null, 1) + '\n')
     audit.append('outcome', { session, data: { result: out, commitment: toHex(res.commitment), cells: table.cells.length } })
-    o.emit({ v: 1, type: 'result', session, cells: table.cells.length, out, top: topCells(table) })
+    o.emit({ v: 1, type: 'result', session, cells: table.cells.length, out, top: topCells(table), aggregates: table.aggregates })
     return { out, provenance, session, table, timings }
   } catch (e) {
     if (e instanceof ProtocolAbort) {
@@ -192,7 +199,9 @@ export async function runQuery(agent: Agent, o: QueryRunOptions): Promise<QueryR
         const sessionBytes = fromHex(session, 32)
         await Promise.all(msChannels.map((ch) => Promise.race([ch.send(encodeAbort(agent.identity.signer, sessionBytes, ch.remote, info)).catch(() => {}), new Promise((r) => setTimeout(r, 500))])))
       }
-      throw named(new ProtocolAbort(info), nameOf, saved)
+      const err = named(new ProtocolAbort(info), nameOf, saved)
+      err.session = session // the end event carries the session once certified
+      throw err
     }
     if (e instanceof PolicyRejected) throw new PolicyRejected(e.rejections.map((r) => ({ ...r, provider: nameOf(r.provider) })))
     throw e

@@ -94,7 +94,7 @@ export async function checkDataset(src: DatasetSource, q: Query, provider: strin
         if (!(e instanceof DataError)) throw e
         // a REJECT reason carries at most 500 characters (negotiation.md §4)
         const message = `${e.message} at ${provider}`.slice(0, 500)
-        return { code: 'schema_mismatch', message, local: e.message }
+        return { code: 'schema_mismatch', message, local: e.local }
       }
       // bind the statement over an empty relation of the same schema: type errors surface here, not after signing
       const empty = `(SELECT ${[...schema].map(([n, t]) => `CAST(NULL AS ${t}) AS ${quoteIdent(n)}`).join(', ')} WHERE FALSE) AS __mpc_empty`

@@ -7,6 +7,7 @@
 import { BOOLEAN, DOUBLE, VARCHAR, type DuckDBType } from '@duckdb/node-api'
 import type { Aggregate, ColumnRef, Domain, FilterExpr, Literal, Query } from '../query/types.ts'
 import { domainSize, layoutOf } from '../query/layout.ts'
+import { didYouMean } from '../util/suggest.ts'
 import { DataError } from './errors.ts'
 
 export type Schema = Map<string, string>
@@ -61,7 +62,11 @@ export class Builder {
   }
   typeOf(column: string, role: string): string {
     const t = this.schema.get(column)
-    if (t === undefined) throw new DataError(`column "${column}" (used in ${role}) is not in dataset "${this.q.dataset}"`)
+    if (t === undefined) {
+      const m = `column "${column}" (used in ${role}) is not in dataset "${this.q.dataset}"`
+      // the suggestion names a column of the dataset: local only, never in the reason sent to the buyer
+      throw new DataError(m, m + didYouMean(column, this.schema.keys()))
+    }
     return t
   }
   /** A timestamp column as wall time in the query's timezone (negotiation.md §3.2). */

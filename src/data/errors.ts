@@ -4,6 +4,12 @@
 // local_error, the fixed detail COMPUTE_FAILED, and a fixed category in the local log.
 export class DataError extends Error {
   override name = 'DataError'
+  /** The message for this provider's own eyes (logs, `data preview`): may name the dataset's columns, which `message` (sent to the buyer) never does beyond the query's own. */
+  readonly local: string
+  constructor(message: string, local?: string) {
+    super(message)
+    this.local = local ?? message
+  }
 }
 
 /** The abort detail of a provider whose computation failed after signing: fixed, never data-derived. */

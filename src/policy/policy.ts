@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs'
 import { parse } from 'yaml'
 import { DEFAULT_PIN_GROUP } from './differencing.ts'
 import type { DpUnit } from '../privacy/accounting.ts'
+import { yamlErrorLine } from '../util/yaml-error.ts'
 
 export class PolicyError extends Error {
   override name = 'PolicyError'
@@ -72,7 +73,7 @@ export function parsePolicyText(text: string, source: string, resolve: (nameOrId
   try {
     doc = parse(text)
   } catch (e) {
-    return fail('(root)', `not valid YAML: ${(e as Error).message.split('\n')[0]}`)
+    return fail('(root)', `not valid YAML: ${yamlErrorLine(e)}`)
   }
   const obj = (v: unknown, path: string, keys: string[]): Obj => {
     if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(path, 'expected a mapping')

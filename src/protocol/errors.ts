@@ -51,6 +51,8 @@ export interface AbortInfo {
 export class ProtocolAbort extends Error {
   override name = 'ProtocolAbort'
   readonly info: AbortInfo
+  /** The certified session the abort ended (hex), once there is one; set by the agent that ran it. */
+  session: string | null = null
   constructor(info: AbortInfo) {
     const who = info.accused ? ` (accused ${info.accused})`
       : info.disputants ? (info.reason === 'timeout' || info.reason === 'unreachable'

@@ -8,6 +8,7 @@ import { parse as parseYaml } from 'yaml'
 import type { Query } from './types.ts'
 import { QueryError } from './errors.ts'
 import { parseFilter } from './filter.ts'
+import { yamlErrorLine } from '../util/yaml-error.ts'
 import { LIMITS, Validator, validateBody, validateQuery, type QueryBody } from './validate.ts'
 import { comparePeers, parsePeer } from '../crypto/peer.ts'
 import { layoutOf } from './layout.ts'
@@ -96,7 +97,7 @@ export function parseQueryText(text: string, source: string): QueryDraft {
   try {
     doc = parseYaml(text) // JSON is YAML 1.2
   } catch (e) {
-    throw new QueryError(`${source}: not valid YAML or JSON: ${(e as Error).message.split('\n')[0]}`)
+    throw new QueryError(`${source}: not valid YAML or JSON: ${yamlErrorLine(e)}`)
   }
   const c = new Validator(source, filePath)
   const o = c.obj(doc, '(root)', FILE_KEYS, ['id', 'title', 'dataset', 'aggregates', 'participants'])

@@ -188,11 +188,12 @@ export function resultToCsv(t: ResultTable): string {
 }
 
 /** The `n` cells with the largest value of the first aggregate (for summaries and the UI). */
-export function topCells(t: ResultTable, n = 5): Array<{ label: string; value: number }> {
+/** The n cells with the largest first aggregate, each with every aggregate's value by name. */
+export function topCells(t: ResultTable, n = 5): Array<{ label: string; value: number; values: Record<string, number | null> }> {
   const a = t.aggregates[0]
   if (!a) return []
   return t.cells
-    .map((c) => ({ label: c.key.join(' × ') || '(total)', value: c.values[a] ?? 0 }))
+    .map((c) => ({ label: c.key.join(' × ') || '(total)', value: c.values[a] ?? 0, values: c.values }))
     .sort((x, y) => y.value - x.value)
     .slice(0, n)
 }

@@ -92,10 +92,18 @@ function ResultPanel({ state }: { state: RunState }): React.ReactElement | null 
   if (!r) return null
   const top = r.top.slice(0, 5)
   const width = Math.max(0, ...top.map((t) => t.label.length))
+  // every aggregate by name; the first one orders the cells
+  const names = r.aggregates.length ? r.aggregates : []
+  const line = (t: (typeof top)[number]): string => names.length && t.values
+    ? names.map((n) => `${n} ${t.values?.[n] == null ? '–' : fmtNumber(t.values[n] as number)}`).join('  ')
+    : fmtNumber(t.value)
+  const heading = top.length < r.cells
+    ? `Top ${top.length} of ${fmtNumber(r.cells)} cells${names[0] ? ` by ${names[0]}` : ''} (all cells in the output):`
+    : 'Cells:'
   return h(Box, { borderStyle: 'round', borderColor: 'green', flexDirection: 'column', paddingX: 1, marginTop: 1 },
     h(Text, { color: 'green', bold: true }, `Result: ${fmtNumber(r.cells)} cells`),
-    top.length ? h(Text, null, 'Top cells:') : null,
-    ...top.map((t, i) => h(Text, { key: `top${i}` }, `  ${t.label.padEnd(width)}  ${fmtNumber(t.value)}`)),
+    top.length ? h(Text, null, heading) : null,
+    ...top.map((t, i) => h(Text, { key: `top${i}` }, `  ${t.label.padEnd(width)}  ${line(t)}`)),
     h(Text, null, r.out ? `Written to ${r.out}` : 'Not written to a file (see stdout)'))
 }
 

@@ -53,7 +53,7 @@ export interface RunState {
   finished: FinishedItem[]
   status: 'running' | 'done' | 'aborted' | 'error'
   self?: string
-  result?: { session: string; cells: number; out: string | null; top: Array<{ label: string; value: number }> }
+  result?: { session: string; cells: number; out: string | null; top: Array<{ label: string; value: number; values?: Record<string, number | null> }>; aggregates: string[] }
   abort?: AbortView
   error?: { message: string; exitCode: number }
 }
@@ -97,17 +97,21 @@ export function summarizeEvidence(evidence: unknown): string {
   return s.length > 60 ? `${s.slice(0, 57)}…` : s
 }
 
-/** Cells and bytes streamed over all peers, for the compute progress bar. */
+/**
+ * Progress of the compute phase in cells of the query (every provider sends each cell once): the
+ * cells received, averaged over the providers, of the query's cells; bytes over all providers.
+ */
 export function totalProgress(state: RunState): { cells: number; totalCells: number; bytes: number } {
-  let cells = 0
+  let sum = 0
   let totalCells = 0
   let bytes = 0
   for (const p of state.peers) {
-    cells += p.cells
-    totalCells += p.totalCells
+    sum += Math.min(p.cells, p.totalCells)
+    totalCells = Math.max(totalCells, p.totalCells)
     bytes += p.bytes
   }
-  return { cells, totalCells, bytes }
+  const n = state.peers.length
+  return { cells: n ? Math.floor(sum / n) : 0, totalCells, bytes }
 }
 
 function upsertPeer(peers: PeerState[], id: string, f: (p: PeerState) => PeerState): PeerState[] {
@@ -175,7 +179,7 @@ export function reduceRun(state: RunState, e: RunEvent): RunState {
       const s = state.phases.some((p) => p.phase === 'result' && p.status === 'pending')
         ? reduceRun(reduceRun(state, { v: 1, type: 'phase', phase: 'result', state: 'start', at }), { v: 1, type: 'phase', phase: 'result', state: 'done', at })
         : state
-      return { ...s, status: 'done', result: { session: e.session, cells: e.cells, out: e.out, top: e.top } }
+      return { ...s, status: 'done', result: { session: e.session, cells: e.cells, out: e.out, top: e.top, aggregates: e.aggregates ?? [] } }
     }
     case 'abort': {
       const s = failRunning(state, Date.now())

@@ -55,6 +55,13 @@ describe('checkDataset', () => {
       expect(r?.message).toMatch(re)
     }
   })
+  it('a misspelt column: the suggestion is local only, never in the reason sent to the buyer', async () => {
+    const s = source(dir, 't.csv', 'csv', { columns: COLS })
+    const r = await checkDataset(s, await q({ aggregates: [{ name: 's', kind: 'sum', column: 'fair', scale: 1, clip: [0, 1] }] }), 'p1')
+    expect(r?.code).toBe('schema_mismatch')
+    expect(r?.local).toMatch(/column "fair" \(used in aggregate "s"\) is not in dataset "trips": did you mean "fare"\?/)
+    expect(r?.message).not.toMatch(/did you mean|"fare"/)
+  })
   it('reads no row: values that would not convert do not matter at acceptance', async () => {
     expect(await checkDataset(source(dir, 'u.csv', 'csv', { columns: COLS }), await q(), 'p1')).toBeNull()
   })

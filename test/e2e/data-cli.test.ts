@@ -59,6 +59,15 @@ describe('data commands', () => {
     expect(doc.cleaning.rejectedLines).toBe(1)
   })
 
+  it('an unknown column gets a "did you mean" against the dataset\'s columns (exit 6, one line)', async () => {
+    const q = join(dc.dir, 'typo.yaml')
+    writeFileSync(q, readFileSync(dc.queryFile, 'utf8').replace('column: fare', 'column: fair'))
+    const r = await dc.cluster.cli('p1', ['data', 'preview', q])
+    expect(r.code).toBe(6)
+    expect(r.stderr.trim().split('\n')).toHaveLength(1)
+    expect(r.stderr).toMatch(/column "fair" \(used in [^)]*\) is not in dataset "trips": did you mean "fare"\?/)
+  })
+
   it.each([
     ['a missing file', (home: string) => writeFileSync(join(home, 'config.yaml'), readFileSync(join(home, 'config.yaml'), 'utf8').replace('path: trips.csv', 'path: gone.csv')), /gone\.csv/],
     ['a missing column', (home: string) => writeFileSync(join(home, 'trips.csv'), 'zone,pickup_datetime,license\n1,2024-03-01 10:00:00,x\n'), /fare/]

@@ -130,4 +130,30 @@ describe('onboarding peers with signed entries', () => {
     expect(r.stderr.trim().split('\n')).toHaveLength(1)
     expect(r.stderr).toMatch(/not valid YAML: .*line \d+.*: \S/)
   })
+
+  const query = (extra = ''): string => [
+    'id: q1', 'title: t', 'dataset: trips', 'group_by:', '  - { name: zone, kind: int_range, column: PULocationID, min: 1, max: 3 }',
+    'aggregates:', '  - { name: trips, kind: count }', 'participants:', '  buyer: city', '  providers: [alpha, beta, delta]', extra, ''
+  ].join('\n')
+
+  it('malformed query file: query check names the line and shows its text (exit 2)', async () => {
+    writeFileSync(join(dir, 'bad-query.yaml'), query().replace('aggregates:', 'aggregates: [ { name: trips, kind: count }\nparticipants_typo: ['))
+    const r = await cli('city', ['query', 'check', join(dir, 'bad-query.yaml')])
+    expect(r.code).toBe(2)
+    expect(r.stderr.trim().split('\n')).toHaveLength(1)
+    expect(r.stderr).toMatch(/bad-query\.yaml: not valid YAML or JSON: .*line \d+, column \d+.*: \S/)
+  })
+
+  it('malformed policy.yaml: policy check names the line and shows its text (exit 2)', async () => {
+    expect((await cli('delta', ['init', '--name', 'delta', '--role', 'provider', '--listen', '/ip4/127.0.0.1/tcp/41005'])).code).toBe(0)
+    const d = await cli('delta', ['id', '--entry'])
+    writeFileSync(join(dir, 'delta.peer.json'), d.stdout)
+    expect((await cli('alpha', ['peers', 'import', join(dir, 'city.peer.json'), join(dir, 'beta.peer.json'), join(dir, 'delta.peer.json')])).code).toBe(0)
+    writeFileSync(join(dir, 'good-query.yaml'), query())
+    writeFileSync(join(home('alpha'), 'policy.yaml'), 'approval: auto\nallowed_buyers: [city\nmax_runs: 3\n')
+    const r = await cli('alpha', ['policy', 'check', join(dir, 'good-query.yaml'), '--buyer', 'city'])
+    expect(r.code, r.stderr).toBe(2)
+    expect(r.stderr.trim().split('\n')).toHaveLength(1)
+    expect(r.stderr).toMatch(/policy\.yaml: .*not valid YAML: .*line 3, column 1: max_runs: 3$/m)
+  })
 })

@@ -65,6 +65,11 @@ describe('query run: 1 buyer + 3 providers', () => {
     for (const e of events) expect(e.v).toBe(1)
     expect(events.at(-1)?.type).toBe('result')
     expect(readFileSync(out, 'utf8').split('\n')[0]).toBe('zone,hour,pickups,fare')
+    // progress counts cells of the query (here 5 zones × 24 hours), not vector values (2 slots per cell + canaries)
+    const progress = events.filter((e): e is { v: number; type: string; cells: number; totalCells: number } => e.type === 'progress')
+    expect(progress.length).toBeGreaterThan(0)
+    for (const e of progress) expect(e.totalCells).toBe((events.at(-1) as unknown as { cells: number }).cells)
+    expect(progress.at(-1)?.cells).toBe(progress.at(-1)?.totalCells)
   })
 
   it('a query the policies refuse exits 3 naming every provider and reason; nothing is computed', async () => {
@@ -148,9 +153,13 @@ describe('query run: deviating agents (test-only entry point)', () => {
     await dc.cluster.serve(p1)
     await dc.cluster.serve(p2)
     await dc.cluster.serve(p3, [], { deviant: 'provider:silent-stream' })
-    const r = await dc.cluster.cli('city', ['query', 'run', q, '--out', join(dc.dir, 'silent.json')])
+    const r = await dc.cluster.cli('city', ['--json', 'query', 'run', q, '--out', join(dc.dir, 'silent.json')])
     for (const p of dc.providers) await dc.cluster.stop(p)
     expect(r.code).toBe(5)
+    // the abort came after the certificate: the one end event carries the session (issue 17)
+    const end = JSON.parse(r.stdout.trim().split('\n').at(-1) as string) as { type: string; session: string | null }
+    expect(end.type).toBe('abort')
+    expect(end.session).toMatch(/^[0-9a-f]{64}$/)
     expect(r.stderr).toContain(dc.cluster.byName('p3').peerId)
     expect(r.stderr).toMatch(/no answer from/)
     expect(await verifyEvidence(join(dc.dir, 'silent.json.evidence.json'))).toEqual({ code: 0, verdict: 'silence' })

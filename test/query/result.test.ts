@@ -23,7 +23,7 @@ describe('decodeResult', () => {
     expect(t.cells[0]?.values).toEqual({ n: 0, fare: null })
     expect(t.cells[5]?.values).toEqual({ n: 5, fare: 6.25 })
     expect(resultToCsv(t).split('\n')[0]).toBe('zone,dow,n,fare')
-    expect(topCells(t, 1)).toEqual([{ label: '2 × c', value: 5 }])
+    expect(topCells(t, 1)).toEqual([{ label: '2 × c', value: 5, values: { n: 5, fare: 6.25 } }])
   })
 
   it('check 6b flags: a value index names its cell and aggregate (a mean by either slot); CSV gains an implausible column only then', () => {

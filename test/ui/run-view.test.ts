@@ -66,7 +66,7 @@ describe('RunView', () => {
     expect(f).toMatch(/✓ agree\s+250 ms/)
     expect(f).toMatch(/▶ compute\s+2\.0 s/)
     expect(f).toContain('█'.repeat(9) + '░'.repeat(15)) // 750/2000 = 37.5% of 24
-    expect(f).toContain('37%  750/2,000 cells  6.0 KiB')
+    expect(f).toContain('37%  375/1,000 cells  6.0 KiB') // cells of the query, averaged over the providers
     expect(f).toContain('confirm → result')
     expect(f).not.toMatch(/▶ negotiate/)
   })
@@ -109,6 +109,32 @@ describe('RunView', () => {
     expect(f).toMatch(/Pankow 09:00\s+99\.5/)
     expect(f).toContain('Written to /tmp/out.csv')
     expect(f).toMatch(/✓ result/)
+  })
+
+  it('a 10-cell query shows 10/10 cells at the end of compute, whatever the number of providers', () => {
+    const s = fold(start(), [
+      phase('compute', 'start', T0),
+      { v: 1, type: 'progress', peer: A, cells: 10, totalCells: 10, bytes: 100 },
+      { v: 1, type: 'progress', peer: B, cells: 10, totalCells: 10, bytes: 100 }
+    ])
+    const f = render(h(RunView, { state: s, now: T0 + 10 })).lastFrame() ?? ''
+    expect(f).toContain('100%  10/10 cells')
+  })
+
+  it('the result box shows every aggregate by name and says when it shows only the top cells', () => {
+    const s = fold(start(), [
+      { v: 1, type: 'result', session: 'cd'.repeat(32), cells: 10, out: '/tmp/out.csv', aggregates: ['trips', 'mean_fare'],
+        top: [6, 5, 4, 3, 2].map((n) => ({ label: `zone ${n}`, value: n * 100, values: { trips: n * 100, mean_fare: n + 0.5 } })) }
+    ])
+    const f = render(h(RunView, { state: s })).lastFrame() ?? ''
+    expect(f).toContain('Top 5 of 10 cells by trips')
+    expect(f).toMatch(/zone 6\s+trips 600\s+mean_fare 6\.5/)
+    expect(f).toMatch(/zone 2\s+trips 200\s+mean_fare 2\.5/)
+    const all = render(h(RunView, { state: fold(start(), [
+      { v: 1, type: 'result', session: 'cd'.repeat(32), cells: 1, out: null, aggregates: ['trips', 'mean_fare'], top: [{ label: '(total)', value: 7, values: { trips: 7, mean_fare: null } }] }
+    ]) })).lastFrame() ?? ''
+    expect(all).not.toContain('Top ')
+    expect(all).toMatch(/\(total\)\s+trips 7\s+mean_fare –/)
   })
 
   it('shows log lines and an error panel', () => {

@@ -39,14 +39,14 @@ describe('reduceRun', () => {
     expect(s.peers[1]).toMatchObject({ id: B, name: '12D3Ko…ob02', state: 'connected' })
   })
 
-  it('keeps progress cumulative per peer and sums over peers', () => {
+  it('keeps progress cumulative per peer and counts cells of the query, averaged over the providers (bytes summed)', () => {
     const B = '12D3KooWBobBobBobBobBobBobBobBobBobBobBobBobBob02'
     const s = fold([
       { v: 1, type: 'progress', peer: A, cells: 10, totalCells: 100, bytes: 80 },
       { v: 1, type: 'progress', peer: A, cells: 30, totalCells: 100, bytes: 240 },
       { v: 1, type: 'progress', peer: B, cells: 100, totalCells: 100, bytes: 800 }
     ])
-    expect(totalProgress(s)).toEqual({ cells: 130, totalCells: 200, bytes: 1040 })
+    expect(totalProgress(s)).toEqual({ cells: 65, totalCells: 100, bytes: 1040 })
   })
 
   it('an abort fails the running phase, names the accused and summarises evidence', () => {
@@ -73,7 +73,7 @@ describe('reduceRun', () => {
     const s = fold([{ v: 1, type: 'result', session: 's', cells: 3, out: null, top: [{ label: 'x', value: 1 }] }])
     expect(s.status).toBe('done')
     expect(s.phases.find((p) => p.phase === 'result')?.status).toBe('done')
-    expect(s.result).toEqual({ session: 's', cells: 3, out: null, top: [{ label: 'x', value: 1 }] })
+    expect(s.result).toEqual({ session: 's', cells: 3, out: null, top: [{ label: 'x', value: 1 }], aggregates: [] })
   })
 
   it('logs append to finished with unique keys; ready records this agent', () => {

@@ -131,7 +131,7 @@ export async function queryRun(
       const pending = tracker.pending().map((p) => p.replace(/^\S+/, (id) => nameOf(id)))
       if (pending.length) {
         const info = { ...e.info, detail: `${e.info.detail}; still pending: ${pending.join(', ')}` }
-        e = Object.assign(new ProtocolAbort(info), { message: `run aborted: timeout: ${info.detail}` })
+        e = Object.assign(new ProtocolAbort(info), { message: `run aborted: timeout: ${info.detail}`, session: e.session })
       }
     }
     const interrupted = signal.aborted && (signal.reason as { name?: string } | undefined)?.name === 'Interrupted'
@@ -139,10 +139,10 @@ export async function queryRun(
       // main() writes the one end event of an interrupted run (exit 130/143)
     } else if (ui) {
       const code = exitCodeOf(e)
-      if (e instanceof ProtocolAbort) emit({ v: 1, type: 'abort', session: null, abort: e.info, exitCode: code })
+      if (e instanceof ProtocolAbort) emit({ v: 1, type: 'abort', session: e.session, abort: e.info, exitCode: code })
       else emit({ v: 1, type: 'error', message: (e as Error).message, exitCode: code })
     } else if (e instanceof ProtocolAbort && out.opts.json) {
-      out.event({ v: 1, type: 'abort', session: null, abort: e.info, exitCode: exitCodeOf(e), names })
+      out.event({ v: 1, type: 'abort', session: e.session, abort: e.info, exitCode: exitCodeOf(e), names })
     }
     throw e
   } finally {
