@@ -30,6 +30,7 @@ import type { ProtocolEvent } from '../src/protocol/events.ts'
 import type { Query } from '../src/query/types.ts'
 import type { Memory, Request, RunSpec, RunStats } from './ipc.ts'
 import { benchQuery, benchVector } from './workload.ts'
+import { addQueryNoise } from '../src/data/compute.ts'
 import { buyerAgreement, providerAgreement } from './negotiate.ts'
 
 const NEGOTIATE = '/mpc-agent-bench/negotiate/1.0.0'
@@ -197,9 +198,10 @@ function statsOf(res: object): Record<string, number> | null {
 
 const queries = new Map<string, Query>()
 function queryFor(s: RunSpec): Query {
-  const k = `${s.length} ${s.providers.join(',')}`
+  const privacy = s.mode === 'private'
+  const k = `${s.length} ${s.providers.join(',')} ${privacy}`
   let q = queries.get(k)
-  if (!q) queries.set(k, (q = benchQuery(s.length, s.buyer, s.providers)))
+  if (!q) queries.set(k, (q = benchQuery(s.length, s.buyer, s.providers, privacy)))
   return q
 }
 
@@ -259,6 +261,11 @@ async function providerSecure(s: RunSpec, vector: BigUint64Array): Promise<Outco
   const w = new Window() // ← this provider's agreement: its certificate verified
   void negCh.close()
   const { params } = outcome
+  // the privacy row: as serve does, the provider adds its noise share to its vector before masking
+  // (src/data/compute.ts addQueryNoise, on the agreed query); timed inside the window and on its own
+  const noiseT = performance.now()
+  addQueryNoise(outcome.proposal.proposal.query, vector)
+  const noiseMs = performance.now() - noiseT
   // as in serve: the runner starts at once; the lower provider of each pair dials the higher one,
   // and every stream (and the buyer's) is handed over while it is still on its way
   const windowMs = params.timeouts.negotiate_s * 1000
@@ -269,7 +276,8 @@ async function providerSecure(s: RunSpec, vector: BigUint64Array): Promise<Outco
     ephemeralPrivateKey: outcome.ephemeralPrivateKey, vector, buyer: take(keyOf(SECURE, s.run, params.buyer)).then(countingChunks), peers, events: w.events
   })
   w.stop()
-  return { w, stats: statsOf(res), negotiation }
+  const stats = statsOf(res)
+  return { w, stats: outcome.proposal.proposal.query.privacy ? { ...stats, noiseMs } : stats, negotiation }
 }
 
 async function providerPlain(s: RunSpec, vector: BigUint64Array): Promise<Outcome> {
@@ -317,8 +325,8 @@ async function runParty(s: RunSpec): Promise<RunStats> {
   let out: Outcome
   try {
     out = isBuyer
-      ? await (s.mode === 'secure' ? buyerSecure(s) : buyerPlain(s))
-      : await (s.mode === 'secure' ? providerSecure(s, vector as BigUint64Array) : providerPlain(s, vector as BigUint64Array))
+      ? await (s.mode === 'plain' ? buyerPlain(s) : buyerSecure(s))
+      : await (s.mode !== 'plain' ? providerSecure(s, vector as BigUint64Array) : providerPlain(s, vector as BigUint64Array))
   } catch (e) {
     peak.stop()
     throw e

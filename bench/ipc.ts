@@ -1,7 +1,8 @@
 // The IPC between bench/run.ts (the driver) and each bench/agent.ts process. Every request carries
 // a `seq`; the agent answers it exactly once with the same `seq`.
 
-export type Mode = 'secure' | 'plain'
+/** private: secure with the query's privacy section on (each provider adds its noise share before masking). */
+export type Mode = 'secure' | 'plain' | 'private'
 
 /** One timed run as every party sees it: its id, mode, length and who takes part. */
 export interface RunSpec {

@@ -162,6 +162,8 @@ export interface Doc {
   env: Record<string, unknown>
   rows: Array<Row | ErrorRow>
   scale: Row | ErrorRow | null
+  /** the privacy row (bench/run.ts privacyCell), one entry per N; absent with --no-privacy */
+  privacy?: Array<{ N: number; L: number; secure_s: number; private_s: number; ratio: number; noise_ms: number; noise_ns_per_cell: number } | ErrorRow>
   data: unknown
   ride_sharing: unknown
 }
@@ -210,6 +212,11 @@ export function writeTable(doc: Doc): void {
   ]
   if (doc.scale) {
     lines.push(`Scale row (every party its own process, ${doc.scale.N + 1} processes):`, '', ...mainTable([doc.scale]), '', ...phaseTable([doc.scale]), '')
+  }
+  if (doc.privacy?.length) {
+    lines.push('Privacy row (the same query without / with its privacy section, ε = 1, δ = 1e-9; noise: the slowest provider\'s sampler time):', '',
+      '| N | L | without (s) | with (s) | ratio | noise (ms) | noise (ns/cell) |', '|---|---|---|---|---|---|---|',
+      ...doc.privacy.map((r) => 'error' in r ? `| ${r.N} | ${r.L} | failed: ${r.error} | | | | |` : `| ${r.N} | ${r.L} | ${r.secure_s} | ${r.private_s} | ${r.ratio} | ${r.noise_ms} | ${r.noise_ns_per_cell} |`), '')
   }
   if (doc.data) lines.push(`Local aggregation: \`${JSON.stringify(doc.data)}\``)
   if (doc.ride_sharing) lines.push(`Ride-sharing queries through the CLI (agents serving; seconds per \`query run\`, including its process start): \`${JSON.stringify(doc.ride_sharing)}\``)

@@ -1,4 +1,5 @@
 // npm run bench [-- --quick] [-- --n 3,5 --l 1000,100000 --reps 3 --budget-s 60 --no-scale --no-data --no-ride-sharing]
+//   [-- --privacy-l 100000 --no-privacy --only-privacy]
 // Secure masked sum (after a real negotiation) vs a plaintext baseline over the same libp2p
 // connections, every party its own process (bench/agent.ts) on 127.0.0.1. Writes
 // bench/results/latest.json and the tables in bench/README.md (bench/report.ts). A benchmark, not a
@@ -11,7 +12,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { comparePeers } from '../src/crypto/peer.ts'
 import type { Mode, Reply, Request, RunSpec, RunStats } from './ipc.ts'
-import { round, summarize, writeTable, type ErrorRow, type Row, type RowEnv, type RunPair } from './report.ts'
+import { median, round, summarize, writeTable, type ErrorRow, type Row, type RowEnv, type RunPair } from './report.ts'
 
 const { values: args } = parseArgs({
   options: {
@@ -27,12 +28,18 @@ const { values: args } = parseArgs({
     'scale-reps': { type: 'string', default: '3' },
     'no-data': { type: 'boolean', default: false },
     'no-ride-sharing': { type: 'boolean', default: false },
+    // the privacy row: per N, at this one L, the same query with and without its privacy section
+    'privacy-l': { type: 'string', default: '100000' },
+    'no-privacy': { type: 'boolean', default: false },
+    // only the privacy row (no grid, scale, data, ride-sharing or noise sections)
+    'only-privacy': { type: 'boolean', default: false },
     // write a V8 CPU profile per party (DIR/<pid>.cpuprofile; party 0 is the buyer, started first)
     'cpu-prof': { type: 'string' }
   }
 })
 
 const quick = args.quick === true
+const onlyPrivacy = args['only-privacy'] === true
 const Ns = (args.n ?? (quick ? '3,5' : '3,5,10,20')).split(',').map(Number)
 const Ls = (args.l ?? (quick ? '1000,100000' : '1000,10000,100000,1000000')).split(',').map(Number)
 const reps = Number(args.reps ?? 3)
@@ -190,6 +197,29 @@ async function cell(N: number, L: number, n: number, env: RowEnv): Promise<Row |
   return row
 }
 
+/** The privacy row's cell (bench/README.md): alternating secure runs without and with the privacy section. */
+interface PrivacyRow { N: number; L: number; reps: number; secure_s: number; private_s: number; ratio: number; noise_ms: number; noise_ns_per_cell: number }
+async function privacyCell(N: number, L: number, n: number): Promise<PrivacyRow | ErrorRow> {
+  const plain: RunPair[] = []
+  const priv: RunPair[] = []
+  try {
+    await once(N, Math.min(L, 1000), 'private')
+    for (let i = 0; i < n; i++) {
+      plain.push(await once(N, L, 'secure'))
+      priv.push(await once(N, L, 'private'))
+    }
+  } catch (e) {
+    log(`privacy N=${N} L=${L}: FAILED ${(e as Error).message}`)
+    return { N, L, error: (e as Error).message }
+  }
+  const wall = (xs: RunPair[]): number => median(xs.map((x) => x.buyer.wall_ms)) / 1000
+  // the slowest provider's sampler time of each run, median over runs
+  const noiseMs = median(priv.map((x) => Math.max(...x.providers.map((p) => p.stats?.noiseMs ?? 0))))
+  const row = { N, L, reps: n, secure_s: round(wall(plain), 3), private_s: round(wall(priv), 3), ratio: round(wall(priv) / wall(plain), 2), noise_ms: round(noiseMs, 1), noise_ns_per_cell: Math.round((noiseMs * 1e6) / L) }
+  log(`privacy N=${N} L=${L}: without ${row.secure_s} s, with ${row.private_s} s, ratio ${row.ratio}, noise ${row.noise_ms} ms per provider = ${row.noise_ns_per_cell} ns/cell`)
+  return row
+}
+
 async function main(): Promise<void> {
   const tStart = performance.now()
   const sections: Record<string, number> = {}
@@ -208,7 +238,7 @@ async function main(): Promise<void> {
   let t = performance.now()
   await grow(Math.max(...Ns) + 1)
   const rows: Array<Row | ErrorRow> = []
-  for (const N of Ns) {
+  for (const N of onlyPrivacy ? [] : Ns) {
     for (const L of Ls) {
       const row = await cell(N, L, reps, rowEnv)
       rows.push(row)
@@ -220,6 +250,22 @@ async function main(): Promise<void> {
     }
   }
   section('grid', t)
+
+  const privacyRows: Array<PrivacyRow | ErrorRow> = []
+  if (!args['no-privacy']) {
+    t = performance.now()
+    const L = Number(args['privacy-l'])
+    for (const N of Ns) privacyRows.push(await privacyCell(N, L, reps))
+    section('privacy', t)
+  }
+  if (onlyPrivacy) {
+    await Promise.all(parties.map(stop))
+    const dir = fileURLToPath(new URL('./results/', import.meta.url))
+    mkdirSync(dir, { recursive: true })
+    writeFileSync(`${dir}privacy.json`, JSON.stringify({ env: { ...rowEnv, date: new Date().toISOString(), reps, sections_s: sections }, privacy: privacyRows }, null, 1) + '\n')
+    process.stdout.write('wrote bench/results/privacy.json (the privacy row only)\n')
+    return
+  }
 
   let scaleRow: Row | ErrorRow | null = null
   if (scale) {
@@ -272,7 +318,7 @@ async function main(): Promise<void> {
   }
   const dir = fileURLToPath(new URL('./results/', import.meta.url))
   mkdirSync(dir, { recursive: true })
-  const doc = { env, rows, scale: scaleRow, data, ride_sharing: rideSharing }
+  const doc = { env, rows, privacy: privacyRows, scale: scaleRow, data, ride_sharing: rideSharing }
   writeFileSync(`${dir}latest.json`, JSON.stringify(doc, null, 1) + '\n')
   writeTable(doc)
   process.stdout.write(`wrote bench/results/latest.json and the tables in bench/README.md (${sections.total} s: ${JSON.stringify(sections)})\n`)

@@ -15,8 +15,8 @@ export const MAX_ROWS_PER_PROVIDER = MAX_VALUE + 1
  * One group_by int_range over a column from 1 to L and one count: L cells × 1 slot. Participants
  * are peer IDs (resolveQuery passes them through and sorts the providers canonically).
  */
-export function benchQuery(length: number, buyer: string, providers: string[]): Query {
-  const id = `bench-l${length}`
+export function benchQuery(length: number, buyer: string, providers: string[], privacy = false): Query {
+  const id = `bench-l${length}${privacy ? '-dp' : ''}`
   const text = [
     `id: ${id}`,
     `title: Synthetic bench query, ${length} cells x 1 count`,
@@ -30,13 +30,15 @@ export function benchQuery(length: number, buyer: string, providers: string[]): 
     `  buyer: ${buyer}`,
     `  providers: [${providers.join(', ')}]`,
     'min_providers: 3',
-    'timeouts: { negotiate_s: 30, compute_s: 120, confirm_s: 30 }'
+    'timeouts: { negotiate_s: 30, compute_s: 120, confirm_s: 30 }',
+    // the privacy row (bench/README.md): the agent plans the noise (privacy.md §4-5) from these
+    ...(privacy ? ['privacy: { epsilon: 1.0, delta: 1.0e-9, unit: row }'] : [])
   ].join('\n')
   const q = resolveQuery(parseQueryText(text, `${id}.yaml`), buyer, (x) => x)
   const n = layoutOf(q).length
   if (n !== length) throw new Error(`bench query has ${n} values, expected ${length}`)
   const bound = slotBounds(q, providers.length)[0]
-  if (!bound || bound.min > 0n || bound.max < BigInt(MAX_VALUE * providers.length)) throw new Error('bench vectors would fail the plausibility check')
+  if (!bound || (!privacy && bound.min > 0n) || bound.max < BigInt(MAX_VALUE * providers.length)) throw new Error('bench vectors would fail the plausibility check')
   return q
 }
 

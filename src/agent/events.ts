@@ -25,6 +25,15 @@ export type RunEvent =
       providers: string[]
       policy: { accept: boolean; reasons: string[] }
     }
-  | { v: 1; type: 'result'; session: string; cells: number; out: string | null; top: Array<{ label: string; value: number; values?: Record<string, number | null> }>; aggregates?: string[]; names?: Record<string, string> }
+  | { v: 1; type: 'result'; session: string; cells: number; out: string | null; top: Array<{ label: string; value: number; values?: Record<string, number | null> }>; aggregates?: string[]; names?: Record<string, string>; privacy?: ResultNoise }
   | { v: 1; type: 'abort'; session: string | null; abort: AbortInfo; exitCode: number; names?: Record<string, string> }
   | { v: 1; type: 'error'; message: string; exitCode: number; names?: Record<string, string> }
+
+/** On a result event of a privacy query: how noisy every cell is (protocols/privacy.md §7), per aggregate in value
+ * units: the total noise's standard deviation and the 95% interval's half-width. */
+export interface ResultNoise {
+  mechanism: string
+  epsilon: number
+  delta: number
+  aggregates: Record<string, { std: number; half_width_95: number }>
+}

@@ -5,7 +5,7 @@
 import { dirname, basename, join, resolve as resolvePath } from 'node:path'
 import type { Agent } from './agent.ts'
 import { startNode } from './agent.ts'
-import type { RunEvent } from './events.ts'
+import type { ResultNoise, RunEvent } from './events.ts'
 import { AuditLog } from './audit.ts'
 import { acquireLock, writeFileAtomic } from './files.ts'
 import { ConfigError } from './errors.ts'
@@ -175,7 +175,7 @@ export async function runQuery(agent: Agent, o: QueryRunOptions): Promise<QueryR
       timings
     }, null, 1) + '\n')
     audit.append('outcome', { session, data: { result: out, commitment: toHex(res.commitment), cells: table.cells.length } })
-    o.emit({ v: 1, type: 'result', session, cells: table.cells.length, out, top: topCells(table), aggregates: table.aggregates })
+    o.emit({ v: 1, type: 'result', session, cells: table.cells.length, out, top: topCells(table), aggregates: table.aggregates, ...(table.noise ? { privacy: resultNoise(table.noise) } : {}) })
     return { out, provenance, session, table, timings }
   } catch (e) {
     if (e instanceof ProtocolAbort) {
@@ -248,6 +248,14 @@ export interface ResultDocument {
   /** present when the query had a privacy section: every value is noisy (protocols/privacy.md §7) */
   privacy?: ResultTable['noise']
   provenance: string
+}
+
+/** The noise summary the result event carries for the TUI (only what it shows). */
+function resultNoise(n: NonNullable<ResultTable['noise']>): ResultNoise {
+  return {
+    mechanism: n.mechanism, epsilon: n.epsilon, delta: n.delta,
+    aggregates: Object.fromEntries(Object.entries(n.aggregates).map(([a, x]) => [a, { std: x.std, half_width_95: x.half_width_95 }]))
+  }
 }
 
 /** The one line a buyer reads about the noise (text output). */

@@ -6,6 +6,7 @@ import React from 'react'
 import { Box, Static, Text } from 'ink'
 import { PHASES, totalProgress, type FinishedItem, type PeerState, type PhaseState, type RunState } from './state.ts'
 import { bar, fmtBytes, fmtMs, fmtNumber } from './format.ts'
+import type { ResultNoise } from '../agent/events.ts'
 
 const h = React.createElement
 
@@ -104,7 +105,16 @@ function ResultPanel({ state }: { state: RunState }): React.ReactElement | null 
     h(Text, { color: 'green', bold: true }, `Result: ${fmtNumber(r.cells)} cells`),
     top.length ? h(Text, null, heading) : null,
     ...top.map((t, i) => h(Text, { key: `top${i}` }, `  ${t.label.padEnd(width)}  ${line(t)}`)),
+    ...noiseLines(r.privacy).map((l, i) => h(Text, { key: `noise${i}`, color: 'yellow' }, l)),
     h(Text, null, r.out ? `Written to ${r.out}` : 'Not written to a file (see stdout)'))
+}
+
+/** A privacy query's result is noisy: say so, and by how much, per aggregate (protocols/privacy.md §7). */
+function noiseLines(n: ResultNoise | undefined): string[] {
+  if (!n) return []
+  const mech = n.mechanism === 'discrete_gaussian' ? 'discrete Gaussian' : n.mechanism
+  return Object.entries(n.aggregates).map(([a, x]) =>
+    `Noisy (ε = ${n.epsilon}, δ = ${n.delta}, ${mech}): ±${fmtNumber(x.half_width_95)} per cell at 95% for ${a} (std ${x.std.toPrecision(3)})`)
 }
 
 type StaticItem = FinishedItem | { key: string; kind: 'title' }

@@ -2,7 +2,7 @@
 // a pure reducer: the views are functions of this state, so they are tested without a terminal,
 // and the reducer without ink. Never holds raw data, vectors, seeds or keys (events carry none).
 import { safeText } from '../protocol/bounded-json.ts'
-import type { RunEvent } from '../agent/events.ts'
+import type { ResultNoise, RunEvent } from '../agent/events.ts'
 import type { Phase } from '../protocol/events.ts'
 
 export const PHASES: readonly Phase[] = ['negotiate', 'agree', 'crosscheck', 'compute', 'confirm', 'result']
@@ -53,7 +53,7 @@ export interface RunState {
   finished: FinishedItem[]
   status: 'running' | 'done' | 'aborted' | 'error'
   self?: string
-  result?: { session: string; cells: number; out: string | null; top: Array<{ label: string; value: number; values?: Record<string, number | null> }>; aggregates: string[] }
+  result?: { session: string; cells: number; out: string | null; top: Array<{ label: string; value: number; values?: Record<string, number | null> }>; aggregates: string[]; privacy?: ResultNoise }
   abort?: AbortView
   error?: { message: string; exitCode: number }
 }
@@ -179,7 +179,7 @@ export function reduceRun(state: RunState, e: RunEvent): RunState {
       const s = state.phases.some((p) => p.phase === 'result' && p.status === 'pending')
         ? reduceRun(reduceRun(state, { v: 1, type: 'phase', phase: 'result', state: 'start', at }), { v: 1, type: 'phase', phase: 'result', state: 'done', at })
         : state
-      return { ...s, status: 'done', result: { session: e.session, cells: e.cells, out: e.out, top: e.top, aggregates: e.aggregates ?? [] } }
+      return { ...s, status: 'done', result: { session: e.session, cells: e.cells, out: e.out, top: e.top, aggregates: e.aggregates ?? [], ...(e.privacy ? { privacy: e.privacy } : {}) } }
     }
     case 'abort': {
       const s = failRunning(state, Date.now())

@@ -137,6 +137,19 @@ describe('RunView', () => {
     expect(all).toMatch(/\(total\)\s+trips 7\s+mean_fare –/)
   })
 
+  it('the result box of a privacy query says it is noisy and by how much, per aggregate', () => {
+    const plain = render(h(RunView, { state: fold(start(), [
+      { v: 1, type: 'result', session: 'cd'.repeat(32), cells: 1, out: null, aggregates: ['trips'], top: [{ label: '(total)', value: 7, values: { trips: 7 } }] }
+    ]) })).lastFrame() ?? ''
+    expect(plain).not.toContain('Noisy')
+    const f = render(h(RunView, { state: fold(start(), [
+      { v: 1, type: 'result', session: 'cd'.repeat(32), cells: 1, out: null, aggregates: ['trips', 'fare'], top: [{ label: '(total)', value: 7, values: { trips: 7, fare: 30 } }],
+        privacy: { mechanism: 'discrete_gaussian', epsilon: 1, delta: 1e-9, aggregates: { trips: { std: 6.1, half_width_95: 12 }, fare: { std: 61, half_width_95: 120 } } } }
+    ]) })).lastFrame() ?? ''
+    expect(f).toContain('Noisy (ε = 1, δ = 1e-9, discrete Gaussian): ±12 per cell at 95% for trips')
+    expect(f).toContain('Noisy (ε = 1, δ = 1e-9, discrete Gaussian): ±120 per cell at 95% for fare')
+  })
+
   it('shows log lines and an error panel', () => {
     const s = fold(start(), [
       { v: 1, type: 'log', level: 'warn', message: 'bob is slow' },
