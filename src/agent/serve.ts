@@ -362,7 +362,7 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
       await releaseBudget(`aborted before reveal: ${info.reason}`)
       if (accepted) registry.settle((accepted as AcceptedProposal).proposal, info)
       // after REVEAL the buyer may hold the result whatever it says next (masked-sum.md §9.2)
-      const release = revealed ? { after_reveal: true, note: `result may have been released, then aborted by ${nameOf(info.by ?? self)}` } : {}
+      const release = revealed ? { after_reveal: true, note: `result may have been released, then aborted by ${nameOf(originalAborter(info, self))}` } : {}
       const bundle = saveEvidence(paths.dir, identity.signer, session ?? proposalHex, info, o.log)
       record('abort', { session: session ?? undefined, proposal: proposalHex ?? undefined, data: { ...info, ...release, ...(bundle ? { evidence_file: bundle } : {}) } })
       if (revealed) say(`session ${session?.slice(0, 12)}: ${release.note}`)
@@ -512,4 +512,10 @@ function noCertificateNotice(head: { kind: 'start' | 'xcheck'; session: string }
     disputants: head.kind === 'start' ? [remote, self] : null,
     detail: `no certificate received from the buyer for session ${head.session.slice(0, 16)}… (${head.kind === 'start' ? 'START' : `XCHECK from ${remote}`})`
   }
+}
+
+/** Who started an abort: the original sender when `info` relays another party's signed abort (its cause). */
+function originalAborter(info: AbortInfo, self: string): string {
+  const c = info.cause
+  return typeof c === 'object' && c !== null && typeof (c as { by?: unknown }).by === 'string' ? (c as { by: string }).by : info.by ?? self
 }
