@@ -202,3 +202,14 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const row = await benchCron({ reps: Number(values.reps), trips: Number(values.trips), ...(values.workdir ? { workdir: values.workdir } : {}), log: (l) => process.stderr.write(l + '\n') })
   process.stdout.write(JSON.stringify(row) + '\n')
 }
+
+/** The cron row as markdown for bench/README.md's results block. */
+export function cronLines(cron: unknown): string[] {
+  const c = cron as (CronRow & { error?: undefined }) | { error: string } | null | undefined
+  if (!c) return []
+  if (c.error !== undefined) return ['', `Cron row: failed: ${c.error}`]
+  const r = c as CronRow
+  return ['', `Cron row (bench/cron.ts: \`query run\` of ${r.query}, ${r.cells} cells, ${r.providers} providers serving, ${r.trips_per_company} trips each; a fresh buyer process through bin/mpc-agent per run, median of ${r.reps}):`, '',
+    '| wall s | CPU s | first run, empty compile cache, s | no compile cache: wall s (CPU s) | target | phases ms (--json runs: start-up, dial, negotiate, masked sum, write, exit) |', '|---|---|---|---|---|---|',
+    `| ${r.wall_s} | ${String(r.cpu_s)} | ${r.cold_s} | ${r.no_cache_s} (${String(r.no_cache_cpu_s)}) | ≤ ${r.target_s}: ${r.met ? 'met' : 'not met'} | ${Object.values(r.phases_ms).join(' / ')} |`]
+}

@@ -319,5 +319,41 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     protocolRoundTrips: Number(a['protocol-rt']), protocolRoundTripsSource: 'command line',
     env: { node: process.version, commit: null, cpu: undefined }, log: (l) => process.stderr.write(l + '\n')
   })
-  process.stdout.write(JSON.stringify({ link: res.link, rows: res.rows.map((r) => ({ ...r, marks: undefined, phases_source: undefined })), error: res.error }) + '\n')
+  process.stdout.write(JSON.stringify({ link: res.link, rows: res.rows, error: res.error }) + '\n')
+}
+
+/**
+ * The round trips a secure run adds to the plaintext one, from agreement to result, by the protocol's
+ * own count. Counted from protocols/masked-sum.md (§5.1, §6, §7): the clock starts with the
+ * certificate sent; START travels with it (the buyer's streams are open by then), so the vector arrives
+ * after 1 round trip, as the plaintext's does after its stream opening; then INCLUSION → REVEAL is
+ * one more (the cross-checks end within the first: XCHECK leaves as soon as a provider has its
+ * certificate). RECEIPT goes out without an answer awaited.
+ */
+export function protocolRoundTrips(): { count: number; source: string } {
+  return { count: 1, source: 'counted from protocols/masked-sum.md §5.1, §6, §7 (START → vector → INCLUSION → REVEAL = 2 round trips from agreement; plaintext: stream + vector = 1)' }
+}
+
+interface NetDoc { link: LinkCheck | null; rows: Array<NetRow | ErrorRow>; error?: string }
+
+/** The network rows as markdown for bench/README.md's results block. */
+export function netemLines(netem: unknown): string[] {
+  const d = netem as NetDoc | null | undefined
+  if (!d) return []
+  const lines = ['', `Network rows (bench/netem.ts: a namespace per party, htb per party each way, delay proxy per listener)${d.link ? `; link check: RTT ${d.link.rtt_ms.median} ms (min ${d.link.rtt_ms.min}, max ${d.link.rtt_ms.max}), one flow ${d.link.one_flow_mbit} Mbit/s, two into one ${d.link.two_into_one_mbit} Mbit/s` : ''}${d.error ? `; FAILED: ${d.error}` : ''}:`, '',
+    '| N | L | RTT ms | Mbit/s | secure s | plain s | ratio | round trips implied (protocol) | bound s | met |', '|---|---|---|---|---|---|---|---|---|---|']
+  for (const r of d.rows) {
+    if ('error' in r) lines.push(`| ${r.N} | ${r.L} | failed: ${String(r.error).replace(/\|/g, '/').slice(0, 100)} | | | | | | | |`)
+    else lines.push(`| ${r.N} | ${r.L} | ${r.rtt_ms} | ${r.mbit} | ${r.secure_s} | ${r.plain_s} | ${r.ratio} | ${r.round_trips.implied} (${r.round_trips.protocol}) | ${r.bound_s} | ${r.met ? 'met' : 'not met'} |`)
+  }
+  const ph = d.rows.filter((r): r is NetRow => !('error' in r))
+  if (ph.length) {
+    lines.push('', 'Phases of the secure network runs in ms (as the grid\'s):', '', '| L | negotiation | stream setup | key agreement | mask generation | streaming | confirmation |', '|---|---|---|---|---|---|---|')
+    for (const r of ph) {
+      const p = r.phases_ms as Record<string, number | null>
+      const f = (k: string): string => (p[k] === null || p[k] === undefined ? '–' : String(Math.round(p[k] as number)))
+      lines.push(`| ${r.L} | ${f('negotiation')} | ${f('stream_setup')} | ${f('key_agreement')} | ${f('mask_generation')} | ${f('streaming')} | ${f('confirmation')} |`)
+    }
+  }
+  return lines
 }

@@ -166,6 +166,9 @@ export interface Doc {
   privacy?: Array<{ N: number; L: number; secure_s: number; private_s: number; ratio: number; noise_ms: number; noise_ns_per_cell: number } | ErrorRow>
   data: unknown
   ride_sharing: unknown
+  /** the cron row (bench/cron.ts) and the network rows (bench/netem.ts), issue 20 */
+  cron?: unknown
+  netem?: unknown
 }
 
 const isError = (r: Row | ErrorRow): r is ErrorRow => 'error' in r
@@ -192,7 +195,8 @@ function phaseTable(rows: Array<Row | ErrorRow>): string[] {
   ]
 }
 
-export function writeTable(doc: Doc): void {
+/** `extra`: lines of tables kept in their own files (bench/cron.ts, bench/netem.ts), appended at the end. */
+export function writeTable(doc: Doc, extra: string[] = []): void {
   const path = new URL('./README.md', import.meta.url)
   const md = existsSync(path) ? readFileSync(path, 'utf8') : '# Benchmarks\n\n<!-- results -->\n<!-- /results -->\n'
   const e = doc.env
@@ -220,6 +224,6 @@ export function writeTable(doc: Doc): void {
   }
   if (doc.data) lines.push(`Local aggregation: \`${JSON.stringify(doc.data)}\``)
   if (doc.ride_sharing) lines.push(`Ride-sharing queries through the CLI (agents serving; seconds per \`query run\`, including its process start): \`${JSON.stringify(doc.ride_sharing)}\``)
-  lines.push('<!-- /results -->')
+  lines.push(...extra, '<!-- /results -->')
   writeFileSync(path, md.replace(/<!-- results -->[\s\S]*<!-- \/results -->/, () => lines.join('\n')))
 }

@@ -1,18 +1,20 @@
 // npm run bench [-- --quick] [-- --n 3,5 --l 1000,100000 --reps 3 --budget-s 60 --no-scale --no-data --no-ride-sharing]
 //   [-- --privacy-l 100000 --no-privacy --only-privacy]
+//   [-- --no-cron --only-cron --cron-reps 5 --cron-trips 200000]
+//   [-- --no-netem --only-netem --netem-n 5 --netem-l 1000,100000,1000000 --netem-reps 5 --netem-rtt-ms 40 --netem-mbit 100]
 // Secure masked sum (after a real negotiation) vs a plaintext baseline over the same libp2p
 // connections, every party its own process (bench/agent.ts) on 127.0.0.1. Writes
 // bench/results/latest.json and the tables in bench/README.md (bench/report.ts). A benchmark, not a
 // test: it measures and records, it asserts nothing. What the timed window is: bench/agent.ts.
 import { execSync, fork, spawnSync, type ChildProcess } from 'node:child_process'
 import { cpus, tmpdir, totalmem } from 'node:os'
-import { mkdirSync, mkdtempSync, existsSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { mkdirSync, mkdtempSync, existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { comparePeers } from '../src/crypto/peer.ts'
 import type { Mode, Reply, Request, RunSpec, RunStats } from './ipc.ts'
-import { median, round, summarize, writeTable, type ErrorRow, type Row, type RowEnv, type RunPair } from './report.ts'
+import { median, round, summarize, writeTable, type Doc, type ErrorRow, type Row, type RowEnv, type RunPair } from './report.ts'
 
 const { values: args } = parseArgs({
   options: {
@@ -33,6 +35,19 @@ const { values: args } = parseArgs({
     'no-privacy': { type: 'boolean', default: false },
     // only the privacy row (no grid, scale, data, ride-sharing or noise sections)
     'only-privacy': { type: 'boolean', default: false },
+    // issue 20: the cron row (bench/cron.ts) and the network rows (bench/netem.ts, root only); --only-*
+    // runs just that section and updates its key in an existing results/latest.json
+    'no-cron': { type: 'boolean', default: false },
+    'only-cron': { type: 'boolean', default: false },
+    'cron-reps': { type: 'string' },
+    'cron-trips': { type: 'string' },
+    'no-netem': { type: 'boolean', default: false },
+    'only-netem': { type: 'boolean', default: false },
+    'netem-n': { type: 'string', default: '5' },
+    'netem-l': { type: 'string' },
+    'netem-reps': { type: 'string' },
+    'netem-rtt-ms': { type: 'string', default: '40' },
+    'netem-mbit': { type: 'string', default: '100' },
     // write a V8 CPU profile per party (DIR/<pid>.cpuprofile; party 0 is the buyer, started first)
     'cpu-prof': { type: 'string' }
   }
@@ -234,6 +249,7 @@ async function main(): Promise<void> {
     }
   }
   const rowEnv: RowEnv = { node: process.version, commit: git('git rev-parse --short HEAD'), cpu: cpus()[0]?.model }
+  if (args['only-cron'] || args['only-netem']) return issue20Only(rowEnv, git)
 
   let t = performance.now()
   await grow(Math.max(...Ns) + 1)
@@ -307,6 +323,7 @@ async function main(): Promise<void> {
     log(`ride-sharing through the CLI: ${queries.map((q) => `${q.query} ${q.seconds} s`).join(', ')}`)
     section('ride_sharing', t)
   }
+  const { cron, netem } = await issue20Sections(rowEnv, sections, !args['no-cron'], !args['no-netem'])
   ;(await import('./noise.ts')).benchNoise({ log }) // DP noise per cell per provider → results/noise.json (protocols/privacy.md §6)
   section('total', tStart)
 
@@ -318,10 +335,54 @@ async function main(): Promise<void> {
   }
   const dir = fileURLToPath(new URL('./results/', import.meta.url))
   mkdirSync(dir, { recursive: true })
-  const doc = { env, rows, privacy: privacyRows, scale: scaleRow, data, ride_sharing: rideSharing }
+  const doc = { env, rows, privacy: privacyRows, scale: scaleRow, data, ride_sharing: rideSharing, cron, netem }
   writeFileSync(`${dir}latest.json`, JSON.stringify(doc, null, 1) + '\n')
-  writeTable(doc)
+  writeTable(doc, await issue20Lines(doc))
   process.stdout.write(`wrote bench/results/latest.json and the tables in bench/README.md (${sections.total} s: ${JSON.stringify(sections)})\n`)
+}
+
+// ---- issue 20: the cron row and the network rows (their code: bench/cron.ts, bench/netem.ts) ----
+
+async function issue20Sections(env: RowEnv, sections: Record<string, number>, doCron: boolean, doNetem: boolean): Promise<{ cron: unknown; netem: unknown }> {
+  let cron: unknown = null
+  let netem: unknown = null
+  if (doCron) {
+    const t = performance.now()
+    cron = await (await import('./cron.ts')).benchCron({ reps: Number(args['cron-reps'] ?? (quick ? 3 : 5)), trips: Number(args['cron-trips'] ?? (quick ? 20_000 : 200_000)), log })
+      .catch((e: unknown) => ({ error: (e as Error).message }))
+    sections.cron = round((performance.now() - t) / 1000, 1)
+  }
+  if (doNetem) {
+    const t = performance.now()
+    const { benchNetem, protocolRoundTrips } = await import('./netem.ts')
+    const rt = protocolRoundTrips()
+    netem = await benchNetem({
+      N: Number(args['netem-n']), Ls: (args['netem-l'] ?? (quick ? '1000,100000' : '1000,100000,1000000')).split(',').map(Number),
+      reps: Number(args['netem-reps'] ?? (quick ? 3 : 5)), rttMs: Number(args['netem-rtt-ms']), mbit: Number(args['netem-mbit']),
+      protocolRoundTrips: rt.count, protocolRoundTripsSource: rt.source, env, log
+    })
+    sections.netem = round((performance.now() - t) / 1000, 1)
+  }
+  return { cron, netem }
+}
+
+async function issue20Lines(doc: { cron?: unknown; netem?: unknown }): Promise<string[]> {
+  return [...(await import('./cron.ts')).cronLines(doc.cron), ...(await import('./netem.ts')).netemLines(doc.netem)]
+}
+
+/** --only-cron / --only-netem: run that section alone; its key replaces the one in results/latest.json. */
+async function issue20Only(env: RowEnv, git: (cmd: string) => string | null): Promise<void> {
+  const sections: Record<string, number> = {}
+  const got = await issue20Sections(env, sections, args['only-cron'] === true, args['only-netem'] === true)
+  const file = fileURLToPath(new URL('./results/latest.json', import.meta.url))
+  const doc = (existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : { env: {}, rows: [], scale: null, data: null, ride_sharing: null }) as Doc & Record<string, unknown>
+  const stamp = { date: new Date().toISOString(), commit: env.commit, dirty: (git('git status --porcelain') ?? '') !== '', seconds: sections }
+  if (args['only-cron']) Object.assign(doc, { cron: got.cron, cron_env: stamp })
+  if (args['only-netem']) Object.assign(doc, { netem: got.netem, netem_env: stamp })
+  mkdirSync(dirname(file), { recursive: true })
+  writeFileSync(file, JSON.stringify(doc, null, 1) + '\n')
+  writeTable(doc, await issue20Lines(doc))
+  process.stdout.write(`updated ${args['only-cron'] ? 'cron' : ''}${args['only-cron'] && args['only-netem'] ? ' and ' : ''}${args['only-netem'] ? 'netem' : ''} in bench/results/latest.json and bench/README.md (${JSON.stringify(sections)})\n`)
 }
 
 try {
