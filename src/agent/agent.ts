@@ -3,7 +3,9 @@ import { writeFileSync, renameSync, readFileSync, rmSync, mkdirSync } from 'node
 import { join } from 'node:path'
 import { homePaths, loadIdentity, type HomePaths, type Identity } from './home.ts'
 import { loadConfig, type AgentConfig } from './config.ts'
-import { createAgentNode, type AgentNode } from '../net/node.ts'
+// libp2p is loaded by startNode only: commands that never start a node (query check, policy check,
+// audit, budget, ...) do not pay for its ~550 modules
+import type { AgentNode } from '../net/node.ts'
 
 export interface Agent {
   paths: HomePaths
@@ -19,6 +21,7 @@ export function openAgent(dir: string): Agent {
 }
 
 export async function startNode(agent: Agent, listen?: string[], onRefused?: (peerId: string, reason: string) => void): Promise<AgentNode> {
+  const { createAgentNode } = await import('../net/node.ts')
   const node = await createAgentNode({
     privateKey: agent.identity.privateKey,
     listen: listen ?? agent.config.listen,

@@ -2,7 +2,6 @@
 // Holds the identity key (0600), config.yaml, policy.yaml, audit log, state store, control socket, logs.
 import { mkdirSync, readFileSync, statSync, writeFileSync, existsSync, openSync, closeSync, renameSync, rmSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import { homedir } from 'node:os'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { PrivateKey } from '@libp2p/interface'
@@ -24,12 +23,7 @@ export interface HomePaths {
   logs: string
 }
 
-export function resolveHome(flag?: string, env: NodeJS.ProcessEnv = process.env): string {
-  if (flag) return resolve(flag)
-  if (env.MPC_AGENT_HOME) return resolve(env.MPC_AGENT_HOME)
-  const xdg = env.XDG_CONFIG_HOME || join(homedir(), '.config')
-  return join(xdg, 'mpc-agent')
-}
+export { resolveHome } from './home-dir.ts'
 
 export function homePaths(dir: string): HomePaths {
   return {

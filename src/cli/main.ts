@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs'
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
 import { ProtocolAbort } from '../protocol/errors.ts'
-import { resolveHome } from '../agent/home.ts'
+import { resolveHome } from '../agent/home-dir.ts'
 import { DEFAULT_PORT } from '../agent/defaults.ts'
 import { Output } from './output.ts'
 import { EXIT, EXIT_TABLE, exitCodeOf } from './exit-codes.ts'

@@ -8,7 +8,6 @@ import { DurableStore } from '../../agent/store.ts'
 import { AdmissionStore, sourceId } from '../../agent/admission.ts'
 import { validateDatasets } from '../../data/source.ts'
 import { ConfigError } from '../../agent/errors.ts'
-import { runQuery } from '../../agent/run.ts'
 import { loadQueryFile } from '../../query/parse.ts'
 import { queryDigest } from '../../query/validate.ts'
 import { layoutOf } from '../../query/layout.ts'
@@ -112,6 +111,7 @@ export async function queryRun(
   waiting.unref()
   try {
     const target = scratch ? join(scratch, `${q.id}.${o.format}`) : o.out
+    const { runQuery } = await import('../../agent/run.ts') // with libp2p: query check / policy check never load it
     const res = await runQuery(agent, { queryFile: file, out: target, format: o.format, retry: o.retry, emit, log: (l) => { if (!ui) out.log(l) }, signal, hooks })
     if (scratch) {
       const kept = resolve(`${q.id}.provenance.json`)
