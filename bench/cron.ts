@@ -17,7 +17,7 @@
 // Standalone: node bench/cron.ts [--reps 5] [--trips 200000] [--workdir DIR (kept by an earlier BENCH_KEEP=1 run)]
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
@@ -42,6 +42,8 @@ export interface CronRow {
   no_cache_s: number
   json_wall_s: number
   phases_ms: Record<string, number>
+  /** load averages (1, 5, 15 min) before and after: this machine is shared */
+  loadavg: { start: number[]; end: number[] }
   /** the targets of issue 20 */
   target_s: number
   met: boolean
@@ -157,6 +159,7 @@ export async function benchCron(o: { reps: number; trips: number; log: (l: strin
       if (r.code !== 0) throw new Error(`query run exited ${String(r.code)}: ${r.stderr.trim().split('\n').at(-1) ?? ''}`)
       return r
     }
+    const load0 = loadavg().map((x) => Math.round(x * 10) / 10)
     const cold = await must(false)
     const cells = (JSON.parse(readFileSync(out, 'utf8')) as { cells: unknown[] }).cells.length
     const wall: number[] = []
@@ -180,7 +183,8 @@ export async function benchCron(o: { reps: number; trips: number; log: (l: strin
       query: QUERY, cells, providers: COMPANIES.length, trips_per_company: o.trips, reps: o.reps,
       wall_s, wall_all_s: wall.map((w) => r3(w / 1000)),
       cpu_s: cpu.length ? r3(median(cpu)) : null, no_cache_cpu_s: noCacheCpu.length ? r3(median(noCacheCpu)) : null, cold_s: r3(cold.wall_ms / 1000), no_cache_s: r3(median(noCache) / 1000),
-      json_wall_s: r3(median(json.map((j) => j.wall_ms)) / 1000), phases_ms, target_s: 0.35, met: wall_s <= 0.35
+      json_wall_s: r3(median(json.map((j) => j.wall_ms)) / 1000), phases_ms,
+      loadavg: { start: load0, end: loadavg().map((x) => Math.round(x * 10) / 10) }, target_s: 0.35, met: wall_s <= 0.35
     }
     o.log(`cron: ${QUERY} (${cells} cells, ${COMPANIES.length} providers): ${wall_s} s wall, ${String(row.cpu_s)} s CPU (median of ${o.reps}; cold ${row.cold_s} s, no compile cache ${row.no_cache_s} s, ${String(row.no_cache_cpu_s)} s CPU); phases ms ${JSON.stringify(phases_ms)}`)
     return row
@@ -209,7 +213,7 @@ export function cronLines(cron: unknown): string[] {
   if (!c) return []
   if (c.error !== undefined) return ['', `Cron row: failed: ${c.error}`]
   const r = c as CronRow
-  return ['', `Cron row (bench/cron.ts: \`query run\` of ${r.query}, ${r.cells} cells, ${r.providers} providers serving, ${r.trips_per_company} trips each; a fresh buyer process through bin/mpc-agent per run, median of ${r.reps}):`, '',
+  return ['', `Cron row (bench/cron.ts: \`query run\` of ${r.query}, ${r.cells} cells, ${r.providers} providers serving, ${r.trips_per_company} trips each; a fresh buyer process through bin/mpc-agent per run, median of ${r.reps}; load average ${r.loadavg.start.join(' ')} → ${r.loadavg.end.join(' ')} on 2 shared cores):`, '',
     '| wall s | CPU s | first run, empty compile cache, s | no compile cache: wall s (CPU s) | target | phases ms (--json runs: start-up, dial, negotiate, masked sum, write, exit) |', '|---|---|---|---|---|---|',
     `| ${r.wall_s} | ${String(r.cpu_s)} | ${r.cold_s} | ${r.no_cache_s} (${String(r.no_cache_cpu_s)}) | ≤ ${r.target_s}: ${r.met ? 'met' : 'not met'} | ${Object.values(r.phases_ms).join(' / ')} |`]
 }
