@@ -14,8 +14,9 @@
 // Rows: as the grid's (bench/report.ts summarize(), memory fields dropped: no memory runs here) plus
 // rtt_ms, mbit, round_trips { implied: (secure − plain) / RTT, protocol: the spec's count },
 // bound_s (1.05 × plain + protocol round trips × RTT) and met. Standalone:
-//   node bench/netem.ts [--n 5] [--l 1000,100000,1000000] [--reps 5] [--rtt-ms 40] [--mbit 100] [--protocol-rt N]
+//   node bench/netem.ts [--n 5] [--l 1000,100000,1000000] [--reps 5] [--rtt-ms 40] [--mbit 100] [--protocol-rt EXTRA]
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
@@ -37,6 +38,8 @@ export interface NetOptions {
   mbit: number
   /** Sequential round trips the secure run adds to plaintext, by the protocol's own count (masked-sum.md). */
   protocolRoundTrips: number
+  /** The protocol's count from agreement to result (plaintext: 1). */
+  protocolRoundTripsTotal: number
   protocolRoundTripsSource: string
   env: RowEnv
   log: (line: string) => void
@@ -233,7 +236,8 @@ export interface NetRow {
   secure_s: number
   plain_s: number
   ratio: number
-  round_trips: { implied: number; protocol: number; protocol_source: string }
+  /** implied: (secure − plain) / RTT; protocol: agreement → result by the spec; protocol_extra: that minus plaintext's 1 */
+  round_trips: { implied: number; protocol: number; protocol_extra: number; protocol_source: string }
   /** the issue's bound: 1.05 × plain + protocol round trips × RTT; at L ≥ 1M also ratio ≤ 1.05 */
   bound_s: number
   met: boolean
@@ -291,11 +295,11 @@ export async function benchNetem(o: NetOptions): Promise<{ link: LinkCheck | nul
         const bound = 1.05 * pl + (o.protocolRoundTrips * o.rttMs) / 1000
         const row: NetRow = {
           ...full, N: o.N, L, rtt_ms: o.rttMs, mbit: o.mbit, secure_s: s, plain_s: pl, ratio: full.ratio as number,
-          round_trips: { implied: round(((s - pl) * 1000) / o.rttMs, 1), protocol: o.protocolRoundTrips, protocol_source: o.protocolRoundTripsSource },
+          round_trips: { implied: round(((s - pl) * 1000) / o.rttMs, 1), protocol: o.protocolRoundTripsTotal, protocol_extra: o.protocolRoundTrips, protocol_source: o.protocolRoundTripsSource },
           bound_s: round(bound), met: s <= bound && (L < 1_000_000 || s / pl <= 1.05)
         }
         rows.push(row)
-        o.log(`netem N=${o.N} L=${L} RTT ${o.rttMs} ms ${o.mbit} Mbit/s: secure ${s} s, plain ${pl} s, ratio ${row.ratio}, implied round trips ${row.round_trips.implied} (protocol ${o.protocolRoundTrips}), bound ${row.bound_s} s: ${row.met ? 'met' : 'NOT met'}`)
+        o.log(`netem N=${o.N} L=${L} RTT ${o.rttMs} ms ${o.mbit} Mbit/s: secure ${s} s, plain ${pl} s, ratio ${row.ratio}, implied round trips ${row.round_trips.implied} (protocol: ${o.protocolRoundTripsTotal} from agreement, ${o.protocolRoundTrips} more than plaintext), bound ${row.bound_s} s: ${row.met ? 'met' : 'NOT met'}`)
       } catch (e) {
         o.log(`netem N=${o.N} L=${L}: FAILED ${(e as Error).message}`)
         rows.push({ N: o.N, L, error: (e as Error).message })
@@ -325,6 +329,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const res = await benchNetem({
     N: Number(a.n), Ls: (a.l as string).split(',').map(Number), reps: Number(a.reps), rttMs: Number(a['rtt-ms']), mbit: Number(a.mbit),
     protocolRoundTrips: a['protocol-rt'] !== undefined ? Number(a['protocol-rt']) : protocolRoundTrips().count,
+    protocolRoundTripsTotal: a['protocol-rt'] !== undefined ? Number(a['protocol-rt']) + 1 : protocolRoundTrips().total,
     protocolRoundTripsSource: a['protocol-rt'] !== undefined ? 'command line' : protocolRoundTrips().source,
     env: { node: process.version, commit: null, cpu: undefined }, log: (l) => process.stderr.write(l + '\n')
   })
@@ -332,15 +337,22 @@ if (import.meta.url === `file://${process.argv[1]}`) {
 }
 
 /**
- * The round trips a secure run adds to the plaintext one, from agreement to result, by the protocol's
- * own count. Counted from protocols/masked-sum.md (§5.1, §6, §7): the clock starts with the
- * certificate sent; START travels with it (the buyer's streams are open by then), so the vector arrives
- * after 1 round trip, as the plaintext's does after its stream opening; then INCLUSION → REVEAL is
- * one more (the cross-checks end within the first: XCHECK leaves as soon as a provider has its
- * certificate). RECEIPT goes out without an answer awaited.
+ * Sequential round trips from agreement to result by the protocol's own count, and what the secure
+ * run adds to the plaintext one (the plaintext window: stream opening with its first message, ½, then
+ * the vectors, ½: 1 round trip). From protocols/masked-sum.md §7.1 when it publishes the count
+ * ("agreement → result: N"); else counted here from §5.1, §6, §7: START leaves with the certificate
+ * (½), the vectors and DONE come back (1), INCLUSION (1½), REVEAL (2); XCHECK (½ after a provider has its
+ * certificate) is done before INCLUSION arrives, RECEIPT awaits no answer.
  */
-export function protocolRoundTrips(): { count: number; source: string } {
-  return { count: 1, source: 'counted from protocols/masked-sum.md §5.1, §6, §7 (START → vector → INCLUSION → REVEAL = 2 round trips from agreement; plaintext: stream + vector = 1)' }
+export function protocolRoundTrips(): { count: number; total: number; source: string } {
+  const PLAINTEXT = 1
+  let spec = ''
+  try {
+    spec = readFileSync(new URL('../protocols/masked-sum.md', import.meta.url), 'utf8')
+  } catch {}
+  const m = /agreement → result:?\**:? (\d+)/.exec(spec) ?? /agreement → result: (\d+)/.exec(spec)
+  if (m) return { count: Number(m[1]) - PLAINTEXT, total: Number(m[1]), source: `protocols/masked-sum.md §7.1: agreement → result ${m[1]} round trips; plaintext 1` }
+  return { count: 2 - PLAINTEXT, total: 2, source: 'counted by bench/netem.ts from protocols/masked-sum.md §5.1, §6, §7 (it publishes no count): START → vectors → INCLUSION → REVEAL = 2 round trips from agreement; plaintext 1' }
 }
 
 interface NetDoc { link: LinkCheck | null; rows: Array<NetRow | ErrorRow>; error?: string; loadavg?: { start: number[]; end?: number[] } }
@@ -350,10 +362,10 @@ export function netemLines(netem: unknown): string[] {
   const d = netem as NetDoc | null | undefined
   if (!d) return []
   const lines = ['', `Network rows (bench/netem.ts: a namespace per party, htb per party each way, delay proxy per listener)${d.link ? `; link check: RTT ${d.link.rtt_ms.median} ms (min ${d.link.rtt_ms.min}, max ${d.link.rtt_ms.max}), one flow ${d.link.one_flow_mbit} Mbit/s, two into one ${d.link.two_into_one_mbit} Mbit/s` : ''}${d.loadavg ? `; load average ${d.loadavg.start.join(' ')} at the start, ${d.loadavg.end?.join(' ') ?? '?'} at the end (2 cores, shared)` : ''}${d.error ? `; FAILED: ${d.error}` : ''}:`, '',
-    '| N | L | RTT ms | Mbit/s | secure s | plain s | ratio | round trips implied (protocol) | bound s | met |', '|---|---|---|---|---|---|---|---|---|---|']
+    '| N | L | RTT ms | Mbit/s | secure s | plain s | ratio | round trips implied by secure − plain (protocol: more than plaintext) | bound s (1.05 × plain + extra × RTT) | met |', '|---|---|---|---|---|---|---|---|---|---|']
   for (const r of d.rows) {
     if ('error' in r) lines.push(`| ${r.N} | ${r.L} | failed: ${String(r.error).replace(/\|/g, '/').slice(0, 100)} | | | | | | | |`)
-    else lines.push(`| ${r.N} | ${r.L} | ${r.rtt_ms} | ${r.mbit} | ${r.secure_s} | ${r.plain_s} | ${r.ratio} | ${r.round_trips.implied} (${r.round_trips.protocol}) | ${r.bound_s} | ${r.met ? 'met' : 'not met'} |`)
+    else lines.push(`| ${r.N} | ${r.L} | ${r.rtt_ms} | ${r.mbit} | ${r.secure_s} | ${r.plain_s} | ${r.ratio} | ${r.round_trips.implied} (${r.round_trips.protocol_extra}) | ${r.bound_s} | ${r.met ? 'met' : 'not met'} |`)
   }
   const ph = d.rows.filter((r): r is NetRow => !('error' in r))
   if (ph.length) {

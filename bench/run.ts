@@ -359,7 +359,7 @@ async function issue20Sections(env: RowEnv, sections: Record<string, number>, do
     netem = await benchNetem({
       N: Number(args['netem-n']), Ls: (args['netem-l'] ?? (quick ? '1000,100000' : '1000,100000,1000000')).split(',').map(Number),
       reps: Number(args['netem-reps'] ?? (quick ? 3 : 5)), rttMs: Number(args['netem-rtt-ms']), mbit: Number(args['netem-mbit']),
-      protocolRoundTrips: rt.count, protocolRoundTripsSource: rt.source, env, log
+      protocolRoundTrips: rt.count, protocolRoundTripsTotal: rt.total, protocolRoundTripsSource: rt.source, env, log
     })
     sections.netem = round((performance.now() - t) / 1000, 1)
   }
