@@ -3,7 +3,7 @@ import { writeFileSync, renameSync, readFileSync, rmSync, mkdirSync } from 'node
 import { join } from 'node:path'
 import { homePaths, loadIdentity, type HomePaths, type Identity } from './home.ts'
 import { loadConfig, type AgentConfig } from './config.ts'
-import { createAgentNode, type AgentNode } from '../net/node.ts'
+import type { AgentNode } from '../net/node.ts'
 
 export interface Agent {
   paths: HomePaths
@@ -19,6 +19,9 @@ export function openAgent(dir: string): Agent {
 }
 
 export async function startNode(agent: Agent, listen?: string[], onRefused?: (peerId: string, reason: string) => void): Promise<AgentNode> {
+  // loaded here, not above: the commands that only read a home (init, id, peers, audit, budget, pins) import this
+  // module too, and libp2p is most of a CLI process's start-up (~0.4 s of CPU)
+  const { createAgentNode } = await import('../net/node.ts')
   const node = await createAgentNode({
     privateKey: agent.identity.privateKey,
     listen: listen ?? agent.config.listen,
