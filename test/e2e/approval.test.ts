@@ -13,7 +13,7 @@ describe('manual approval through the control socket', () => {
     dc = await makeDataCluster(3, 100)
     const p1 = dc.cluster.byName('p1').home
     writeFileSync(join(p1, 'policy.yaml'), readFileSync(join(p1, 'policy.yaml'), 'utf8').replace('approval: auto', 'approval: manual'))
-    await dc.cluster.serveAll(dc.providers)
+    for (const p of dc.providers) await dc.cluster.serve(p)
   }, 120_000)
   afterAll(async () => dc?.cluster.teardown())
 

@@ -25,12 +25,12 @@ describe('crash matrix (kill -9 per role and phase)', () => {
   afterAll(async () => dc?.cluster.teardown())
 
   async function serveAll(victim?: { name: string; deviant?: string; manual?: boolean }): Promise<void> {
-    await Promise.all(dc.providers.map(async (p) => {
+    for (const p of dc.providers) {
       const home = dc.cluster.byName(p).home
       const pol = readFileSync(join(home, 'policy.yaml'), 'utf8').replace('approval: manual', 'approval: auto')
       writeFileSync(join(home, 'policy.yaml'), victim?.name === p && victim.manual ? pol.replace('approval: auto', 'approval: manual') : pol)
       await dc.cluster.serve(p, [], victim?.name === p && victim.deviant ? { deviant: victim.deviant } : {})
-    }))
+    }
   }
   async function stopAll(): Promise<void> {
     for (const p of dc.providers) await dc.cluster.stop(p)

@@ -24,7 +24,7 @@ describe('crash faults', () => {
   let dc: DataCluster
   beforeAll(async () => {
     dc = await makeDataCluster(4, 100)
-    await dc.cluster.serveAll(dc.providers)
+    for (const p of dc.providers) await dc.cluster.serve(p)
   }, 120_000)
   afterAll(async () => dc?.cluster.teardown())
 

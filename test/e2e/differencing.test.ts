@@ -47,7 +47,7 @@ describe('differencing pins (issue 14 §2)', () => {
       pol.differencing_window_s = 3600
       writeFileSync(join(home, 'policy.yaml'), stringify(pol))
     })
-    await c.serveAll(PROVIDERS)
+    for (const p of PROVIDERS) await c.serve(p)
   }, 120_000)
   afterAll(async () => c?.teardown())
 

@@ -42,7 +42,9 @@ describe('framing through the real CLI (issue 16)', () => {
     const h = [p1, p2].sort((a, b) => comparePeers(ids[a] as string, ids[b] as string))[0] as string
     const other = h === p1 ? p2 : p1
     const before: Record<string, number> = Object.fromEntries([h, other, 'city'].map((n) => [n, aborts(dc.cluster.byName(n).home).length]))
-    await Promise.all([dc.cluster.serve(p1), dc.cluster.serve(p2), dc.cluster.serve(p3, [], { deviant: 'provider:frame-kcf' })])
+    await dc.cluster.serve(p1)
+    await dc.cluster.serve(p2)
+    await dc.cluster.serve(p3, [], { deviant: 'provider:frame-kcf' })
     const out = join(dc.dir, 'framed.json')
     const r = await dc.cluster.cli('city', ['query', 'run', dc.queryFile, '--out', out], { timeoutMs: 90_000 })
     expect(r.code, r.stderr).toBe(4)
@@ -72,7 +74,7 @@ describe('framing through the real CLI (issue 16)', () => {
     writeFileSync(q, readFileSync(dc.queryFile, 'utf8').replace(/timeouts:.*/, 'timeouts: { negotiate_s: 45, compute_s: 10, confirm_s: 5 }'))
     // only this run's entries count: the previous test's deviant signed an accusation in its own log
     const before = Object.fromEntries([...dc.providers, 'city'].map((n) => [n, aborts(dc.cluster.byName(n).home).length]))
-    await dc.cluster.serveAll(dc.providers)
+    for (const p of dc.providers) await dc.cluster.serve(p)
     const out = join(dc.dir, 'withheld.json')
     const r = await dc.cluster.cli('city', ['query', 'run', q, '--out', out], { deviant: 'buyer:withhold-cert', timeoutMs: 120_000 })
     expect(r.code, r.stderr).toBe(4)

@@ -20,7 +20,7 @@ describe('a hostile allowlisted peer floods a provider', () => {
     const m = await makeCluster([{ name: 'mallory', role: 'provider' }], { dir: join(dc.dir, 'm') })
     const mal = m.byName('mallory')
     await dc.cluster.cli('p1', ['peers', 'add', 'mallory', mal.addr, '--role', 'provider'])
-    await dc.cluster.serveAll(dc.providers)
+    for (const p of dc.providers) await dc.cluster.serve(p)
     const key = privateKeyFromProtobuf(readFileSync(join(mal.home, 'identity.key')))
     hostile = await createAgentNode({ privateKey: key, listen: [], allow: new Set([dc.cluster.byName('p1').peerId]) })
     await hostile.start()

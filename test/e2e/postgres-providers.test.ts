@@ -40,7 +40,7 @@ describe.skipIf(skip !== null)('three providers: Postgres, Parquet, CSV', () => 
     const home2 = dc.cluster.byName('p2').home
     await sql(`COPY (SELECT * FROM read_csv('${join(home2, 'trips.csv')}', header = true, columns = {'zone': 'INTEGER', 'pickup_datetime': 'TIMESTAMP', 'fare': 'DOUBLE', 'license': 'VARCHAR'})) TO '${join(home2, 'trips.parquet')}' (FORMAT parquet)`)
     setDataset('p2', { path: 'trips.parquet', format: 'parquet' })
-    await dc.cluster.serveAll(dc.providers)
+    for (const p of dc.providers) await dc.cluster.serve(p)
   }, 180_000)
   afterAll(async () => {
     await dc?.cluster.teardown()

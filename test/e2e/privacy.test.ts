@@ -71,8 +71,8 @@ describe('differential privacy through the real CLI: 1 buyer + 3 providers', () 
   budget: { epsilon: ${BUDGET_EPS}, delta: 1.0e-6, window_days: 30 }
   unit: { trips: row, trips2: row }
 `)
+      await dc.cluster.serve(p)
     }
-    await dc.cluster.serveAll(dc.providers)
     q = join(dc.dir, 'dp.yaml')
     writeFileSync(q, DP_QUERY(dc.providers))
   })

@@ -61,8 +61,8 @@ describe('probes on one provider\'s data look the same to the buyer either way (
       const home = dc.cluster.byName(p).home
       const pol = readFileSync(join(home, 'policy.yaml'), 'utf8')
       writeFileSync(join(home, 'policy.yaml'), pol.replace('    deny_columns: [license]\n', `    deny_columns: [license]\n    max_rows_floor: ${FLOOR}\n`))
+      await dc.cluster.serve(p)
     }
-    await dc.cluster.serveAll(dc.providers)
     csvPath = join(dc.cluster.byName('p1').home, 'trips.csv')
   }, 120_000)
   afterAll(async () => dc?.cluster.teardown())

@@ -16,7 +16,7 @@ describe('query run under a real pty', () => {
   let dc: DataCluster
   beforeAll(async () => {
     dc = await makeDataCluster(3)
-    await dc.cluster.serveAll(dc.providers)
+    for (const p of dc.providers) await dc.cluster.serve(p)
   }, 180_000)
   afterAll(async () => dc?.cluster.teardown())
 

@@ -35,7 +35,7 @@ describe('query run: 1 buyer + 3 providers', () => {
   let dc: DataCluster
   beforeAll(async () => {
     dc = await makeDataCluster(3)
-    await dc.cluster.serveAll(dc.providers)
+    for (const p of dc.providers) await dc.cluster.serve(p)
   })
   afterAll(async () => dc?.cluster.teardown())
 
@@ -91,7 +91,7 @@ describe('query run: 1 buyer + 5 providers', () => {
   let dc: DataCluster
   beforeAll(async () => {
     dc = await makeDataCluster(5, 200)
-    await dc.cluster.serveAll(dc.providers)
+    for (const p of dc.providers) await dc.cluster.serve(p)
   })
   afterAll(async () => dc?.cluster.teardown())
 
@@ -118,7 +118,9 @@ describe('query run: deviating agents (test-only entry point)', () => {
 
   async function withDeviant(deviation: string | null, buyerDeviation?: string): Promise<{ code: number | null; stderr: string; out: string }> {
     const [p1, p2, p3] = dc.providers as [string, string, string]
-    await Promise.all([dc.cluster.serve(p1), dc.cluster.serve(p2), dc.cluster.serve(p3, [], deviation ? { deviant: deviation } : {})])
+    await dc.cluster.serve(p1)
+    await dc.cluster.serve(p2)
+    await dc.cluster.serve(p3, [], deviation ? { deviant: deviation } : {})
     const out = join(dc.dir, `dev-${deviation ?? buyerDeviation}.json`)
     const r = await dc.cluster.cli('city', ['query', 'run', dc.queryFile, '--out', out], { deviant: buyerDeviation, timeoutMs: 90_000 })
     // the honest providers are still serving after the abort
@@ -148,7 +150,9 @@ describe('query run: deviating agents (test-only entry point)', () => {
     const q = join(dc.dir, 'fast.yaml')
     writeFileSync(q, readFileSync(dc.queryFile, 'utf8').replace(/timeouts:.*/, 'timeouts: { negotiate_s: 5, compute_s: 3, confirm_s: 3 }'))
     const [p1, p2, p3] = dc.providers as [string, string, string]
-    await Promise.all([dc.cluster.serve(p1), dc.cluster.serve(p2), dc.cluster.serve(p3, [], { deviant: 'provider:silent-stream' })])
+    await dc.cluster.serve(p1)
+    await dc.cluster.serve(p2)
+    await dc.cluster.serve(p3, [], { deviant: 'provider:silent-stream' })
     const r = await dc.cluster.cli('city', ['--json', 'query', 'run', q, '--out', join(dc.dir, 'silent.json')])
     for (const p of dc.providers) await dc.cluster.stop(p)
     expect(r.code).toBe(5)

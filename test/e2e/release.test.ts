@@ -24,7 +24,9 @@ describe('the result is released only through the result (issue 14 §3, §4)', (
   async function runWith(o: { provider?: string; buyer?: string }): Promise<{ code: number | null; stderr: string; out: string; kinds: string[][] }> {
     const [p1, p2, p3] = dc.providers as [string, string, string]
     try {
-      await Promise.all([dc.cluster.serve(p1), dc.cluster.serve(p2), dc.cluster.serve(p3, [], o.provider ? { deviant: o.provider } : {})])
+      await dc.cluster.serve(p1)
+      await dc.cluster.serve(p2)
+      await dc.cluster.serve(p3, [], o.provider ? { deviant: o.provider } : {})
       return await runOnce(o)
     } finally {
       for (const p of dc.providers) await dc.cluster.stop(p)

@@ -39,7 +39,7 @@ describe('secrets never leave a provider', () => {
       const rows = Array.from({ length: 7 }, (_, k) => `3,2024-03-0${1 + (k % 3)} 13:${10 + k}:00,${FARES[i]},${MARKERS[i]}`)
       writeFileSync(join(home, 'trips.csv'), 'zone,pickup_datetime,fare,license\n' + rows.join('\n') + '\n')
     })
-    await dc.cluster.serveAll(dc.providers)
+    for (const p of dc.providers) await dc.cluster.serve(p)
     run = await dc.cluster.cli('city', ['--verbose', 'query', 'run', dc.queryFile, '--out', join(dc.dir, 'out.json')])
     for (const p of dc.providers) serveOutput.push((await dc.cluster.stop(p)) as CliResult)
   }, 120_000)

@@ -15,7 +15,7 @@ describe('serve as a service', () => {
   let dc: DataCluster
   beforeAll(async () => {
     dc = await makeDataCluster(3, 50)
-    await dc.cluster.serveAll(dc.providers)
+    for (const p of dc.providers) await dc.cluster.serve(p)
   }, 180_000)
   afterAll(async () => dc?.cluster.teardown())
 

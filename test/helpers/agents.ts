@@ -30,27 +30,23 @@ export interface Cluster {
   cli(name: string, args: string[], opts?: { timeoutMs?: number; input?: string; deviant?: string }): Promise<CliResult>
   /** `lifetimeMs`: the process is killed (and `exited` rejects) after this long; 10 min by default. */
   serve(name: string, extra?: string[], opts?: { deviant?: string; lifetimeMs?: number }): Promise<TestAgent>
-  /** `serve` each of `names` at once (independent processes; each awaited until ready). */
-  serveAll(names: string[]): Promise<TestAgent[]>
   stop(name: string, signal?: NodeJS.Signals): Promise<CliResult | undefined>
   teardown(): Promise<void>
 }
 
 export async function makeCluster(specs: AgentSpec[], opts: { dir?: string } = {}): Promise<Cluster> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'mpc-agent-test-'))
-  // a fresh namespace has every port free; on the host, ask the kernel for one (one at a time: distinct ports)
-  const ports: number[] = []
-  for (const s of specs) ports.push(s.netns ? 4001 : await freePort())
-  // the homes are independent: init them all at once (each init is a CLI process, mostly start-up)
-  const agents: TestAgent[] = await Promise.all(specs.map(async (s, i) => {
+  const agents: TestAgent[] = []
+  for (const s of specs) {
     const home = join(dir, s.name)
-    const port = ports[i] as number
+    // a fresh namespace has every port free; on the host, ask the kernel for one
+    const port = s.netns ? 4001 : await freePort()
     const host = s.netns?.ip ?? '127.0.0.1'
     const r = await runCli(['--home', home, 'init', '--name', s.name, '--listen', `/ip4/${host}/tcp/${port}`, '--json'])
     if (r.code !== 0) throw new Error(`init ${s.name} failed: ${r.stderr}`)
     const { peerId } = JSON.parse(r.stdout) as { peerId: string }
-    return { ...s, home, peerId, addr: `/ip4/${host}/tcp/${port}/p2p/${peerId}` }
-  }))
+    agents.push({ ...s, home, peerId, addr: `/ip4/${host}/tcp/${port}/p2p/${peerId}` })
+  }
   const directory = join(dir, 'peers.yaml')
   writeFileSync(directory, stringify(agents.map((a) => ({ name: a.name, addr: a.addr, role: a.role }))))
   await Promise.all(agents.map(async (a) => {
@@ -62,7 +58,7 @@ export async function makeCluster(specs: AgentSpec[], opts: { dir?: string } = {
     if (!a) throw new Error(`no agent ${n}`)
     return a
   }
-  const cluster: Cluster = {
+  return {
     dir,
     agents,
     byName,
@@ -82,9 +78,6 @@ export async function makeCluster(specs: AgentSpec[], opts: { dir?: string } = {
       JSON.parse(readFileSync(ready, 'utf8'))
       return a
     },
-    serveAll(names) {
-      return Promise.all(names.map((n) => cluster.serve(n)))
-    },
     async stop(n, signal = 'SIGTERM') {
       const a = byName(n)
       if (!a.proc || !a.exited) return undefined
@@ -98,5 +91,4 @@ export async function makeCluster(specs: AgentSpec[], opts: { dir?: string } = {
       if (!process.env.KEEP_TEST_DIRS) rmSync(dir, { recursive: true, force: true })
     }
   }
-  return cluster
 }
