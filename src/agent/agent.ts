@@ -21,6 +21,8 @@ export function openAgent(dir: string): Agent {
 }
 
 export async function startNode(agent: Agent, listen?: string[], onRefused?: (peerId: string, reason: string) => void): Promise<AgentNode> {
+  // loaded here, not above: the commands that only read a home (init, id, peers, audit, budget, pins) import this
+  // module too, and libp2p is most of a CLI process's start-up (~0.4 s of CPU)
   const { createAgentNode } = await import('../net/node.ts')
   const node = await createAgentNode({
     privateKey: agent.identity.privateKey,

@@ -7,12 +7,11 @@
 // per-cell contribution is clamped to the bound the layout assumes. The only ways out are
 // failures of this machine (the file vanished, the disk, memory, cancellation), which the caller
 // turns into a local_error abort with a fixed detail. Statistics stay local: they describe the data.
-import type { DuckDBValue } from '@duckdb/node-api'
 import type { Aggregate, Query } from '../query/types.ts'
 import { layoutOf, slotBounds } from '../query/layout.ts'
 import { DataError } from './errors.ts'
 import type { DatasetSource } from './source.ts'
-import { compileQuery, FILTERED } from './compile.ts'
+import { compileQuery, FILTERED, type Output } from './compile.ts'
 import { withSource } from './engine.ts'
 import { addDiscreteGaussianNoise } from '../privacy/sampler.ts'
 import { externalEngine } from './sources.ts'
@@ -66,7 +65,7 @@ export async function inspectDataset(src: DatasetSource): Promise<{ columns: Arr
   })
 }
 
-const big = (v: DuckDBValue | undefined): bigint => (typeof v === 'bigint' ? v : v === null || v === undefined ? 0n : typeof v === 'number' && Number.isFinite(v) ? BigInt(Math.trunc(v)) : 0n)
+const big = (v: unknown): bigint => (typeof v === 'bigint' ? v : v === null || v === undefined ? 0n : typeof v === 'number' && Number.isFinite(v) ? BigInt(Math.trunc(v)) : 0n)
 
 /** n · num / den rounded half away from zero, exactly (den > 0). */
 function scaleRound(n: bigint, num: bigint, den: bigint): bigint {
@@ -110,6 +109,75 @@ export function clampCell(q: Query, raw: bigint[], out: BigUint64Array, base: nu
   return changed
 }
 
+/**
+ * The fold stage every engine shares, so that each produces the same vector and statistics bit for bit: one call
+ * of `add` per result row of the compiled statement (compile.ts), whose column 0 is the row key (cell index, NULL
+ * outside a domain, FILTERED when the filter dropped the rows), column 1 the number of source rows behind it and
+ * column i + 2 the value of `outputs[i]`. Rows outside the layout are counted and dropped; every cell is clamped
+ * (clampCell) into `vector`. `big` is the engine's conversion of one of its values to a bigint (NULL → 0).
+ */
+export class CellFolder {
+  private readonly q: Query
+  private readonly outputs: readonly Output[]
+  private readonly vector: BigUint64Array
+  private readonly big: (v: unknown) => bigint
+  private readonly cells: number
+  private readonly raw: bigint[]
+  private readonly stats: VectorStats
+
+  constructor(q: Query, outputs: readonly Output[], vector: BigUint64Array, big: (v: unknown) => bigint) {
+    this.q = q
+    this.outputs = outputs
+    this.vector = vector
+    this.big = big
+    const layout = layoutOf(q)
+    this.cells = layout.cells
+    this.raw = new Array<bigint>(layout.slots.length).fill(0n)
+    const perAggregate: AggregateStats[] = q.aggregates.map((a) => ({ aggregate: a.name, kind: a.kind, nullsSkipped: 0, clipped: 0 }))
+    this.stats = { rows: 0, matched: 0, filtered: 0, clipped: 0, outOfDomain: 0, nullsSkipped: 0, clamped: 0, perAggregate, ms: 0 }
+  }
+
+  /** One result row; `col(i)` is its column i as the engine returned it. */
+  add(col: (i: number) => unknown): void {
+    const { stats, raw, big } = this
+    const key = col(0)
+    const n = Number(col(1))
+    stats.rows += n
+    if (key !== null && key !== undefined && big(key) === FILTERED) {
+      stats.filtered += n
+      return
+    }
+    const cell = key === null || key === undefined ? -1 : Number(key)
+    // NULL key: outside a domain; a key outside the layout cannot occur, and is dropped the same way
+    if (!(cell >= 0 && cell < this.cells)) {
+      stats.outOfDomain += n
+      return
+    }
+    stats.matched += n
+    this.outputs.forEach((o, i) => {
+      const v = big(col(i + 2))
+      if (o.kind === 'value') raw[o.slot] = v
+      else {
+        const s = stats.perAggregate[o.aggregate]
+        if (s && o.kind === 'nulls') s.nullsSkipped += Number(v)
+        else if (s) s.clipped += Number(v)
+      }
+    })
+    stats.clamped += clampCell(this.q, raw, this.vector, cell * raw.length)
+  }
+
+  /** The vector and its statistics once every row is in; `t0` is when the computation started. */
+  finish(t0: number): { vector: BigUint64Array; stats: VectorStats } {
+    const { stats } = this
+    for (const s of stats.perAggregate) {
+      stats.nullsSkipped += s.nullsSkipped
+      stats.clipped += s.clipped
+    }
+    stats.ms = Math.round(performance.now() - t0)
+    return { vector: this.vector, stats }
+  }
+}
+
 export async function computeVector(src: DatasetSource, q: Query, opts: { signal?: AbortSignal } = {}): Promise<{ vector: BigUint64Array; stats: VectorStats }> {
   const ext = await externalEngine(src)
   if (ext) {
@@ -118,58 +186,22 @@ export async function computeVector(src: DatasetSource, q: Query, opts: { signal
     return ext.compute(src, q, opts)
   }
   const t0 = performance.now()
-  const layout = layoutOf(q)
-  const per = layout.slots.length
-  const vector = new BigUint64Array(layout.length)
+  const vector = new BigUint64Array(layoutOf(q).length)
   try {
     return await withSource(src, q.timezone, async ({ c, from, schema, icu }) => {
       const { sql, params, types, outputs } = compileQuery(q, schema, from, icu)
-      const perAggregate: AggregateStats[] = q.aggregates.map((a) => ({ aggregate: a.name, kind: a.kind, nullsSkipped: 0, clipped: 0 }))
-      const stats: VectorStats = { rows: 0, matched: 0, filtered: 0, clipped: 0, outOfDomain: 0, nullsSkipped: 0, clamped: 0, perAggregate, ms: 0 }
+      const fold = new CellFolder(q, outputs, vector, big)
       // an interrupt only reaches a running statement: look again right before the long one
       if (opts.signal?.aborted) throw new DataError(`dataset "${src.name}": computation cancelled (the run was stopped)`)
       const result = await c.stream(sql, params, types)
-      const raw = new Array<bigint>(per).fill(0n)
       for (;;) {
         if (opts.signal?.aborted) throw new DataError(`dataset "${src.name}": computation cancelled (the run was stopped)`)
         const chunk = await result.fetchChunk()
         if (!chunk || chunk.rowCount === 0) break
         const cols = chunk.getColumns()
-        const keys = cols[0] ?? []
-        const counts = cols[1] ?? []
-        for (let r = 0; r < chunk.rowCount; r++) {
-          const key = keys[r]
-          const n = Number(counts[r])
-          stats.rows += n
-          if (key !== null && key !== undefined && big(key) === FILTERED) {
-            stats.filtered += n
-            continue
-          }
-          const cell = key === null || key === undefined ? -1 : Number(key)
-          // NULL key: outside a domain; a key outside the layout cannot occur, and is dropped the same way
-          if (!(cell >= 0 && cell < layout.cells)) {
-            stats.outOfDomain += n
-            continue
-          }
-          stats.matched += n
-          outputs.forEach((o, i) => {
-            const v = big(cols[i + 2]?.[r])
-            if (o.kind === 'value') raw[o.slot] = v
-            else {
-              const s = perAggregate[o.aggregate]
-              if (s && o.kind === 'nulls') s.nullsSkipped += Number(v)
-              else if (s) s.clipped += Number(v)
-            }
-          })
-          stats.clamped += clampCell(q, raw, vector, cell * per)
-        }
+        for (let r = 0; r < chunk.rowCount; r++) fold.add((i) => cols[i]?.[r])
       }
-      for (const s of perAggregate) {
-        stats.nullsSkipped += s.nullsSkipped
-        stats.clipped += s.clipped
-      }
-      stats.ms = Math.round(performance.now() - t0)
-      return { vector, stats }
+      return fold.finish(t0)
     }, opts.signal)
   } catch (e) {
     vector.fill(0n)

@@ -10,7 +10,8 @@
 //   query model keeps |clip × scale| < 2^63), summed as numeric (exact);
 // - time: timestamptz read AT TIME ZONE the query's zone, a naive timestamp taken as wall time there,
 //   the session TimeZone set to the query's zone for literals;
-// - the per-cell clamp is compute.ts's clampCell, in JS, as for DuckDB.
+// - the rows fold into the vector through compute.ts's CellFolder (counts, cleaning counts, per-cell clamp), in
+//   JS, exactly as for DuckDB.
 // The connection string comes from an environment variable or a 0600 file, never config.yaml. Every
 // statement runs read-only under a statement_timeout; an aborted run cancels its statement.
 import { statSync, readFileSync } from 'node:fs'
@@ -20,8 +21,8 @@ import { domainSize, layoutOf } from '../query/layout.ts'
 import { columnsOf } from '../query/columns.ts'
 import { DataError } from './errors.ts'
 import type { DatasetSource } from './source.ts'
-import { Builder, FILTERED, NUMERIC, quoteIdent, rowKey, type Output, type Schema } from './compile.ts'
-import { clampCell, type AggregateStats, type VectorStats } from './compute.ts'
+import { Builder, NUMERIC, quoteIdent, rowKey, type Output, type Schema } from './compile.ts'
+import { CellFolder, type VectorStats } from './compute.ts'
 import type { SchemaReason } from './check.ts'
 import type { CleaningReport } from './diagnose.ts'
 import type { Inspection, SourceEngine } from './sources.ts'
@@ -293,48 +294,17 @@ const big = (v: unknown): bigint => (v === null || v === undefined ? 0n : BigInt
 
 async function compute(src: DatasetSource, q: Query, opts: { signal?: AbortSignal }): Promise<{ vector: BigUint64Array; stats: VectorStats }> {
   const t0 = performance.now()
-  const layout = layoutOf(q)
-  const per = layout.slots.length
-  const vector = new BigUint64Array(layout.length)
+  const vector = new BigUint64Array(layoutOf(q).length)
   try {
     return await withPg(src, q.timezone, q.timeouts.compute_s * 1000, async ({ c, t }) => {
       const { sql, params, outputs } = compilePostgres(q, t.schema, t.pgTypes, cleanFrom(t.from, t.schema))
-      const perAggregate: AggregateStats[] = q.aggregates.map((a) => ({ aggregate: a.name, kind: a.kind, nullsSkipped: 0, clipped: 0 }))
-      const stats: VectorStats = { rows: 0, matched: 0, filtered: 0, clipped: 0, outOfDomain: 0, nullsSkipped: 0, clamped: 0, perAggregate, ms: 0 }
+      const fold = new CellFolder(q, outputs, vector, big)
       const res = await c.query({ text: sql, values: params, rowMode: 'array' })
-      const raw = new Array<bigint>(per).fill(0n)
       for (const row of res.rows as unknown[][]) {
         if (opts.signal?.aborted) throw cancelled(src)
-        const key = row[0]
-        const n = Number(row[1])
-        stats.rows += n
-        if (key !== null && key !== undefined && big(key) === FILTERED) {
-          stats.filtered += n
-          continue
-        }
-        const cell = key === null || key === undefined ? -1 : Number(key)
-        if (!(cell >= 0 && cell < layout.cells)) {
-          stats.outOfDomain += n
-          continue
-        }
-        stats.matched += n
-        outputs.forEach((o, i) => {
-          const v = big(row[i + 2])
-          if (o.kind === 'value') raw[o.slot] = v
-          else {
-            const s = perAggregate[o.aggregate]
-            if (s && o.kind === 'nulls') s.nullsSkipped += Number(v)
-            else if (s) s.clipped += Number(v)
-          }
-        })
-        stats.clamped += clampCell(q, raw, vector, cell * per)
+        fold.add((i) => row[i])
       }
-      for (const s of perAggregate) {
-        stats.nullsSkipped += s.nullsSkipped
-        stats.clipped += s.clipped
-      }
-      stats.ms = Math.round(performance.now() - t0)
-      return { vector, stats }
+      return fold.finish(t0)
     }, opts.signal)
   } catch (e) {
     vector.fill(0n)

@@ -5,21 +5,8 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { makeDataCluster, expected, readResult, QUERY, type DataCluster } from '../helpers/data-cluster.ts'
-
-function checkResult(dc: DataCluster, out: string): void {
-  const doc = readResult(out)
-  expect(doc.cells).toHaveLength(5 * 24)
-  const want = expected(dc.data)
-  let nonEmpty = 0
-  for (const c of doc.cells) {
-    const e = want.get(c.key.join('|')) ?? { pickups: 0, fare: 0 }
-    expect(c.values.pickups, c.key.join('|')).toBe(e.pickups)
-    expect(c.values.fare).toBeCloseTo(e.fare, 9)
-    if (e.pickups) nonEmpty++
-  }
-  expect(nonEmpty).toBeGreaterThan(50)
-}
+import { makeDataCluster, QUERY, type DataCluster } from '../helpers/data-cluster.ts'
+import { expectPlaintextTotals } from '../helpers/expect-result.ts'
 
 function auditEntries(home: string): Array<{ kind: string; data: unknown }> {
   if (!existsSync(join(home, 'audit.jsonl'))) return []
@@ -31,20 +18,30 @@ function auditKinds(home: string): string[] {
   return readFileSync(join(home, 'audit.jsonl'), 'utf8').trim().split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { kind: string }).kind)
 }
 
+// One buyer + 3 providers for the honest runs and the deviating ones: the homes are set up once; each
+// describe starts and stops its own serving processes.
+let three: DataCluster
+beforeAll(async () => {
+  three = await makeDataCluster(3)
+})
+afterAll(async () => three?.cluster.teardown())
+
 describe('query run: 1 buyer + 3 providers', () => {
   let dc: DataCluster
   beforeAll(async () => {
-    dc = await makeDataCluster(3)
+    dc = three
     for (const p of dc.providers) await dc.cluster.serve(p)
   })
-  afterAll(async () => dc?.cluster.teardown())
+  afterAll(async () => {
+    for (const p of dc?.providers ?? []) await dc.cluster.stop(p)
+  })
 
   it('the buyer gets exactly the plaintext totals; every party audited the certificate', async () => {
     const out = join(dc.dir, 'out.json')
     const r = await dc.cluster.cli('city', ['query', 'run', dc.queryFile, '--out', out, '--timeout', '60'])
     expect(r.stderr).not.toMatch(/error/i)
     expect(r.code).toBe(0)
-    checkResult(dc, out)
+    expectPlaintextTotals(dc, out)
     const prov = JSON.parse(readFileSync(`${out}.provenance.json`, 'utf8')) as { certificate: unknown; session: string }
     expect(prov.certificate).toBeTruthy()
     for (const p of dc.providers) {
@@ -99,16 +96,15 @@ describe('query run: 1 buyer + 5 providers', () => {
     const out = join(dc.dir, 'out5.json')
     const r = await dc.cluster.cli('city', ['query', 'run', dc.queryFile, '--out', out])
     expect(r.code, r.stderr).toBe(0)
-    checkResult(dc, out)
+    expectPlaintextTotals(dc, out)
   })
 })
 
 describe('query run: deviating agents (test-only entry point)', () => {
   let dc: DataCluster
-  beforeAll(async () => {
-    dc = await makeDataCluster(3, 100)
+  beforeAll(() => {
+    dc = three
   })
-  afterAll(async () => dc?.cluster.teardown())
 
   /** `mpc-agent evidence verify` on a bundle: its exit code and verdict line. */
   async function verifyEvidence(file: string): Promise<{ code: number | null; verdict: string }> {
