@@ -74,14 +74,16 @@ describe.skipIf(skip)('across firewalls: a relay, agents behind NAT', () => {
     const cfg = parse(readFileSync(cfgPath, 'utf8')) as { limits: Record<string, number> }
     cfg.limits.data_mib = 48
     writeFileSync(cfgPath, stringify(cfg))
-    for (const a of dc.cluster.agents) {
-      expect((await runCli(['--home', relayHome, 'relay', 'allow', a.name, a.peerId])).code).toBe(0)
-      expect((await runCli(['--home', a.home, 'relays', 'add', 'hub', relayAddr])).code).toBe(0)
-    }
+    // one relay.yaml: its members are added one after the other; the agents' own files in parallel
+    for (const a of dc.cluster.agents) expect((await runCli(['--home', relayHome, 'relay', 'allow', a.name, a.peerId])).code).toBe(0)
+    await Promise.all(dc.cluster.agents.map(async (a) => expect((await runCli(['--home', a.home, 'relays', 'add', 'hub', relayAddr])).code).toBe(0)))
     // the providers behind NAT are reached at their relayed address; p4 directly
     const peers = dc.cluster.agents.map((a) => ({ name: a.name, role: a.role, addr: ['p1', 'p2', 'p3'].includes(a.name) ? circuit(a.peerId) : a.addr }))
     writeFileSync(join(dc.dir, 'peers-relayed.yaml'), stringify(peers))
-    for (const a of dc.cluster.agents) expect((await runCli(['--home', a.home, 'peers', 'import', join(dc.dir, 'peers-relayed.yaml')])).code).toBe(0)
+    await Promise.all(dc.cluster.agents.map(async (a) => {
+      const r = await runCli(['--home', a.home, 'peers', 'import', join(dc.dir, 'peers-relayed.yaml')])
+      expect(r.code, r.stderr).toBe(0)
+    }))
     await startRelay()
     for (const p of dc.providers) await dc.cluster.serve(p)
   }, 120_000)
