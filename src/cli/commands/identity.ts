@@ -42,7 +42,12 @@ function addressesForOthers(home: string): { name: string; role: Role | undefine
   const cfg = loadConfig(paths.config)
   const running = readRuntime(paths)
   const withId = (a: string): string => (a.includes('/p2p/') ? a : `${a}/p2p/${id.peerId}`)
-  const addrs = cfg.announce.length ? cfg.announce.map(withId) : (running?.addrs ?? cfg.listen.map(withId))
+  const base = cfg.announce.length ? cfg.announce.map(withId) : (running?.addrs ?? cfg.listen.map(withId))
+  // behind NAT (relays configured, nothing announced): the relayed addresses of the running serve
+  // come first, since an importer dials the first fit address (README "Across firewalls")
+  const circuit = (running?.addrs ?? []).filter((a) => a.includes('/p2p-circuit'))
+  const direct = base.filter((a) => !a.includes('/p2p-circuit'))
+  const addrs = (cfg.relays ?? []).length && !cfg.announce.length ? [...circuit, ...direct] : [...direct, ...circuit]
   return { name: cfg.name, role: cfg.role, peerId: id.peerId, addrs, serving: running != null }
 }
 
@@ -67,6 +72,13 @@ export function idCommand(home: string, o: { entry?: boolean; role?: Role }, out
     return
   }
   warnUnfit(info.addrs, '`announce:` in config.yaml, or init with --announce')
-  if (out.opts.json) out.data(info)
-  else out.result([`name    ${info.name}`, `peer    ${info.peerId}`, ...(info.role ? [`role    ${info.role}`] : []), ...info.addrs.map((a) => `addr    ${a}`)].join('\n'))
+  // how others reach this agent: through the relays serve holds a reservation on (README "Across firewalls");
+  // whether the direct addresses are reachable from outside is not measured (no AutoNAT: SECURITY.md "Relays")
+  const relayed = info.addrs.filter((a) => a.includes('/p2p-circuit')).length
+  const reach = relayed ? `through ${relayed} relayed address${relayed === 1 ? '' : 'es'} (serve holds the reservation); direct reachability not measured` : info.serving ? 'directly only (no relay reservation held)' : 'unknown: serve is not running'
+  if (out.opts.json) {
+    out.data({ ...info, reach })
+    return
+  }
+  out.result([`name    ${info.name}`, `peer    ${info.peerId}`, ...(info.role ? [`role    ${info.role}`] : []), ...info.addrs.map((a) => `addr    ${a}`), `reach   ${reach}`].join('\n'))
 }
