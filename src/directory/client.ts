@@ -4,6 +4,7 @@
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { openChannel, type AgentNode } from '../net/node.ts'
 import { ConfigError } from '../agent/errors.ts'
+import { PeerUnreachableError } from '../net/errors.ts'
 import { EntryCheckError, verifyPeerEntryV2, type SignedPeerEntryV2 } from '../agent/peer-entry-v2.ts'
 import { decodeResponse, encodeMessage, DirectoryProtocolError, type DirectoryErrorCode, type DirectoryRequest, type DirectoryResponse, type PublishChange } from './messages.ts'
 import { DIRECTORY_PROTOCOL, MAX_PAGES, RESPONSE_TIMEOUT_MS } from './constants.ts'
@@ -37,7 +38,7 @@ async function request(node: AgentNode, dir: Multiaddr, req: DirectoryRequest, o
     } catch (err) {
       if (o.signal?.aborted) throw o.signal.reason
       const e = err as Error
-      throw new DirectoryProtocolError(e.name === 'TimeoutError' ? `${o.label} did not answer within ${timeoutMs} ms` : `${o.label} closed the directory stream without an answer (${e.message || e.name}); is it a relay that serves ${DIRECTORY_PROTOCOL}?`)
+      throw new PeerUnreachableError(o.label, e.name === 'TimeoutError' ? `no directory answer within ${timeoutMs} ms` : `it closed the directory stream without an answer (${e.message || e.name}); is it a relay that serves ${DIRECTORY_PROTOCOL}?`)
     }
     try {
       return decodeResponse(bytes)
