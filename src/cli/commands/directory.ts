@@ -7,6 +7,7 @@ import { ConfigError } from '../../agent/errors.ts'
 import { targetPeerOf, type SignedPeerEntryV2 } from '../../agent/peer-entry-v2.ts'
 import { parsePeer } from '../../crypto/peer.ts'
 import { createAgentNode, type AgentNode } from '../../net/node.ts'
+import { PeerUnreachableError } from '../../net/errors.ts'
 import { discoverEntries, publishEntry } from '../../directory/client.ts'
 import { signOwnEntry, type EntryOptions } from './identity.ts'
 import type { Output } from '../output.ts'
@@ -40,6 +41,14 @@ async function withRelayNode<T>(home: string, relay: { peerId: string }, fn: (no
   await node.start()
   try {
     return await fn(node)
+  } catch (err) {
+    // the dial wording speaks of agents; say what it means for a relay
+    if (err instanceof PeerUnreachableError) {
+      throw new PeerUnreachableError(`relay ${relay.peerId}`, err.detail
+        .replace('is `mpc-agent serve` running there', 'is `mpc-agent relay` running there')
+        .replace(/its allowlist probably does not have this agent \(.*\)$/, `the relay's allowlist probably does not have this agent (send its operator your peer ID, printed by \`mpc-agent id\`)`))
+    }
+    throw err
   } finally {
     await node.stop()
   }
