@@ -10,7 +10,7 @@ import { parsePeer } from '../crypto/peer.ts'
 import { fromHex, toHex } from '../crypto/bytes.ts'
 import { ConfigError } from './errors.ts'
 import { validateListen, validateName, type PeerEntry, type Role } from './config.ts'
-import { isRelayed, verifyPeerEntryV2 } from './peer-entry-v2.ts'
+import { verifyPeerEntryV2 } from './peer-entry-v2.ts'
 
 /** Domain separation of the entry signature (never valid as any protocol message's signature). */
 export const PEER_ENTRY_LABEL = 'mpc-agent/peer-entry/v1'
@@ -77,8 +77,9 @@ export function parseImportItem(raw: unknown, where: string): ImportedPeer {
     if (raw.v === 2) {
       // v2 (peer-entry-v2.ts): every check, expiry included, against this machine's clock
       const e = verifyPeerEntryV2(raw, where, Date.now())
-      // a direct address where there is one: config.yaml keeps one dial address per peer
-      const addr = e.addrs.find((a) => !isRelayed(a)) ?? (e.addrs[0] as string)
+      // the signer lists its addresses in order of preference (relayed first when it is behind NAT);
+      // config.yaml keeps one dial address per peer
+      const addr = e.addrs[0] as string
       return { name: e.name, addr, peerId: e.peerId, role: e.role, signed: true }
     }
     // v1 (no seq, no expiry) stays importable: entries already handed out by e-mail keep working

@@ -107,13 +107,13 @@ describe('peer entry v2', () => {
     expect(checkOf(() => verifyPeerEntryV2(entry(p, { addrs: [`/ip4/127.0.0.1/tcp/41000/p2p/${p.peerId}/p2p-circuit/p2p/${relay.peerId}`] }), 'e', NOW))).toBe('addrs')
   })
 
-  it('peers import takes v2 (direct address preferred, expiry checked) and still takes v1', async () => {
+  it('peers import takes v2 (the first address: the signer orders them; expiry checked) and still takes v1', async () => {
     const [p, relay] = [await makeParty(), await makeParty()]
     const direct = `/ip4/127.0.0.1/tcp/41001/p2p/${p.peerId}`
     const circuit = `/ip4/127.0.0.1/tcp/41000/p2p/${relay.peerId}/p2p-circuit/p2p/${p.peerId}`
     const now = Math.floor(Date.now() / 1000)
     const v2 = signPeerEntryV2(p.signer, { name: 'alpha', addrs: [circuit, direct], role: 'provider', seq: 1, exp: now + 3600 })
-    expect(parseImportItem(JSON.parse(JSON.stringify(v2)), 'f[0]')).toEqual({ name: 'alpha', addr: direct, peerId: p.peerId, role: 'provider', signed: true })
+    expect(parseImportItem(JSON.parse(JSON.stringify(v2)), 'f[0]')).toEqual({ name: 'alpha', addr: circuit, peerId: p.peerId, role: 'provider', signed: true })
     const old = signPeerEntryV2(p.signer, { name: 'alpha', addrs: [direct], role: 'provider', seq: 1, exp: now - 3600 })
     expect(() => parseImportItem(old, 'f[0]')).toThrow(/f\[0\]: alpha's entry expired at .*fresh `mpc-agent id --entry`/)
     const v1 = signPeerEntry(p.signer, { name: 'alpha', addrs: [direct], role: 'provider' })

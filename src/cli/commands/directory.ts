@@ -46,7 +46,7 @@ async function withRelayNode<T>(home: string, relay: { peerId: string }, fn: (no
     if (err instanceof PeerUnreachableError) {
       throw new PeerUnreachableError(`relay ${relay.peerId}`, err.detail
         .replace('is `mpc-agent serve` running there', 'is `mpc-agent relay` running there')
-        .replace(/its allowlist probably does not have this agent \(.*\)$/, `the relay's allowlist probably does not have this agent (send its operator your peer ID, printed by \`mpc-agent id\`)`))
+        .replace(/its allowlist probably does not have this agent \(.*\)$/, `the relay's allowlist probably does not have this agent (its operator adds you with \`mpc-agent relay allow NAME <your peer ID from mpc-agent id>\`)`))
     }
     throw err
   } finally {
