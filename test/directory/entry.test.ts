@@ -5,7 +5,13 @@ import { makeParty, type Party } from '../helpers/parties.ts'
 import { signPeerEntry, parseImportItem, PEER_ENTRY_LABEL } from '../../src/agent/peer-entry.ts'
 import { ENTRY_LIMITS, EntryCheckError, PEER_ENTRY_LABEL_V2, parseTtl, signPeerEntryV2, verifyPeerEntryV2, type SignedPeerEntryV2 } from '../../src/agent/peer-entry-v2.ts'
 import { statementDigest } from '../../src/crypto/sign.ts'
-import { toHex } from '../../src/crypto/bytes.ts'
+import { toHex, utf8 } from '../../src/crypto/bytes.ts'
+import { readFileSync } from 'node:fs'
+import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { sha256 } from '@noble/hashes/sha2.js'
+import { signerFromSeed } from '../../src/crypto/sign.ts'
+import { canonicalize } from '../../src/crypto/canonical.ts'
 
 const NOW = 1_800_000_000_000 // a fixed clock (ms)
 const nowS = NOW / 1000
@@ -119,6 +125,21 @@ describe('peer entry v2', () => {
     const v1 = signPeerEntry(p.signer, { name: 'alpha', addrs: [direct], role: 'provider' })
     expect(parseImportItem(JSON.parse(JSON.stringify(v1)), 'f[0]')).toEqual({ name: 'alpha', addr: direct, peerId: p.peerId, role: 'provider', signed: true })
     expect(() => parseImportItem({ ...v1, v: 3 }, 'f[0]')).toThrow(/version must be 1 or 2/)
+  })
+
+  it('the golden vector (protocols/vectors/peer-entry-v2.json) is reproduced bit for bit and verifies', async () => {
+    const g = JSON.parse(readFileSync(new URL('../../protocols/vectors/peer-entry-v2.json', import.meta.url), 'utf8')) as { label: string; statement: string; digest: string; entry: SignedPeerEntryV2 }
+    expect(g.label).toBe(PEER_ENTRY_LABEL_V2)
+    const seed = sha256(utf8('golden/peer-entry/identity/0'))
+    const peerId = peerIdFromPrivateKey(await generateKeyPairFromSeed('Ed25519', seed)).toString()
+    const { sig, ...body } = g.entry
+    const again = signPeerEntryV2(signerFromSeed(peerId, seed), { ...body })
+    expect(again).toEqual(g.entry)
+    expect(canonicalize(body)).toBe(g.statement)
+    expect(toHex(statementDigest(PEER_ENTRY_LABEL_V2, body))).toBe(g.digest)
+    // valid at a time before its expiry, refused after
+    expect(verifyPeerEntryV2(g.entry, 'g', (g.entry.exp - 60) * 1000).sig).toBe(sig)
+    expect(checkOf(() => verifyPeerEntryV2(g.entry, 'g', (g.entry.exp + ENTRY_LIMITS.skewS + 1) * 1000))).toBe('expired')
   })
 
   it('--ttl durations', () => {
