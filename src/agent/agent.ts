@@ -25,6 +25,7 @@ export async function startNode(agent: Agent, listen?: string[], onRefused?: (pe
     // a node that only dials (listen = []) announces nothing
     announce: listen && listen.length === 0 ? [] : agent.config.announce,
     allow: new Set(agent.config.peers.map((p) => p.peerId)),
+    relays: agent.config.relays ?? [],
     ...(onRefused ? { onRefused } : {})
   })
   await node.start()

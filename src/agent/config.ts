@@ -30,6 +30,15 @@ export interface AgentConfig {
   peers: PeerEntry[]
   /** Logical dataset name → source; validated by the data layer when used. */
   datasets: Record<string, unknown>
+  /** Circuit relays this agent listens through (README "Across firewalls"); [] = reached directly. */
+  relays?: RelayEntry[]
+}
+
+export interface RelayEntry {
+  name: string
+  /** The relay's multiaddr ending in /p2p/<relay peer ID> (`mpc-agent relay id`). */
+  addr: string
+  peerId: string
 }
 
 export { DEFAULT_PORT }
@@ -82,9 +91,26 @@ export function validatePeer(raw: unknown, where: string): PeerEntry {
   return { name, addr, peerId: p2p, role: raw.role }
 }
 
+export function validateRelay(raw: unknown, where: string): RelayEntry {
+  if (!isRecord(raw)) throw new ConfigError(`${where}: expected {name, addr}`)
+  onlyKeys(where, raw, ['name', 'addr'])
+  const name = validateName(raw.name, `${where}.name`)
+  const addr = validateListen(raw.addr, `${where}.addr`)
+  const comps = multiaddr(addr).getComponents()
+  if (comps.some((c) => c.name === 'p2p-circuit')) throw new ConfigError(`${where}.addr: give the relay's own address (\`mpc-agent relay id\`), without /p2p-circuit`)
+  const p2p = comps.find((c) => c.name === 'p2p')?.value
+  if (!p2p) throw new ConfigError(`${where}.addr: "${addr}" has no /p2p/<relay peer ID>: append the relay's ID as printed by \`mpc-agent relay id\``)
+  try {
+    parsePeer(p2p)
+  } catch (e) {
+    throw new ConfigError(`${where}.addr: ${(e as Error).message}`)
+  }
+  return { name, addr, peerId: p2p }
+}
+
 export function validateConfig(raw: unknown, where = 'config.yaml'): AgentConfig {
   if (!isRecord(raw)) throw new ConfigError(`${where}: expected a mapping with name, listen, peers`)
-  onlyKeys(where, raw, ['name', 'role', 'listen', 'announce', 'peers', 'datasets'])
+  onlyKeys(where, raw, ['name', 'role', 'listen', 'announce', 'peers', 'datasets', 'relays'])
   const name = validateName(raw.name, `${where}: name`)
   if (raw.role !== undefined && raw.role !== 'provider' && raw.role !== 'buyer') {
     throw new ConfigError(`${where}: role must be "provider" or "buyer", got ${JSON.stringify(raw.role)}`)
@@ -108,7 +134,13 @@ export function validateConfig(raw: unknown, where = 'config.yaml'): AgentConfig
   }
   const datasets = raw.datasets ?? {}
   if (!isRecord(datasets)) throw new ConfigError(`${where}: datasets must be a mapping of name → {path, format}`)
-  return { name, ...(raw.role ? { role: raw.role } : {}), listen, announce, peers, datasets }
+  const relaysRaw = raw.relays ?? []
+  if (!Array.isArray(relaysRaw)) throw new ConfigError(`${where}: relays must be a list of {name, addr}`)
+  const relays = relaysRaw.map((r, i) => validateRelay(r, `${where}: relays[${i}]`))
+  for (const r of relays) {
+    if (ids.has(r.peerId)) throw new ConfigError(`${where}: relay ${r.name} has the peer ID of a peer (${r.peerId})`)
+  }
+  return { name, ...(raw.role ? { role: raw.role } : {}), listen, announce, peers, datasets, relays }
 }
 
 export function loadConfig(path: string): AgentConfig {
@@ -129,7 +161,8 @@ export function saveConfig(path: string, cfg: AgentConfig): void {
     listen: cfg.listen,
     ...(cfg.announce.length ? { announce: cfg.announce } : {}),
     peers: cfg.peers.map(({ name, addr, role }) => ({ name, addr, role })),
-    ...(Object.keys(cfg.datasets).length ? { datasets: cfg.datasets } : {})
+    ...(Object.keys(cfg.datasets).length ? { datasets: cfg.datasets } : {}),
+    ...(cfg.relays?.length ? { relays: cfg.relays.map(({ name, addr }) => ({ name, addr })) } : {})
   }
   const tmp = `${path}.${process.pid}.tmp`
   writeFileSync(tmp, stringify(doc), { mode: 0o600 })

@@ -11,7 +11,9 @@ import { acquireLock, writeFileAtomic } from './files.ts'
 import { ConfigError } from './errors.ts'
 import { peerNamer, resolverFor } from './context.ts'
 import { MASKED_SUM_PROTOCOL, NEGOTIATE_PROTOCOL } from '../net/constants.ts'
-import { openChannel, type AgentNode } from '../net/node.ts'
+import { openChannel, relayNameOf, type AgentNode } from '../net/node.ts'
+import { linkTo, mib, runBytesPerLink } from '../net/relays.ts'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { PeerUnreachableError } from '../net/errors.ts'
 import { createProposal, negotiate, type Certificate } from '../protocol/negotiation.ts'
 import { runBuyer, type BuyerHooks } from '../protocol/masked-sum-buyer.ts'
@@ -70,6 +72,8 @@ export async function runQuery(agent: Agent, o: QueryRunOptions): Promise<QueryR
   const channels: Channel[] = []
   const msChannels: Channel[] = []
   let sumStarted = false
+  /** Providers reached through a relay, and that relay's name: a failure on such a link names it. */
+  const relayedVia = new Map<string, string>()
   try {
     node = await startNode(agent, [])
     const addrOf = (p: string): string => {
@@ -88,6 +92,19 @@ export async function runQuery(agent: Agent, o: QueryRunOptions): Promise<QueryR
       o.emit({ v: 1, type: 'peer', peer: p, state: 'connected' })
     }))
     mark('dial_ms', tDial)
+    // 1b. links through a relay (README "Across firewalls"): name them, and refuse a run whose
+    // vectors would exceed a relay's data limit now, before anything is proposed or any row read
+    const need = runBytesPerLink(layoutOf(query).length, query.participants.providers.length)
+    for (const p of query.participants.providers) {
+      const link = linkTo((node as AgentNode).getConnections(peerIdFromString(p)), addrOf(p))
+      if (link?.kind !== 'relayed') continue
+      const relay = link.relay ? relayNameOf(node as AgentNode, link.relay) : 'a relay'
+      relayedVia.set(p, relay)
+      o.log(`${nameOf(p)}: connected via relay ${relay}${link.remainingBytes != null ? ` (${mib(link.remainingBytes)} left on this relayed connection)` : ''}`)
+      if (link.remainingBytes != null && link.remainingBytes < need) {
+        throw new ConfigError(`run refused before it started: it needs about ${mib(need)} on the connection to ${nameOf(p)}, which runs via relay ${relay} with ${mib(link.remainingBytes)} left (the relay's data limit per relayed connection, both directions): raise \`limits.data_mib\` in the relay's relay.yaml, query fewer cells, or connect to ${nameOf(p)} directly`)
+      }
+    }
 
     // 2. negotiate (protocols/negotiation.md)
     const tNeg = performance.now()
@@ -107,7 +124,7 @@ export async function runQuery(agent: Agent, o: QueryRunOptions): Promise<QueryR
         msChannels.push(ch)
         ms.set(p, ch)
       } catch (e) {
-        if (e instanceof PeerUnreachableError) throw new ProtocolAbort({ reason: 'unreachable', accused: p, detail: `${nameOf(p)} became unreachable after the agreement` })
+        if (e instanceof PeerUnreachableError) throw new ProtocolAbort({ reason: 'unreachable', accused: p, detail: `${nameOf(p)} became unreachable after the agreement${relayedVia.has(p) ? ` (via relay ${relayedVia.get(p)}: ${e.detail})` : ''}` })
         throw e
       }
     })).then(() => {})
@@ -200,6 +217,11 @@ export async function runQuery(agent: Agent, o: QueryRunOptions): Promise<QueryR
         await Promise.all(msChannels.map((ch) => Promise.race([ch.send(encodeAbort(agent.identity.signer, sessionBytes, ch.remote, info)).catch(() => {}), new Promise((r) => setTimeout(r, 500))])))
       }
       const err = named(new ProtocolAbort(info), nameOf, saved)
+      // a timeout or unreachable peer on a relayed link: say so, naming the relay (it, or the path
+      // through it, may have failed rather than the peer)
+      const silent = info.reason === 'timeout' || info.reason === 'unreachable' ? (info.accused ?? info.disputants?.[1] ?? null) : null
+      const via = silent ? relayedVia.get(silent) : undefined
+      if (via) err.message += ` (the link to ${nameOf(silent as string)} ran via relay ${via}: the relay or the path through it may have failed, not necessarily ${nameOf(silent as string)})`
       err.session = session // the end event carries the session once certified
       throw err
     }

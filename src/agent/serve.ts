@@ -20,7 +20,8 @@ import {
 import { providerDeps, inspectCertificate, peerNamer, resolverFor, loadLocalPolicy, sameRun } from './context.ts'
 import { MASKED_SUM_PROTOCOL, NEGOTIATE_PROTOCOL } from '../net/constants.ts'
 import { acceptChannel, channelFromStream } from '../net/framing.ts'
-import { handleProtocol, openChannel, type AgentNode } from '../net/node.ts'
+import { handleProtocol, openChannel, relayNameOf, type AgentNode } from '../net/node.ts'
+import { linkTo, mib, runBytesPerLink, type Link } from '../net/relays.ts'
 import { respondToProposal, type VerifiedProposal, type ProviderDecision } from '../protocol/negotiation.ts'
 import { runProvider, type ProviderHooks } from '../protocol/masked-sum-provider.ts'
 import { MSG } from '../protocol/masked-sum-messages.ts'
@@ -138,7 +139,7 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
   const proposalRate = new RateLimiter(MAX_PROPOSALS_PER_PEER_PER_MINUTE, 60_000)
   const totalProposalRate = new RateLimiter(MAX_PROPOSALS_PER_MINUTE, 60_000)
   const slots = new SlotPool(MAX_RUNS_PER_PEER, MAX_CONCURRENT_RUNS)
-  await handleProtocol(node, NEGOTIATE_PROTOCOL, (stream, remote) => {
+  await handleProtocol(node, NEGOTIATE_PROTOCOL, (stream, remote, connection) => {
     const channel = channelFromStream(stream, remote)
     // limits (SECURITY.md "Limits"): an allowlisted peer cannot make this agent negotiate without
     // bound, nor take the run slots of the others (per peer as well as in total)
@@ -158,12 +159,14 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
     // a buyer that leaves (timeout, crash, Ctrl-C) takes its proposal out of the approval queue
     const gone = new AbortController()
     stream.addEventListener('close', () => gone.abort(new Error('the buyer closed the negotiation stream')), { once: true })
-    track(negotiateAndRun(channel, gone.signal).finally(() => slots.release(remote)))
+    // the buyer's link as it is now: relayed through a relay with a data limit, or not (README "Across firewalls")
+    const link = linkTo([connection])
+    track(negotiateAndRun(channel, gone.signal, link).finally(() => slots.release(remote)))
   })
 
   for (const run of recovered) record('privacy_ledger', { proposal: run, data: { op: 'release', reason: 'recovered after a restart: the run never revealed its seed' } })
 
-  async function decide(vp: VerifiedProposal, signal: AbortSignal, pinned: (proposal: string) => void, reserved: (proposal: string) => void): Promise<ProviderDecision> {
+  async function decide(vp: VerifiedProposal, signal: AbortSignal, pinned: (proposal: string) => void, reserved: (proposal: string) => void, link: Link | null): Promise<ProviderDecision> {
     const digest = toHex(vp.digest)
     const q = vp.query
     audit.append('proposal', { proposal: digest, data: { buyer: vp.buyer, query_id: q.id, title: q.title, dataset: q.dataset, providers: q.participants.providers } })
@@ -182,6 +185,13 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
       })
       if (decision.accept && !(q.dataset in datasets)) {
         decision = { accept: false, reasons: [{ code: 'dataset_not_configured', message: `dataset "${q.dataset}" is not configured at ${config.name}` }] }
+      }
+      // the proposal came through a relay whose data limit the run would exceed: refused now,
+      // before any row is read, not cut off by the relay halfway (negotiation.md §6.1 relay_limit)
+      const need = runBytesPerLink(layoutOf(q).length, q.participants.providers.length)
+      if (decision.accept && link?.kind === 'relayed' && link.remainingBytes != null && link.remainingBytes < need) {
+        const relay = link.relay ? relayNameOf(node, link.relay) : 'a relay'
+        decision = { accept: false, reasons: [{ code: 'relay_limit', message: `the run needs about ${mib(need)} on the connection from ${config.name}, which runs via relay ${relay} with ${mib(link.remainingBytes)} left (the relay's data limit)` }] }
       }
       if (decision.accept) {
         // schema check at acceptance (negotiation.md §6.1): metadata only, before signing
@@ -240,7 +250,7 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
     return decision
   }
 
-  async function negotiateAndRun(channel: Channel, buyerGone: AbortSignal): Promise<void> {
+  async function negotiateAndRun(channel: Channel, buyerGone: AbortSignal, link: Link | null): Promise<void> {
     let session: string | null = null
     let proposalHex: string | null = null
     let run: ProviderRun | null = null
@@ -265,7 +275,7 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
       const outcome = await respondToProposal({
         signer: identity.signer, channel, deps: providerDeps(), nonces, signal: stopping.signal,
         decide: async (vp) => {
-          const d = await decide(vp, AbortSignal.any([stopping.signal, buyerGone]), (p) => { pinnedFor = p }, (p) => { budgetFor = p })
+          const d = await decide(vp, AbortSignal.any([stopping.signal, buyerGone]), (p) => { pinnedFor = p }, (p) => { budgetFor = p }, link)
           if (d.accept && !finished) {
             // before ACCEPT leaves: a co-provider's XCHECK may now arrive before our certificate
             const q = vp.query

@@ -21,6 +21,7 @@ const auditCmd = () => import('./commands/audit.ts')
 const evidenceCmd = () => import('./commands/evidence.ts')
 const pinsCmd = () => import('./commands/pins.ts')
 const budgetCmd = () => import('./commands/budget.ts')
+const relayCmd = () => import('./commands/relay.ts')
 
 /**
  * Deviations injected by the test-only entry point (test/helpers/deviant.ts); the production
@@ -301,6 +302,56 @@ export async function main(argv: string[], hooks: MainHooks = {}): Promise<numbe
       const { home, out } = ctx(cmd)
       await (await approveCmd()).decideCommand(home, id, false, out)
     }), ['mpc-agent --home ~/gamma reject 3f2a9c01b7de'])
+
+  // --- relays (README "Across firewalls") ------------------------------------------------------
+  const relay = program.command('relay').description('run a circuit relay for agents behind NAT (its own --home, identity and allowlist)')
+  examples(relay.command('init').description('create the relay\'s identity and relay.yaml (allowlist, limits)')
+    .requiredOption('--name <name>', 'the relay\'s name (required)')
+    .option('--listen <multiaddr>', 'listen address (repeatable; default /ip4/127.0.0.1/tcp/41002)', collect)
+    .option('--announce <multiaddr>', 'address members should dial, when it differs from --listen (repeatable)', collect)
+    .option('--force', 'replace an existing relay identity and relay.yaml')
+    .action(async (o: { name: string; listen?: string[]; announce?: string[]; force?: boolean }, cmd: Command) => {
+      const { home, out } = ctx(cmd)
+      await (await relayCmd()).relayInit(home, o, out)
+    }), ['mpc-agent --home ~/relay relay init --name hub --listen /ip4/0.0.0.0/tcp/41002 --announce /dns4/relay.example/tcp/41002'])
+  examples(relay.command('allow <name> <peer-id>').description('let a peer reserve a slot and connect through this relay (SIGHUP a running relay)')
+    .action(async (name: string, peerId: string, _o: unknown, cmd: Command) => {
+      const { home, out } = ctx(cmd)
+      ;(await relayCmd()).relayAllow(home, name, peerId, out)
+    }), ['mpc-agent --home ~/relay relay allow alpha 12D3KooW...'])
+  examples(relay.command('remove <name>').description('remove a member from the relay\'s allowlist')
+    .action(async (name: string, _o: unknown, cmd: Command) => {
+      const { home, out } = ctx(cmd)
+      ;(await relayCmd()).relayRemove(home, name, out)
+    }), ['mpc-agent --home ~/relay relay remove alpha'])
+  examples(relay.command('list').description('members and limits').action(async (_o: unknown, cmd: Command) => {
+    const { home, out } = ctx(cmd)
+    ;(await relayCmd()).relayList(home, out)
+  }), ['mpc-agent --home ~/relay relay list'])
+  examples(relay.command('id').description('the relay\'s peer ID and the addresses members put in `relays add`').action(async (_o: unknown, cmd: Command) => {
+    const { home, out } = ctx(cmd)
+    ;(await relayCmd()).relayId(home, out)
+  }), ['mpc-agent --home ~/relay relay id'])
+  examples(relay.command('serve').description('run the relay until SIGINT/SIGTERM; SIGHUP reloads the allowlist')
+    .option('--ready-file <path>', 'write {pid, peerId, addrs} as JSON here once listening')
+    .action(async (o: { readyFile?: string }, cmd: Command) => {
+      const { home, out } = ctx(cmd)
+      await (await relayCmd()).relayServe(home, o, out, interrupt.signal)
+    }), ['mpc-agent --home ~/relay relay serve'])
+  const relays = program.command('relays').description('the relays this agent listens through when it cannot be dialled directly')
+  examples(relays.command('add <name> <multiaddr>').description('listen through this relay (its address from `relay id`, ending in /p2p/<relay-id>)')
+    .action(async (name: string, addr: string, _o: unknown, cmd: Command) => {
+      const { home, out } = ctx(cmd)
+      ;(await relayCmd()).relaysAdd(home, name, addr, out)
+    }), ['mpc-agent relays add hub /dns4/relay.example/tcp/41002/p2p/12D3KooW...'])
+  examples(relays.command('list').description('list configured relays').action(async (_o: unknown, cmd: Command) => {
+    const { home, out } = ctx(cmd)
+    ;(await relayCmd()).relaysList(home, out)
+  }), ['mpc-agent relays list'])
+  examples(relays.command('remove <name>').description('stop using a relay').action(async (name: string, _o: unknown, cmd: Command) => {
+    const { home, out } = ctx(cmd)
+    ;(await relayCmd()).relaysRemove(home, name, out)
+  }), ['mpc-agent relays remove hub'])
 
   try {
     await program.parseAsync(argv, { from: 'user' })

@@ -6,6 +6,8 @@ import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify, type Identify } from '@libp2p/identify'
 import { ping, type Ping } from '@libp2p/ping'
+import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
+import { dcutr } from '@libp2p/dcutr'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import type { PeerId, PrivateKey, Stream, Connection } from '@libp2p/interface'
 import { channelFromStream, type StreamChannelOptions } from './framing.ts'
@@ -13,9 +15,10 @@ import { transportCrypto } from './noise-crypto.ts'
 import type { Channel } from '../protocol/transport.ts'
 import { PeerUnreachableError } from './errors.ts'
 import { DIAL_TIMEOUT_MS, MAX_INBOUND_STREAMS } from './constants.ts'
+import { relayListenerService, relayOfAddr, type RelayListener, type RelayRef } from './relays.ts'
 
 export { PeerUnreachableError }
-export type AgentNode = Libp2p<{ identify: Identify; ping: Ping }>
+export type AgentNode = Libp2p<{ identify: Identify; ping: Ping; dcutr: unknown; relayListener: RelayListener }>
 
 export interface NodeOptions {
   privateKey: PrivateKey
@@ -26,9 +29,18 @@ export interface NodeOptions {
   allow: Set<string>
   /** Called once per refused inbound connection, with the remote's (Noise-authenticated) peer ID. */
   onRefused?: (peerId: string, reason: string) => void
+  /** Circuit relays (README "Across firewalls"): allowed to connect, never to speak our protocols. */
+  relays?: RelayRef[]
 }
 
 const allowlists = new WeakMap<object, Set<string>>()
+const relayOnly = new WeakMap<object, Set<string>>()
+const relayNames = new WeakMap<object, Map<string, string>>()
+
+/** A relay's configured name (config.yaml relays:), else its peer ID: how failures name it. */
+export function relayNameOf(node: AgentNode, id: string): string {
+  return relayNames.get(node)?.get(id) ?? id
+}
 
 /**
  * Replace the node's allowlist; close open connections of peers no longer allowed and of those in
@@ -42,9 +54,10 @@ export async function updateAllowlist(node: AgentNode, allowed: Iterable<string>
   for (const id of allowed) set.add(id)
   const close = new Set(reset)
   const closed: string[] = []
+  const relays = relayOnly.get(node) ?? new Set()
   for (const c of node.getConnections()) {
     const id = c.remotePeer.toString()
-    if (!set.has(id) || close.has(id)) {
+    if ((!set.has(id) && !relays.has(id)) || close.has(id)) {
       if (!closed.includes(id)) closed.push(id)
       await c.close().catch(() => c.abort(new Error('peer removed from the allowlist')))
     }
@@ -57,7 +70,7 @@ export async function updateAllowlist(node: AgentNode, allowed: Iterable<string>
  * the TCP connection (nothing listens there), did not answer in time, or accepted TCP and then
  * dropped us after the Noise handshake (its allowlist does not have us, or the peer ID is wrong).
  */
-export function describeDialError(err: unknown, addr: string, timeoutMs: number): string {
+export function describeDialError(err: unknown, addr: string, timeoutMs: number, relayName: (id: string) => string = (id) => id): string {
   const errs: unknown[] = err instanceof AggregateError && err.errors.length ? err.errors : [err]
   const text = errs.map((e) => {
     // libp2p sometimes rejects with a bare StreamCloseEvent (no name, no message): the remote closed
@@ -67,6 +80,14 @@ export function describeDialError(err: unknown, addr: string, timeoutMs: number)
     return [x?.name, x?.code, x?.cause?.code, x?.message].filter(Boolean).join(' ')
   }).join(' | ')
   if (/ECONNREFUSED/.test(text)) return `connection refused at ${addr} (is \`mpc-agent serve\` running there, on that port?)`
+  // a /p2p-circuit address: the failure is on the way through the relay, not necessarily the peer's
+  const relayId = relayOfAddr(addr)
+  const relay = relayId == null ? null : relayName(relayId)
+  if (relay != null && /NO_RESERVATION|no reservation/i.test(text)) return `via relay ${relay}: the peer holds no reservation on that relay (is its \`serve\` running, with the relay in \`relays:\`?)`
+  if (relay != null && /PERMISSION_DENIED|permission denied/i.test(text)) return `via relay ${relay}: the relay refused to connect us (this agent or the peer is not in the relay's allowlist: \`mpc-agent relay allow\`)`
+  if (relay != null && /ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|Timeout|timed out|aborted/i.test(text) && !/event close/.test(text)) {
+    return `via relay ${relay}: the relay did not answer (${/ECONNREFUSED/.test(text) ? 'connection refused' : /UNREACH/.test(text) ? 'no route' : 'timeout'}; is the relay running and reachable?)`
+  }
   if (/EHOSTUNREACH|ENETUNREACH/.test(text)) return `no route to ${addr}`
   if (/ENOTFOUND|EAI_AGAIN/.test(text)) return `cannot resolve the host of ${addr}`
   if (/UnexpectedPeer|unexpected peer|InvalidPeerId/i.test(text)) return `the agent at ${addr} has a different peer ID than configured (it was re-initialised, or the address is another agent's)`
@@ -79,7 +100,9 @@ export function describeDialError(err: unknown, addr: string, timeoutMs: number)
 
 
 export async function createAgentNode(opts: NodeOptions): Promise<AgentNode> {
-  const denied = (p: PeerId): boolean => !opts.allow.has(p.toString())
+  const relayIds = new Set((opts.relays ?? []).map((r) => r.peerId))
+  // the gater admits peers and our relays; handleProtocol keeps relays out of our protocols
+  const denied = (p: PeerId): boolean => !opts.allow.has(p.toString()) && !relayIds.has(p.toString())
   // the first point at which an inbound peer's identity is known: log who was turned away, and why
   const deniedInbound = (p: PeerId): boolean => {
     const no = denied(p)
@@ -89,7 +112,8 @@ export async function createAgentNode(opts: NodeOptions): Promise<AgentNode> {
   const node = await createLibp2p({
     privateKey: opts.privateKey,
     addresses: { listen: opts.listen, ...(opts.announce?.length ? { announce: opts.announce } : {}) },
-    transports: [tcp()],
+    // circuit relay v2 client: dial peers' /p2p-circuit addresses, listen through our relays
+    transports: [tcp(), circuitRelayTransport({ reservationCompletionTimeout: 10_000 })],
     // node:crypto ChaCha20-Poly1305 keyed once per session key, no output copy (noise-crypto.ts)
     connectionEncrypters: [noise({ crypto: transportCrypto })],
     // The receive window must not exceed the read buffer: yamux's default 16 MiB window against a
@@ -114,14 +138,26 @@ export async function createAgentNode(opts: NodeOptions): Promise<AgentNode> {
       denyInboundEncryptedConnection: deniedInbound,
       denyOutboundEncryptedConnection: denied,
       denyInboundUpgradedConnection: denied,
-      denyOutboundUpgradedConnection: denied
+      denyOutboundUpgradedConnection: denied,
+      // a relayed connection's remote is checked again once its own Noise handshake is done (above);
+      // this refuses it earlier, at the relay's STOP request, when the remote is no configured peer
+      denyInboundRelayedConnection: (_relay, remote) => {
+        const no = !opts.allow.has(remote.toString())
+        if (no) opts.onRefused?.(remote.toString(), 'not in the allowlist (config.yaml peers), through a relay')
+        return no
+      }
     },
     services: {
       identify: identify(),
-      ping: ping()
+      ping: ping(),
+      // DCUtR: try to turn a relayed connection into a direct one (hole punching; measured, not assumed)
+      dcutr: dcutr(),
+      relayListener: relayListenerService()
     }
   })
   allowlists.set(node, opts.allow)
+  relayOnly.set(node, relayIds)
+  relayNames.set(node, new Map((opts.relays ?? []).map((r) => [r.peerId, r.name])))
   return node
 }
 
@@ -135,8 +171,12 @@ export async function handleProtocol(
     const remote = connection.remotePeer.toString()
     // Defence in depth: the gater already refused unknown peers.
     if (!node.getConnections(connection.remotePeer).length) return stream.abort(new Error('no connection'))
+    // a relay may connect (reservations) but is no party: it never opens our protocols
+    if (relayOnly.get(node)?.has(remote) && !allowlists.get(node)?.has(remote)) return stream.abort(new Error('a relay is not a party'))
     await handler(stream, remote, connection)
-  }, { maxInboundStreams: MAX_INBOUND_STREAMS, maxOutboundStreams: MAX_INBOUND_STREAMS })
+    // relayed (limited) connections carry our protocols deliberately: the relay's limits are sized
+    // for runs and a run that would exceed them is refused before it starts (README "Across firewalls")
+  }, { maxInboundStreams: MAX_INBOUND_STREAMS, maxOutboundStreams: MAX_INBOUND_STREAMS, runOnLimitedConnection: true })
 }
 
 export function peerIdOf(addr: string): string {
@@ -173,10 +213,10 @@ export async function openChannel(
   opts.signal?.addEventListener('abort', onOuter, { once: true })
   let stream: Stream
   try {
-    stream = await node.dialProtocol(ma, protocol, { signal: dial.signal, negotiateFully: opts.optimistic !== true })
+    stream = await node.dialProtocol(ma, protocol, { signal: dial.signal, negotiateFully: opts.optimistic !== true, runOnLimitedConnection: true })
   } catch (err) {
     if (opts.signal?.aborted) throw opts.signal.reason
-    throw new PeerUnreachableError(peer, describeDialError(dial.signal.aborted ? dial.signal.reason : err, ma.toString(), opts.timeoutMs ?? DIAL_TIMEOUT_MS))
+    throw new PeerUnreachableError(peer, describeDialError(dial.signal.aborted ? dial.signal.reason : err, ma.toString(), opts.timeoutMs ?? DIAL_TIMEOUT_MS, (id) => relayNameOf(node, id)))
   } finally {
     clearTimeout(timer)
     opts.signal?.removeEventListener('abort', onOuter)

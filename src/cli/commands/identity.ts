@@ -47,7 +47,12 @@ function addressesForOthers(home: string): { name: string; role: Role | undefine
   const cfg = loadConfig(paths.config)
   const running = readRuntime(paths)
   const withId = (a: string): string => (a.includes('/p2p/') ? a : `${a}/p2p/${id.peerId}`)
-  const addrs = cfg.announce.length ? cfg.announce.map(withId) : (running?.addrs ?? cfg.listen.map(withId))
+  const base = cfg.announce.length ? cfg.announce.map(withId) : (running?.addrs ?? cfg.listen.map(withId))
+  // behind NAT (relays configured, nothing announced): the relayed addresses of the running serve
+  // come first, since an importer dials the first fit address (README "Across firewalls")
+  const circuit = (running?.addrs ?? []).filter((a) => a.includes('/p2p-circuit'))
+  const direct = base.filter((a) => !a.includes('/p2p-circuit'))
+  const addrs = (cfg.relays ?? []).length && !cfg.announce.length ? [...circuit, ...direct] : [...direct, ...circuit]
   return { name: cfg.name, role: cfg.role, peerId: id.peerId, addrs, serving: running != null }
 }
 

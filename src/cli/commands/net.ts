@@ -5,7 +5,9 @@ import { peerNamer } from '../../agent/context.ts'
 import { ConfigError } from '../../agent/errors.ts'
 import { PeerUnreachableError } from '../../net/errors.ts'
 import { multiaddr } from '@multiformats/multiaddr'
-import { describeDialError, updateAllowlist } from '../../net/node.ts'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { describeDialError, relayNameOf, updateAllowlist } from '../../net/node.ts'
+import { keepReservations, linkTo, relayOfAddr } from '../../net/relays.ts'
 import { startServices, type ServeHooks } from '../../agent/serve.ts'
 import { JsonLog } from '../../agent/log.ts'
 import { interactive, type Output } from '../output.ts'
@@ -134,12 +136,21 @@ async function serveUntil(agent: ReturnType<typeof openAgent>, node: Awaited<Ret
   }
   const onHup = (): void => { void reload() }
   process.on('SIGHUP', onHup)
+  // behind NAT: listen through the configured relays (README "Across firewalls"), and keep doing so
+  const relays = agent.config.relays ?? []
+  const keeper = relays.length ? keepReservations(node, relays, { log: (l) => { out.log(`mpc-agent serve: ${l}`); log.write('info', l) } }) : null
+  if (keeper) await Promise.race([keeper.first, new Promise((r) => setTimeout(r, 15_000))])
   const addrs = node.getMultiaddrs().map((a) => a.toString())
   writeRuntime(agent.paths, { pid: process.pid, peerId: agent.identity.peerId, addrs }, o.readyFile)
   out.event({ v: 1, type: 'ready', peerId: agent.identity.peerId, addrs })
   process.stderr.write(`mpc-agent serve: ready ${agent.config.name} ${addrs.join(' ')} (pid ${process.pid}; SIGHUP reloads config.yaml)\n`)
+  if (keeper) {
+    const via = relays.filter((r) => keeper.reserved().includes(r.peerId)).map((r) => r.name)
+    process.stderr.write(`mpc-agent serve: reachable through relay${via.length === 1 ? '' : 's'} ${via.length ? via.join(', ') : '(none yet: retrying)'}; direct reachability is not measured here (README "Across firewalls")\n`)
+  }
   await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }))
   process.off('SIGHUP', onHup)
+  keeper?.stop()
   out.log('mpc-agent serve: shutting down')
   await services.stop()
   await node.stop()
@@ -155,14 +166,19 @@ export async function pingCommand(home: string, name: string, o: { count: number
     const rtts: number[] = []
     for (let i = 0; i < o.count; i++) {
       try {
-        rtts.push(await node.services.ping.ping(multiaddr(peer.addr), { signal: AbortSignal.timeout(10_000) }))
+        rtts.push(await node.services.ping.ping(multiaddr(peer.addr), { signal: AbortSignal.timeout(10_000), runOnLimitedConnection: true }))
       } catch (err) {
-        throw new PeerUnreachableError(peer.name, describeDialError(err, peer.addr, 10_000))
+        throw new PeerUnreachableError(peer.name, describeDialError(err, peer.addr, 10_000, (id) => relayNameOf(node, id)))
       }
       out.log(`ping ${peer.name}: rtt=${rtts.at(-1)} ms`)
     }
-    if (out.opts.json) out.data({ peer: peer.name, peerId: peer.peerId, rttMs: rtts })
-    else out.result(`${peer.name} reachable: ${rtts.length} pings, min/avg/max ${Math.min(...rtts)}/${(rtts.reduce((a, b) => a + b, 0) / rtts.length).toFixed(1)}/${Math.max(...rtts)} ms`)
+    // how the pings went: direct, relayed (through which relay), or upgraded (DCUtR turned a
+    // relayed connection into a direct one while we pinged; measured, never assumed)
+    const link = linkTo(node.getConnections(peerIdFromString(peer.peerId)), peer.addr)
+    const relay = link?.relay ?? relayOfAddr(peer.addr)
+    const how = link?.kind === 'relayed' ? `relayed via ${relay ? relayNameOf(node, relay) : 'a relay'}` : link?.kind ?? 'closed'
+    if (out.opts.json) out.data({ peer: peer.name, peerId: peer.peerId, rttMs: rtts, link: link?.kind ?? null, ...(link?.kind === 'relayed' && relay ? { relay: relayNameOf(node, relay) } : {}) })
+    else out.result(`${peer.name} reachable (${how}): ${rtts.length} pings, min/avg/max ${Math.min(...rtts)}/${(rtts.reduce((a, b) => a + b, 0) / rtts.length).toFixed(1)}/${Math.max(...rtts)} ms`)
   } finally {
     await node.stop()
   }
