@@ -151,7 +151,7 @@ export async function main(argv: string[], hooks: MainHooks = {}): Promise<numbe
     'ssh alpha-host mpc-agent id --entry | mpc-agent peers import -'
   ])
   examples(peers.command('publish <relay>')
-    .description('publish this agent\'s freshly signed entry to the directory at RELAY (a multiaddr ending in /p2p/<relay-id>)')
+    .description('publish this agent\'s freshly signed entry to the directory at RELAY (a relay in `relays list`, or a multiaddr ending in /p2p/<relay-id>)')
     .addOption(role())
     .option('--ttl <duration>', 'how long the published entry is valid, e.g. 12h, 7d (default 30d, at most 90d)')
     .option('--offer', 'add the datasets policy.yaml has rules for and a summary of the policy')
@@ -159,17 +159,18 @@ export async function main(argv: string[], hooks: MainHooks = {}): Promise<numbe
       const { home, out } = ctx(cmd)
       await (await directoryCmd()).peersPublish(home, relay, o, out, interrupt.signal)
     }), [
-    'mpc-agent peers publish /ip4/203.0.113.7/tcp/41000/p2p/12D3KooW... --ttl 7d --offer'
+    'mpc-agent peers publish hub --ttl 7d --offer          # hub: a relay in `relays list`',
+    'mpc-agent peers publish /ip4/203.0.113.7/tcp/41002/p2p/12D3KooW...'
   ])
   examples(peers.command('discover <relay>')
-    .description('list the signed entries the directory at RELAY holds, each checked here; adds nobody to the allowlist')
+    .description('list the signed entries the directory at RELAY (a relay name or multiaddr) holds, each checked here; adds nobody to the allowlist')
     .option('--name <name>', 'only the entry of this name or peer ID')
     .action(async (relay: string, o: { name?: string }, cmd: Command) => {
       const { home, out } = ctx(cmd)
       await (await directoryCmd()).peersDiscover(home, relay, o, out, interrupt.signal)
     }), [
-    'mpc-agent peers discover /ip4/203.0.113.7/tcp/41000/p2p/12D3KooW...',
-    'mpc-agent --json peers discover /ip4/203.0.113.7/tcp/41000/p2p/12D3KooW... --name alpha | mpc-agent peers import -'
+    'mpc-agent peers discover hub',
+    'mpc-agent --json peers discover hub --name alpha | mpc-agent peers import -'
   ])
   examples(peers.command('list').description('list known peers').action(async (_o: unknown, cmd: Command) => {
     const { home, out } = ctx(cmd)

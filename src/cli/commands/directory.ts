@@ -12,22 +12,31 @@ import { discoverEntries, publishEntry } from '../../directory/client.ts'
 import { signOwnEntry, type EntryOptions } from './identity.ts'
 import type { Output } from '../output.ts'
 
-/** RELAY as given: a multiaddr ending in /p2p/<relay peer ID>. */
-function parseRelay(raw: string): { addr: Multiaddr; peerId: string } {
+/**
+ * RELAY as given: the name of a relay in config.yaml `relays:` (`mpc-agent relays add`), or a
+ * multiaddr ending in /p2p/<relay peer ID>.
+ */
+function parseRelay(home: string, raw: string): { addr: Multiaddr; peerId: string; label: string } {
+  if (!raw.startsWith('/')) {
+    const r = (openAgent(home).config.relays ?? []).find((x) => x.name === raw)
+    if (!r) throw new ConfigError(`RELAY "${raw}" is neither a multiaddr nor a relay in config.yaml \`relays:\` (see \`mpc-agent relays list\`)`)
+    return { addr: multiaddr(r.addr), peerId: r.peerId, label: `relay ${r.name}` }
+  }
   let addr: Multiaddr
   try {
     addr = multiaddr(raw)
   } catch {
-    throw new ConfigError(`RELAY "${raw}" is not a multiaddr (example: /ip4/203.0.113.7/tcp/41000/p2p/12D3KooW...)`)
+    throw new ConfigError(`RELAY "${raw}" is not a multiaddr (example: /ip4/203.0.113.7/tcp/41002/p2p/12D3KooW...)`)
   }
+  if (addr.getComponents().some((c) => c.name === 'p2p-circuit')) throw new ConfigError(`RELAY "${raw}": give the relay's own address (\`mpc-agent relay id\`), without /p2p-circuit`)
   const peerId = targetPeerOf(raw)
-  if (!peerId) throw new ConfigError(`RELAY "${raw}" has no /p2p/<peer-id>: append the relay's peer ID (its operator prints it with \`mpc-agent relay\`)`)
+  if (!peerId) throw new ConfigError(`RELAY "${raw}" has no /p2p/<peer-id>: append the relay's peer ID (its operator prints it with \`mpc-agent relay id\`)`)
   try {
     parsePeer(peerId)
   } catch (e) {
     throw new ConfigError(`RELAY "${raw}": ${(e as Error).message}`)
   }
-  return { addr, peerId }
+  return { addr, peerId, label: `relay ${raw}` }
 }
 
 /**
@@ -35,7 +44,7 @@ function parseRelay(raw: string): { addr: Multiaddr; peerId: string } {
  * relay's peer ID and nobody else's, and it listens nowhere. Naming the relay IS the operator's
  * consent to talk to it; the agent's configured allowlist (config.yaml peers) is not touched.
  */
-async function withRelayNode<T>(home: string, relay: { peerId: string }, fn: (node: AgentNode) => Promise<T>): Promise<T> {
+async function withRelayNode<T>(home: string, relay: { peerId: string; label: string }, fn: (node: AgentNode) => Promise<T>): Promise<T> {
   const agent = openAgent(home)
   const node = await createAgentNode({ privateKey: agent.identity.privateKey, listen: [], announce: [], allow: new Set([relay.peerId]) })
   await node.start()
@@ -44,7 +53,7 @@ async function withRelayNode<T>(home: string, relay: { peerId: string }, fn: (no
   } catch (err) {
     // the dial wording speaks of agents; say what it means for a relay
     if (err instanceof PeerUnreachableError) {
-      throw new PeerUnreachableError(`relay ${relay.peerId}`, err.detail
+      throw new PeerUnreachableError(relay.label, err.detail
         .replace('is `mpc-agent serve` running there', 'is `mpc-agent relay` running there')
         .replace(/its allowlist probably does not have this agent \(.*\)$/, `the relay's allowlist probably does not have this agent (its operator adds you with \`mpc-agent relay allow NAME <your peer ID from mpc-agent id>\`)`))
     }
@@ -55,9 +64,9 @@ async function withRelayNode<T>(home: string, relay: { peerId: string }, fn: (no
 }
 
 export async function peersPublish(home: string, relayArg: string, o: EntryOptions, out: Output, signal: AbortSignal): Promise<void> {
-  const relay = parseRelay(relayArg)
+  const relay = parseRelay(home, relayArg)
   const entry = signOwnEntry(home, o)
-  const label = `relay ${relayArg}`
+  const label = relay.label
   const r = await withRelayNode(home, relay, (node) => publishEntry(node, relay.addr, entry, { label, signal }))
   const exp = new Date(entry.exp * 1000).toISOString()
   if (out.opts.json) out.data({ relay: relayArg, peerId: entry.peerId, seq: entry.seq, exp: entry.exp, change: r.change })
@@ -78,8 +87,8 @@ function describe(e: SignedPeerEntryV2): string {
 }
 
 export async function peersDiscover(home: string, relayArg: string, o: { name?: string }, out: Output, signal: AbortSignal): Promise<void> {
-  const relay = parseRelay(relayArg)
-  const label = `relay ${relayArg}`
+  const relay = parseRelay(home, relayArg)
+  const label = relay.label
   const found = await withRelayNode(home, relay, (node) => discoverEntries(node, relay.addr, { label, signal }))
   for (const r of found.rejected) out.log(`mpc-agent: warning: ${label} served an entry that fails a check here, left out: ${r.reason}`)
   const entries = o.name === undefined ? found.entries : found.entries.filter((e) => e.name === o.name || e.peerId === o.name)
