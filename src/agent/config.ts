@@ -78,7 +78,7 @@ export function validatePeer(raw: unknown, where: string): PeerEntry {
   onlyKeys(where, raw, ['name', 'addr', 'role'])
   const name = validateName(raw.name, `${where}.name`)
   const addr = validateListen(raw.addr, `${where}.addr`)
-  const p2p = multiaddr(addr).getComponents().find((c) => c.name === 'p2p')?.value
+  const p2p = multiaddr(addr).getComponents().findLast((c) => c.name === 'p2p')?.value // the peer, after any relay's /p2p/…/p2p-circuit
   if (!p2p) throw new ConfigError(`${where}.addr: "${addr}" has no /p2p/<peer-id>: append the peer's ID as printed by \`mpc-agent id\``)
   try {
     parsePeer(p2p)

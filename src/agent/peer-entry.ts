@@ -99,7 +99,7 @@ export function parseImportItem(raw: unknown, where: string): ImportedPeer {
     if (!Array.isArray(raw.addrs) || raw.addrs.length === 0) throw new ConfigError(`${where}.addrs: expected a non-empty list of multiaddrs`)
     const addrs = raw.addrs.map((a, i) => validateListen(a, `${where}.addrs[${i}]`))
     for (const a of addrs) {
-      const p2p = multiaddr(a).getComponents().find((c) => c.name === 'p2p')?.value
+      const p2p = multiaddr(a).getComponents().findLast((c) => c.name === 'p2p')?.value
       if (p2p !== raw.peerId) throw new ConfigError(`${where}.addrs: "${a}" does not end in /p2p/${raw.peerId}`)
     }
     if (typeof raw.sig !== 'string') throw new ConfigError(`${where}: the entry of ${name} is not signed (no "sig"): ask ${name} for the output of \`mpc-agent id --entry\``)
@@ -122,7 +122,7 @@ export function parseImportItem(raw: unknown, where: string): ImportedPeer {
   }
   const name = validateName(raw.name, `${where}.name`)
   const addr = validateListen(raw.addr, `${where}.addr`)
-  const p2p = multiaddr(addr).getComponents().find((c) => c.name === 'p2p')?.value
+  const p2p = multiaddr(addr).getComponents().findLast((c) => c.name === 'p2p')?.value // relayed: the last /p2p/ is the peer
   if (!p2p) throw new ConfigError(`${where}.addr: "${addr}" has no /p2p/<peer-id>: append the peer's ID as printed by \`mpc-agent id\``)
   try {
     parsePeer(p2p)

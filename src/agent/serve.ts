@@ -187,7 +187,7 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
         decision = { accept: false, reasons: [{ code: 'dataset_not_configured', message: `dataset "${q.dataset}" is not configured at ${config.name}` }] }
       }
       // the proposal came through a relay whose data limit the run would exceed: refused now,
-      // before any row is read, not cut off by the relay halfway (negotiation.md §6.1 relay_limit)
+      // before any row is read, not cut off by the relay halfway (negotiation.md §6.4, reason relay_limit)
       const need = runBytesPerLink(layoutOf(q).length, q.participants.providers.length)
       if (decision.accept && link?.kind === 'relayed' && link.remainingBytes != null && link.remainingBytes < need) {
         const relay = link.relay ? relayNameOf(node, link.relay) : 'a relay'

@@ -88,6 +88,9 @@ export function describeDialError(err: unknown, addr: string, timeoutMs: number,
   if (relay != null && /ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|Timeout|timed out|aborted/i.test(text) && !/event close/.test(text)) {
     return `via relay ${relay}: the relay did not answer (${/ECONNREFUSED/.test(text) ? 'connection refused' : /UNREACH/.test(text) ? 'no route' : 'timeout'}; is the relay running and reachable?)`
   }
+  if (relay != null && /ECONNRESET|EPIPE|closed|reset|event close|EncryptionFailed|MuxerUnavailable|StreamReset|ConnectionClosed|ProtocolSelect|UnsupportedProtocol/i.test(text)) {
+    return `via relay ${relay}: the connection was closed after a handshake: the relay's allowlist does not have this agent (\`mpc-agent relay allow\` on the relay), or the peer's allowlist does not (ask its operator to \`peers import\` your \`mpc-agent id --entry\`)`
+  }
   if (/EHOSTUNREACH|ENETUNREACH/.test(text)) return `no route to ${addr}`
   if (/ENOTFOUND|EAI_AGAIN/.test(text)) return `cannot resolve the host of ${addr}`
   if (/UnexpectedPeer|unexpected peer|InvalidPeerId/i.test(text)) return `the agent at ${addr} has a different peer ID than configured (it was re-initialised, or the address is another agent's)`
@@ -180,7 +183,7 @@ export async function handleProtocol(
 }
 
 export function peerIdOf(addr: string): string {
-  const id = multiaddr(addr).getComponents().find((c) => c.name === 'p2p')?.value
+  const id = multiaddr(addr).getComponents().findLast((c) => c.name === 'p2p')?.value // the last: a /p2p-circuit address names the relay first
   if (id == null) throw new Error(`multiaddr ${addr} has no /p2p/<peer-id> part`)
   return id
 }
