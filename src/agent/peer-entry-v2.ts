@@ -134,7 +134,15 @@ export function verifyPeerEntryV2(raw: unknown, where: string, nowMs: number): S
   if (size > ENTRY_LIMITS.bytes) throw bad('size', `the entry is ${size} bytes, more than ${ENTRY_LIMITS.bytes}`)
   for (const k of Object.keys(raw)) if (!KEYS.includes(k)) throw bad('shape', `unknown key "${k}" in a v2 entry (allowed: ${KEYS.join(', ')})`)
   if (raw.v !== 2) throw bad('shape', `expected version 2, got ${JSON.stringify(raw.v)}`)
-  const name = validateName(raw.name, `${where}.name`)
+  // the name rule of config.yaml, reported as this entry's shape check
+  const named = (v: unknown, at: string): string => {
+    try {
+      return validateName(v, at)
+    } catch (e) {
+      throw new EntryCheckError('shape', (e as Error).message)
+    }
+  }
+  const name = named(raw.name, `${where}.name`)
   if (typeof raw.peerId !== 'string') throw bad('peer', 'peerId: expected a peer ID string')
   const peerId = raw.peerId
   let pub: Uint8Array
@@ -163,7 +171,7 @@ export function verifyPeerEntryV2(raw: unknown, where: string, nowMs: number): S
   if (raw.datasets !== undefined) {
     if (!Array.isArray(raw.datasets)) throw bad('shape', 'datasets: expected a list of names')
     if (raw.datasets.length > ENTRY_LIMITS.datasets) throw bad('size', `${raw.datasets.length} datasets, more than ${ENTRY_LIMITS.datasets}`)
-    datasets = raw.datasets.map((d, i) => validateName(d, `${where}.datasets[${i}]`))
+    datasets = raw.datasets.map((d, i) => named(d, `${where}.datasets[${i}]`))
     if (new Set(datasets).size !== datasets.length) throw bad('shape', 'datasets: a name appears twice')
   }
   let policy: PolicySummary | undefined

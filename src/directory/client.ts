@@ -85,8 +85,8 @@ export async function discoverEntries(node: AgentNode, dir: Multiaddr, o: Client
         const had = byPeer.get(e.peerId)
         if (!had || had.seq < e.seq) byPeer.set(e.peerId, e)
       } catch (err) {
-        if (!(err instanceof ConfigError)) throw err
-        rejected.push({ peerId: claimed, reason: (err as EntryCheckError).message })
+        if (!(err instanceof EntryCheckError)) throw err
+        rejected.push({ peerId: claimed, reason: err.message })
       }
     }
     if (!res.more) break

@@ -56,7 +56,7 @@ export class DirectoryRegistry {
     try {
       entry = verifyPeerEntryV2(raw, 'entry', now)
     } catch (e) {
-      if (e instanceof EntryCheckError || (e as Error).name === 'ConfigError') return { ok: false, code: 'bad_entry', detail: (e as Error).message }
+      if (e instanceof EntryCheckError) return { ok: false, code: 'bad_entry', detail: e.message }
       throw e
     }
     if (entry.peerId !== remote) return { ok: false, code: 'not_yours', detail: `the entry is ${entry.peerId}'s, but this connection is ${remote}'s: a peer publishes only its own entry` }

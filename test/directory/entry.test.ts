@@ -94,7 +94,9 @@ describe('peer entry v2', () => {
     expect(checkOf(() => verifyPeerEntryV2(entry(p, { addrs: Array.from({ length: ENTRY_LIMITS.addrs + 1 }, (_, i) => addr(i)) }), 'e', NOW))).toBe('size')
     expect(checkOf(() => verifyPeerEntryV2(entry(p, { datasets: Array.from({ length: ENTRY_LIMITS.datasets + 1 }, (_, i) => `d${i}`) }), 'e', NOW))).toBe('size')
     expect(checkOf(() => verifyPeerEntryV2(entry(p, { addrs: [`/dns4/${'a'.repeat(ENTRY_LIMITS.addrChars)}.example/tcp/1/p2p/${p.peerId}`] }), 'e', NOW))).toBe('size')
-    expect(checkOf(() => verifyPeerEntryV2(entry(p, { name: 'x'.repeat(65) }), 'e', NOW))).toMatch(/ConfigError: e\.name: name must be 1-64/)
+    expect(checkOf(() => verifyPeerEntryV2(entry(p, { name: 'x'.repeat(65) }), 'e', NOW))).toBe('shape')
+    expect(() => verifyPeerEntryV2(entry(p, { name: 'x'.repeat(65) }), 'e', NOW)).toThrow(/e\.name: name must be 1-64/)
+    expect(checkOf(() => verifyPeerEntryV2(entry(p, { datasets: ['ok', 'not ok'] }), 'e', NOW))).toBe('shape')
     const big = { ...entry(p), pad: 'x'.repeat(ENTRY_LIMITS.bytes) }
     expect(checkOf(() => verifyPeerEntryV2(big, 'e', NOW))).toBe('size')
     expect(checkOf(() => verifyPeerEntryV2({ ...entry(p), extra: 1 }, 'e', NOW))).toBe('shape')
