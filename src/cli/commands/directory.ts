@@ -54,7 +54,7 @@ async function withRelayNode<T>(home: string, relay: { peerId: string; label: st
     // the dial wording speaks of agents; say what it means for a relay
     if (err instanceof PeerUnreachableError) {
       throw new PeerUnreachableError(relay.label, err.detail
-        .replace('is `mpc-agent serve` running there', 'is `mpc-agent relay` running there')
+        .replace('is `mpc-agent serve` running there', 'is `mpc-agent relay serve` running there')
         .replace(/its allowlist probably does not have this agent \(.*\)$/, `the relay's allowlist probably does not have this agent (its operator adds you with \`mpc-agent relay allow NAME <your peer ID from mpc-agent id>\`)`))
     }
     throw err
