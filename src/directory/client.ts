@@ -61,7 +61,7 @@ export async function publishEntry(node: AgentNode, dir: Multiaddr, entry: Signe
 export interface Discovered {
   /** Entries that passed every check here, in peer-ID order, at most one per peer ID (the highest seq). */
   entries: SignedPeerEntryV2[]
-  /** Entries the directory served that failed a check here: evidence against the directory. */
+  /** Entries the directory served that failed a check here (attributable to it for us, not transferable). */
   rejected: { peerId: string; reason: string }[]
 }
 
