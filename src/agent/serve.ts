@@ -21,7 +21,7 @@ import { providerDeps, inspectCertificate, peerNamer, resolverFor, loadLocalPoli
 import { MASKED_SUM_PROTOCOL, NEGOTIATE_PROTOCOL } from '../net/constants.ts'
 import { acceptChannel, channelFromStream } from '../net/framing.ts'
 import { handleProtocol, openChannel, relayNameOf, type AgentNode } from '../net/node.ts'
-import { linkTo, mib, runBytesPerLink, type Link } from '../net/relays.ts'
+import { linkTo, mib, relayOfAddr, runBytesPerLink, type Link } from '../net/relays.ts'
 import { respondToProposal, type VerifiedProposal, type ProviderDecision } from '../protocol/negotiation.ts'
 import { runProvider, type ProviderHooks } from '../protocol/masked-sum-provider.ts'
 import { MSG } from '../protocol/masked-sum-messages.ts'
@@ -250,6 +250,16 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
     return decision
   }
 
+  /** The relay a peer's link runs through, by name, while a relayed connection to it is open; else null. */
+  function viaRelay(peer: string): string | null {
+    const configured = config.peers.find((p) => p.peerId === peer)?.addr
+    const l = linkTo(node.getConnections(peerIdFromString(peer)), configured)
+    if (l?.kind === 'relayed' && l.relay) return relayNameOf(node, l.relay)
+    // the connection is gone (the relay was cut): the configured address still says which relay it used
+    const r = configured && !l ? relayOfAddr(configured) : null
+    return r ? relayNameOf(node, r) : null
+  }
+
   async function negotiateAndRun(channel: Channel, buyerGone: AbortSignal, link: Link | null): Promise<void> {
     let session: string | null = null
     let proposalHex: string | null = null
@@ -377,7 +387,10 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
       record('abort', { session: session ?? undefined, proposal: proposalHex ?? undefined, data: { ...info, ...release, ...(bundle ? { evidence_file: bundle } : {}) } })
       if (revealed) say(`session ${session?.slice(0, 12)}: ${release.note}`)
       emit({ v: 1, type: 'abort', session, abort: info, exitCode: 4 })
-      say(`run ${session?.slice(0, 12) ?? '(negotiation)'} aborted: ${safeText(describeAbort({ ...info, by: info.by ?? self }))}${bundle ? ` (evidence: ${bundle})` : ''}`)
+      // a silent peer whose link runs through a relay: the relay is named with it (README "Across firewalls")
+      const silent = info.reason === 'timeout' || info.reason === 'unreachable' ? (info.accused ?? info.disputants?.[1] ?? null) : null
+      const relayed = silent ? viaRelay(silent) : null
+      say(`run ${session?.slice(0, 12) ?? '(negotiation)'} aborted: ${safeText(describeAbort({ ...info, by: info.by ?? self }))}${relayed ? ` (the link to ${nameOf(silent as string)} ran via relay ${relayed}: the relay or the path through it may have failed)` : ''}${bundle ? ` (evidence: ${bundle})` : ''}`)
       if (run) {
         // streams of this run still to come are answered with its signed abort (router below), not
         // left to wait for a certificate that exists: kept for 30 s, as long as the router waits

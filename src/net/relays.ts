@@ -88,7 +88,7 @@ export interface ReservationKeeper {
 export function keepReservations(
   node: { getMultiaddrs(): Multiaddr[]; services: { relayListener: RelayListener } },
   relays: RelayRef[],
-  o: { log: (line: string) => void; intervalMs?: number }
+  o: { log: (line: string) => void; intervalMs?: number; onChange?: () => void }
 ): ReservationKeeper {
   let stopped = false
   const held = new Set<string>()
@@ -96,12 +96,18 @@ export function keepReservations(
   const failing = new Map<string, string>()
   const attempt = async (r: RelayRef): Promise<void> => {
     if (hasCircuitVia(r)) {
-      if (!held.has(r.peerId)) o.log(`listening through relay ${r.name}`)
-      held.add(r.peerId)
+      if (!held.has(r.peerId)) {
+        o.log(`listening through relay ${r.name}`)
+        held.add(r.peerId)
+        o.onChange?.()
+      }
       failing.delete(r.peerId)
       return
     }
-    if (held.delete(r.peerId)) o.log(`lost the reservation on relay ${r.name}; re-reserving`)
+    if (held.delete(r.peerId)) {
+      o.log(`lost the reservation on relay ${r.name}; re-reserving`)
+      o.onChange?.()
+    }
     try {
       peerIdFromString(r.peerId)
       await node.services.relayListener.listen([multiaddr(`${r.addr}/p2p-circuit`)])
@@ -109,6 +115,7 @@ export function keepReservations(
         held.add(r.peerId)
         failing.delete(r.peerId)
         o.log(`listening through relay ${r.name}`)
+        o.onChange?.()
       }
     } catch (e) {
       const why = (e as Error)?.message ?? String(e)

@@ -138,9 +138,18 @@ async function serveUntil(agent: ReturnType<typeof openAgent>, node: Awaited<Ret
   process.on('SIGHUP', onHup)
   // behind NAT: listen through the configured relays (README "Across firewalls"), and keep doing so
   const relays = agent.config.relays ?? []
-  const keeper = relays.length ? keepReservations(node, relays, { log: (l) => { out.log(`mpc-agent serve: ${l}`); log.write('info', l) } }) : null
-  if (keeper) await Promise.race([keeper.first, new Promise((r) => setTimeout(r, 15_000))])
+  let ready = false
+  const keeper = relays.length
+    ? keepReservations(node, relays, {
+      log: (l) => { out.log(`mpc-agent serve: ${l}`); log.write('info', l) },
+      // serve.json follows the reservations: `id --entry` lists the relayed addresses held right now
+      onChange: () => { if (ready) writeRuntime(agent.paths, { pid: process.pid, peerId: agent.identity.peerId, addrs: node.getMultiaddrs().map((a) => a.toString()) }) }
+    })
+    : null
+  // a relay that answers gives its reservation within a second or two; a missing one must not hold serve up
+  if (keeper) await Promise.race([keeper.first, new Promise((r) => setTimeout(r, 5000))])
   const addrs = node.getMultiaddrs().map((a) => a.toString())
+  ready = true
   writeRuntime(agent.paths, { pid: process.pid, peerId: agent.identity.peerId, addrs }, o.readyFile)
   out.event({ v: 1, type: 'ready', peerId: agent.identity.peerId, addrs })
   process.stderr.write(`mpc-agent serve: ready ${agent.config.name} ${addrs.join(' ')} (pid ${process.pid}; SIGHUP reloads config.yaml)\n`)
