@@ -131,6 +131,13 @@ export function idCommand(home: string, o: { entry?: boolean } & EntryOptions, o
   }
   const info = addressesForOthers(home)
   warnUnfit(info.addrs, '`announce:` in config.yaml, or init with --announce')
-  if (out.opts.json) out.data(info)
-  else out.result([`name    ${info.name}`, `peer    ${info.peerId}`, ...(info.role ? [`role    ${info.role}`] : []), ...info.addrs.map((a) => `addr    ${a}`)].join('\n'))
+  // how others reach this agent: through the relays serve holds a reservation on (README "Across firewalls");
+  // whether the direct addresses are reachable from outside is not measured (no AutoNAT: SECURITY.md "Relays")
+  const relayed = info.addrs.filter((a) => a.includes('/p2p-circuit')).length
+  const reach = relayed ? `through ${relayed} relayed address${relayed === 1 ? '' : 'es'} (serve holds the reservation); direct reachability not measured` : info.serving ? 'directly only (no relay reservation held)' : 'unknown: serve is not running'
+  if (out.opts.json) {
+    out.data({ ...info, reach })
+    return
+  }
+  out.result([`name    ${info.name}`, `peer    ${info.peerId}`, ...(info.role ? [`role    ${info.role}`] : []), ...info.addrs.map((a) => `addr    ${a}`), `reach   ${reach}`].join('\n'))
 }
