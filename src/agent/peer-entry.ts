@@ -10,6 +10,7 @@ import { parsePeer } from '../crypto/peer.ts'
 import { fromHex, toHex } from '../crypto/bytes.ts'
 import { ConfigError } from './errors.ts'
 import { validateListen, validateName, type PeerEntry, type Role } from './config.ts'
+import { verifyPeerEntryV2 } from './peer-entry-v2.ts'
 
 /** Domain separation of the entry signature (never valid as any protocol message's signature). */
 export const PEER_ENTRY_LABEL = 'mpc-agent/peer-entry/v1'
@@ -58,7 +59,7 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 }
 
 /** The key names of the accepted shapes, to tell a user which one a bad item resembles. */
-const SHAPES = 'a signed entry {v, name, peerId, addrs, role, sig} (from `mpc-agent id --entry`), or {name, addr, role[, peerId]} (from `mpc-agent peers list --json`)'
+const SHAPES = 'a signed entry {v, name, peerId, addrs, role, [seq, exp,] sig} (from `mpc-agent id --entry`), or {name, addr, role[, peerId]} (from `mpc-agent peers list --json`)'
 
 export interface ImportedPeer extends PeerEntry {
   /** Whether the entry carried a valid signature by the peer's own key. */
@@ -73,10 +74,19 @@ export interface ImportedPeer extends PeerEntry {
 export function parseImportItem(raw: unknown, where: string): ImportedPeer {
   if (!isRecord(raw)) throw new ConfigError(`${where}: expected ${SHAPES}`)
   if ('sig' in raw || 'addrs' in raw) {
+    if (raw.v === 2) {
+      // v2 (peer-entry-v2.ts): every check, expiry included, against this machine's clock
+      const e = verifyPeerEntryV2(raw, where, Date.now())
+      // the signer lists its addresses in order of preference (relayed first when it is behind NAT);
+      // config.yaml keeps one dial address per peer
+      const addr = e.addrs[0] as string
+      return { name: e.name, addr, peerId: e.peerId, role: e.role, signed: true }
+    }
+    // v1 (no seq, no expiry) stays importable: entries already handed out by e-mail keep working
     for (const k of Object.keys(raw)) {
       if (!['v', 'name', 'peerId', 'addrs', 'role', 'sig'].includes(k)) throw new ConfigError(`${where}: unknown key "${k}" in a signed entry (allowed: v, name, peerId, addrs, role, sig)`)
     }
-    if (raw.v !== 1) throw new ConfigError(`${where}: signed entry version must be 1, got ${JSON.stringify(raw.v)}`)
+    if (raw.v !== 1) throw new ConfigError(`${where}: signed entry version must be 1 or 2, got ${JSON.stringify(raw.v)}`)
     const name = validateName(raw.name, `${where}.name`)
     if (typeof raw.peerId !== 'string') throw new ConfigError(`${where}.peerId: expected a peer ID string`)
     let pub: Uint8Array

@@ -46,6 +46,8 @@ export function exitCodeOf(err: unknown): number {
   if (err instanceof BusyError) return EXIT.busy
   // an altered audit log or state store is bad local data (6)
   if (err instanceof Error && (err.name === 'DataError' || err.name === 'AuditError' || err.name === 'StoreError' || err.name === 'NonceStoreError')) return EXIT.badData
+  // a directory that answers outside its protocol deviates from it (protocols/directory.md §5)
+  if (err instanceof Error && err.name === 'DirectoryProtocolError') return EXIT.aborted
   if (err instanceof Error && err.name === 'EvidenceUnproven') return EXIT.unproven
   if (err instanceof Error && err.name === 'EvidenceInvalid') return EXIT.forged
   if (err instanceof Error && (err.name === 'QueryError' || err.name === 'PolicyError' || err.name === 'CommanderError')) return EXIT.usage

@@ -12,6 +12,7 @@ import type { ServeHooks } from '../agent/serve.ts'
 // Command modules are imported lazily: `init` or `peers list` must not pay for loading libp2p.
 const identity = () => import('./commands/identity.ts')
 const peersCmd = () => import('./commands/peers.ts')
+const directoryCmd = () => import('./commands/directory.ts')
 const netCmd = () => import('./commands/net.ts')
 const queryCmd = () => import('./commands/query.ts')
 const dataCmd = () => import('./commands/data.ts')
@@ -118,7 +119,9 @@ export async function main(argv: string[], hooks: MainHooks = {}): Promise<numbe
     .description('print this agent\'s peer ID and the multiaddrs others should dial')
     .option('--entry', 'print this agent\'s signed entry (one JSON line) for others to `peers import`')
     .addOption(role())
-    .action(async (o: { entry?: boolean; role?: 'provider' | 'buyer' }, cmd: Command) => {
+    .option('--ttl <duration>', 'with --entry: how long the entry is valid, e.g. 12h, 7d (default 30d, at most 90d)')
+    .option('--offer', 'with --entry: add the datasets policy.yaml has rules for and a summary of the policy (claims, for buyers to choose)')
+    .action(async (o: { entry?: boolean; role?: 'provider' | 'buyer'; ttl?: string; offer?: boolean }, cmd: Command) => {
       const { home, out } = ctx(cmd)
       ;(await identity()).idCommand(home, o, out)
     }), [
@@ -146,6 +149,28 @@ export async function main(argv: string[], hooks: MainHooks = {}): Promise<numbe
     }), [
     'mpc-agent peers import alpha.peer.json beta.peer.json city.peer.json',
     'ssh alpha-host mpc-agent id --entry | mpc-agent peers import -'
+  ])
+  examples(peers.command('publish <relay>')
+    .description('publish this agent\'s freshly signed entry to the directory at RELAY (a relay in `relays list`, or a multiaddr ending in /p2p/<relay-id>)')
+    .addOption(role())
+    .option('--ttl <duration>', 'how long the published entry is valid, e.g. 12h, 7d (default 30d, at most 90d)')
+    .option('--offer', 'add the datasets policy.yaml has rules for and a summary of the policy')
+    .action(async (relay: string, o: { role?: 'provider' | 'buyer'; ttl?: string; offer?: boolean }, cmd: Command) => {
+      const { home, out } = ctx(cmd)
+      await (await directoryCmd()).peersPublish(home, relay, o, out, interrupt.signal)
+    }), [
+    'mpc-agent peers publish hub --ttl 7d --offer          # hub: a relay in `relays list`',
+    'mpc-agent peers publish /ip4/203.0.113.7/tcp/41002/p2p/12D3KooW...'
+  ])
+  examples(peers.command('discover <relay>')
+    .description('list the signed entries the directory at RELAY (a relay name or multiaddr) holds, each checked here; adds nobody to the allowlist')
+    .option('--name <name>', 'only the entry of this name or peer ID')
+    .action(async (relay: string, o: { name?: string }, cmd: Command) => {
+      const { home, out } = ctx(cmd)
+      await (await directoryCmd()).peersDiscover(home, relay, o, out, interrupt.signal)
+    }), [
+    'mpc-agent peers discover hub',
+    'mpc-agent --json peers discover hub --name alpha | mpc-agent peers import -'
   ])
   examples(peers.command('list').description('list known peers').action(async (_o: unknown, cmd: Command) => {
     const { home, out } = ctx(cmd)

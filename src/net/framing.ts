@@ -100,6 +100,8 @@ export interface StreamChannelOptions {
   prepend?: Uint8Array[]
   /** Byte counters for benchmarks and progress. */
   counters?: { sent: number; received: number }
+  /** Largest frame accepted from the peer (default MAX_FRAME_BYTES); a larger one aborts the stream. */
+  maxFrameBytes?: number
 }
 
 /** Adapt a libp2p stream to a Channel. `remote` must come from the connection (Noise-authenticated). */
@@ -107,7 +109,7 @@ export function channelFromStream(stream: Stream, remote: string, opts: StreamCh
   const queue = new MessageQueue()
   for (const m of opts.prepend ?? []) queue.push(m)
   const counters = opts.counters
-  const decoder = new FrameDecoder()
+  const decoder = new FrameDecoder(opts.maxFrameBytes)
   void (async () => {
     try {
       for await (const chunk of stream) {

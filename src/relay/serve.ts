@@ -7,6 +7,8 @@ import { writeRuntime, clearRuntime, readRuntime } from '../agent/agent.ts'
 import { ConfigError } from '../agent/errors.ts'
 import { loadRelayConfig, type RelayConfig } from './config.ts'
 import { createRelayNode, type RelayNode } from './node.ts'
+import { join } from 'node:path'
+import { mountDirectory } from '../directory/server.ts'
 
 export interface RelayServeOptions {
   readyFile?: string
@@ -52,11 +54,9 @@ export async function serveRelay(home: string, o: RelayServeOptions, signal: Abo
     say(`reservation ${id ? `by ${nameOf(id)}` : `from ${e.detail.addr.toString()}`} until ${e.detail.expiry.toISOString()}`, { reservation: id ?? null })
   })
 
-  // -------------------------------------------------------------------------------------------
-  // DIRECTORY OF PEERS (issue 18, branch `directory`): mount the directory service here, e.g.
-  //   const directory = await mountDirectory(node, { home: paths.dir, allow, log: say })
-  // and stop it in the shutdown below (`await directory.stop()`), before node.stop().
-  // -------------------------------------------------------------------------------------------
+  // the directory of peers (protocols/directory.md): members publish their own signed entries and list
+  // the others'; the allowlist above decides who can reach it at all. State survives a restart.
+  const directory = await mountDirectory(node, { statePath: join(paths.dir, 'directory.jsonl'), log: (line) => say(line) })
 
   const reload = async (): Promise<void> => {
     let fresh: RelayConfig
@@ -92,6 +92,7 @@ export async function serveRelay(home: string, o: RelayServeOptions, signal: Abo
   })
   process.off('SIGHUP', onHup)
   say('shutting down')
+  await directory.stop().catch(() => undefined)
   await Promise.race([node.stop(), new Promise((r) => setTimeout(r, 3000))])
   clearRuntime(paths)
 }

@@ -4,7 +4,12 @@ import { homePaths, createIdentity, loadIdentity } from '../../agent/home.ts'
 import { saveConfig, validateListen, validateName, loadConfig, DEFAULT_LISTEN, type Role } from '../../agent/config.ts'
 import { readRuntime } from '../../agent/agent.ts'
 import { ConfigError } from '../../agent/errors.ts'
-import { signPeerEntry, unfitForOthers } from '../../agent/peer-entry.ts'
+import { unfitForOthers } from '../../agent/peer-entry.ts'
+import { ENTRY_LIMITS, parseTtl, signPeerEntryV2, type PolicySummary, type SignedPeerEntryV2 } from '../../agent/peer-entry-v2.ts'
+import { DurableStore } from '../../agent/store.ts'
+import { loadPolicy } from '../../policy/policy.ts'
+import { resolverFor } from '../../agent/context.ts'
+import { openAgent } from '../../agent/agent.ts'
 import type { Output } from '../output.ts'
 
 export interface InitOptions {
@@ -59,18 +64,72 @@ function warnUnfit(addrs: string[], fix: string): void {
   }
 }
 
-export function idCommand(home: string, o: { entry?: boolean; role?: Role }, out: Output): void {
+/** Default validity of `id --entry` (handed over by hand, imported within days) and of `peers publish`. */
+export const ENTRY_TTL_DEFAULT = '30d'
+
+/** The next seq of this agent's entries: the time in ms, or one above the last, whichever is higher (durable). */
+function nextEntrySeq(statePath: string): number {
+  const store = DurableStore.open(statePath)
+  return store.transact((view) => {
+    const last = (view.get('self', 'entry-seq')?.val as number | undefined) ?? 0
+    const seq = Math.max(view.now, last + 1)
+    // kept far beyond any entry's validity: a seq must never repeat for this identity
+    return { ops: [{ op: 'put', ns: 'self', key: 'entry-seq', exp: view.now + 100 * 365 * 86_400_000, val: seq }], result: seq }
+  })
+}
+
+/** What `--offer` adds: the datasets policy.yaml has rules for, and a summary of that policy (claims). */
+function offerOf(home: string): { datasets: string[]; policy: PolicySummary } {
+  const agent = openAgent(home)
+  const policy = loadPolicy(agent.paths.policy, resolverFor(agent))
+  const datasets = Object.keys(policy.datasets).slice(0, ENTRY_LIMITS.datasets)
+  return {
+    datasets,
+    policy: { approval: policy.approval, min_providers: policy.min_providers, max_cells: policy.max_cells, dp_required: policy.privacy?.required === true }
+  }
+}
+
+export interface EntryOptions {
+  role?: Role
+  /** Validity such as "12h" or "7d" (default ENTRY_TTL_DEFAULT). */
+  ttl?: string
+  /** Add the datasets offered and the policy summary. */
+  offer?: boolean
+}
+
+/**
+ * This agent's own entry, freshly signed (v2, protocols/directory.md §2): addresses others can dial
+ * (unfit ones are left out with a warning; none left is an error), a new seq, an expiry.
+ */
+export function signOwnEntry(home: string, o: EntryOptions): SignedPeerEntryV2 {
   const info = addressesForOthers(home)
+  const role = o.role ?? info.role
+  if (!role) throw new ConfigError('the entry needs this agent\'s role: pass --role provider|buyer (or set `role:` in config.yaml)')
+  const ttlS = parseTtl(o.ttl ?? ENTRY_TTL_DEFAULT)
+  warnUnfit(info.addrs, '`announce:` in config.yaml, or init with --announce')
+  const fit = info.addrs.filter((a) => unfitForOthers(a) == null)
+  if (!fit.length) throw new ConfigError(`none of ${info.name}'s addresses can be dialled by others (${info.addrs.join(', ')}): set \`announce:\` in config.yaml (or init with --announce), or run \`mpc-agent serve\` so the bound port is known`)
+  if (fit.length > ENTRY_LIMITS.addrs) process.stderr.write(`mpc-agent: warning: only the first ${ENTRY_LIMITS.addrs} of ${fit.length} addresses go into the entry\n`)
+  const paths = homePaths(home)
+  const offer = o.offer ? offerOf(home) : undefined
+  return signPeerEntryV2(loadIdentity(paths).signer, {
+    name: info.name,
+    addrs: fit.slice(0, ENTRY_LIMITS.addrs),
+    role,
+    seq: nextEntrySeq(paths.state),
+    exp: Math.floor(Date.now() / 1000) + ttlS,
+    ...(offer ? offer : {})
+  })
+}
+
+export function idCommand(home: string, o: { entry?: boolean } & EntryOptions, out: Output): void {
   if (o.entry) {
-    const role = o.role ?? info.role
-    if (!role) throw new ConfigError('the entry needs this agent\'s role: pass --role provider|buyer (or set `role:` in config.yaml)')
-    const paths = homePaths(home)
-    const entry = signPeerEntry(loadIdentity(paths).signer, { name: info.name, addrs: info.addrs, role })
-    warnUnfit(info.addrs, '`announce:` in config.yaml, or init with --announce')
+    const entry = signOwnEntry(home, o)
     // the entry is a document to hand to others: always JSON, one line, importable as is
     out.data(entry)
     return
   }
+  const info = addressesForOthers(home)
   warnUnfit(info.addrs, '`announce:` in config.yaml, or init with --announce')
   // how others reach this agent: through the relays serve holds a reservation on (README "Across firewalls");
   // whether the direct addresses are reachable from outside is not measured (no AutoNAT: SECURITY.md "Relays")
