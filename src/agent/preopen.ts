@@ -27,10 +27,20 @@ export function preopen(node: AgentNode, addr: string, signal?: AbortSignal): Pr
   const openedAt = Date.now()
   const p = openChannel(node, addr, MASKED_SUM_PROTOCOL, { signal, optimistic: false }).catch(() => null)
   let taken = false
+  const discard = (): void => {
+    if (taken) return
+    taken = true
+    clearTimeout(expiry)
+    void p.then((ch) => ch?.close())
+  }
+  // closed by us before the receiver's wait ends, so a long negotiation (an operator approving) leaves no refusal
+  const expiry = setTimeout(discard, PREOPEN_MAX_AGE_MS)
+  expiry.unref()
   return {
     async take() {
       if (taken) return null
       taken = true
+      clearTimeout(expiry)
       const ch = await p
       if (ch && Date.now() - openedAt > PREOPEN_MAX_AGE_MS) {
         void ch.close()
@@ -38,10 +48,6 @@ export function preopen(node: AgentNode, addr: string, signal?: AbortSignal): Pr
       }
       return ch
     },
-    discard() {
-      if (taken) return
-      taken = true
-      void p.then((ch) => ch?.close())
-    }
+    discard
   }
 }
