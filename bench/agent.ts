@@ -210,9 +210,16 @@ async function buyerSecure(s: RunSpec): Promise<Outcome> {
   // negotiation streams first, as `query run` dials before it proposes (in no window)
   // as `query run` does, each masked-sum stream is opened (pre-opened, masked-sum.md §5.1) right after
   // its negotiation stream, while the negotiation runs; the runner takes them at the agreement
-  const opening = Promise.all(s.providers.map(async (p) => [p, await open(SECURE, s.run, p)] as const)).then((e) => new Map(e))
+  const pre: Array<Promise<readonly [string, Channel]>> = []
+  const neg = new Map(await Promise.all(s.providers.map(async (p) => {
+    const ch = await open(NEGOTIATE, s.run, p)
+    const secure = open(SECURE, s.run, p).then((c) => [p, c] as const)
+    secure.catch(() => {})
+    pre.push(secure)
+    return [p, ch] as const
+  })))
+  const opening = Promise.all(pre).then((e) => new Map(e))
   opening.catch(() => {})
-  const neg = new Map(await Promise.all(s.providers.map(async (p) => [p, await open(NEGOTIATE, s.run, p)] as const)))
   const cpuNeg = process.cpuUsage()
   const sentNeg = counters.sent
   const a = await buyerAgreement(signer, query, neg)
