@@ -10,7 +10,7 @@
 //                 the buyer-signed certificate has been sent on every negotiation stream;
 //           stop  "result": runBuyer() returned the total in memory (self masks removed, canaries and
 //                 plausibility checked, receipts sent, streams closed).
-//   plain   start: the buyer starts opening its streams (as secure does right after the agreement);
+//   plain   start: the buyer's streams are open (both modes open theirs before their window);
 //           stop: every provider's last chunk is summed and the buyer's streams are closed.
 // Negotiation (createProposal → certificate in hand) is recorded separately, never in the window.
 import { generateKeyPair } from '@libp2p/crypto/keys'
@@ -208,24 +208,25 @@ function queryFor(s: RunSpec): Query {
 async function buyerSecure(s: RunSpec): Promise<Outcome> {
   const query = queryFor(s)
   // negotiation streams first, as `query run` dials before it proposes (in no window)
-  const neg = new Map(await Promise.all(s.providers.map(async (p) => [p, await open(NEGOTIATE, s.run, p)] as const)))
+  // as `query run` does, each masked-sum stream is opened (pre-opened, masked-sum.md §5.1) right after
+  // its negotiation stream, while the negotiation runs; the runner takes them at the agreement
+  const pre: Array<Promise<readonly [string, Channel]>> = []
+  const neg = new Map(await Promise.all(s.providers.map(async (p) => {
+    const ch = await open(NEGOTIATE, s.run, p)
+    const secure = open(SECURE, s.run, p).then((c) => [p, c] as const)
+    secure.catch(() => {})
+    pre.push(secure)
+    return [p, ch] as const
+  })))
+  const opening = Promise.all(pre).then((e) => new Map(e))
+  opening.catch(() => {})
   const cpuNeg = process.cpuUsage()
   const sentNeg = counters.sent
-  // as `query run` does: the masked-sum streams are opened once every provider accepted, while the
-  // certificate is signed and delivered
-  let accepted = 0
-  let opening: Promise<Map<string, Channel>> | null = null
-  const openAll = (): Promise<Map<string, Channel>> => Promise.all(s.providers.map(async (p) => [p, await open(SECURE, s.run, p)] as const)).then((e) => new Map(e))
-  const a = await buyerAgreement(signer, query, neg, (e) => {
-    if (e.type === 'decision' && e.decision === 'accept' && ++accepted === s.providers.length) {
-      opening = openAll()
-      opening.catch(() => {})
-    }
-  })
+  const a = await buyerAgreement(signer, query, neg)
   const negotiation = { ms: a.agreedAt - a.proposedAt, cpu_s: cpuSeconds(process.cpuUsage(cpuNeg)), sent: counters.sent - sentNeg }
   const w = new Window() // ← AGREEMENT: the certificate is in hand
   for (const ch of neg.values()) void ch.close()
-  const chans = await (opening ?? openAll())
+  const chans = await opening
   w.mark('streams_open')
   const res = await runBuyer({ signer, params: a.params, channels: chans, events: w.events })
   w.stop() // ← RESULT: the total is in memory
@@ -256,7 +257,16 @@ async function providerSecure(s: RunSpec, vector: BigUint64Array): Promise<Outco
   const negCh = await take(keyOf(NEGOTIATE, s.run, s.buyer))
   const cpuNeg = process.cpuUsage()
   const sentNeg = counters.sent
-  const outcome = await providerAgreement(signer, negCh)
+  // as serve does: the streams to the higher co-providers are opened at our ACCEPT (masked-sum.md §5.1)
+  const early = new Map<string, Promise<Channel>>()
+  const outcome = await providerAgreement(signer, negCh, (providers) => {
+    for (const q of providers) {
+      if (q === self || comparePeers(self, q) > 0) continue
+      const ch = openWithin(SECURE, s.run, q, 30_000)
+      ch.catch(() => {})
+      early.set(q, ch)
+    }
+  })
   const negotiation = { ms: null, cpu_s: cpuSeconds(process.cpuUsage(cpuNeg)), sent: counters.sent - sentNeg }
   const w = new Window() // ← this provider's agreement: its certificate verified
   void negCh.close()
@@ -270,7 +280,7 @@ async function providerSecure(s: RunSpec, vector: BigUint64Array): Promise<Outco
   // and every stream (and the buyer's) is handed over while it is still on its way
   const windowMs = params.timeouts.negotiate_s * 1000
   const peers = new Map(params.providers.filter((q) => q !== self).map((q) =>
-    [q, comparePeers(self, q) < 0 ? openWithin(SECURE, s.run, q, windowMs) : take(keyOf(SECURE, s.run, q))] as const))
+    [q, comparePeers(self, q) < 0 ? early.get(q) ?? openWithin(SECURE, s.run, q, windowMs) : take(keyOf(SECURE, s.run, q))] as const))
   const res = await runProvider({
     signer, params, proposalDigest: outcome.proposal.digest, certificate: outcome.certificate, inspectCertificate,
     ephemeralPrivateKey: outcome.ephemeralPrivateKey, vector, buyer: take(keyOf(SECURE, s.run, params.buyer)).then(countingChunks), peers, events: w.events

@@ -54,11 +54,18 @@ const nonces = new MemoryNonces()
 
 export type Certified = Extract<ProviderOutcome, { kind: 'certified' }>
 
-/** Provider: answer the buyer's proposal on `channel` (accept), and return the verified agreement. */
-export async function providerAgreement(signer: Signer, channel: Channel): Promise<Certified> {
+/**
+ * Provider: answer the buyer's proposal on `channel` (accept), and return the verified agreement.
+ * `onAccept` runs when the decision is made, before ACCEPT leaves (where serve pre-opens its
+ * co-provider streams).
+ */
+export async function providerAgreement(signer: Signer, channel: Channel, onAccept?: (providers: readonly string[]) => void): Promise<Certified> {
   const outcome = await respondToProposal({
     signer, channel, deps: providerDeps(), nonces,
-    decide: async () => ({ accept: true, reasons: [] })
+    decide: async (vp) => {
+      onAccept?.(vp.query.participants.providers)
+      return { accept: true, reasons: [] }
+    }
   })
   if (outcome.kind !== 'certified') throw new Error(`the bench provider rejected its own proposal: ${outcome.reasons.map((r) => r.code).join(', ')}`)
   return outcome

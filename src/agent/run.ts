@@ -29,6 +29,7 @@ import { fromHex, toHex } from '../crypto/bytes.ts'
 import { encodeAbort, type AbortMessage } from '../protocol/abort.ts'
 import { settle } from '../protocol/evidence.ts'
 import { writeEvidence } from './evidence-files.ts'
+import { preopen, type PreOpened } from './preopen.ts'
 
 export interface QueryRunOptions {
   queryFile: string
@@ -74,6 +75,7 @@ export async function runQuery(agent: Agent, o: QueryRunOptions): Promise<QueryR
   let sumStarted = false
   /** Providers reached through a relay, and that relay's name: a failure on such a link names it. */
   const relayedVia = new Map<string, string>()
+  const early = new Map<string, PreOpened>()
   try {
     node = await startNode(agent, [])
     const addrOf = (p: string): string => {
@@ -84,11 +86,14 @@ export async function runQuery(agent: Agent, o: QueryRunOptions): Promise<QueryR
     // 1. reach every provider (retried: nothing has been proposed yet)
     const tDial = performance.now()
     const neg = new Map<string, Channel>()
+    // each provider's masked-sum stream opens as soon as its connection is up, while the negotiation
+    // runs (masked-sum.md §5.1, preopen.ts): the libp2p stream set-up is then off the agreement → result path
     await Promise.all(query.participants.providers.map(async (p) => {
       o.emit({ v: 1, type: 'peer', peer: p, state: 'connecting' })
       const ch = await dialWithRetry(node as AgentNode, addrOf(p), NEGOTIATE_PROTOCOL, o.retry, o.signal, nameOf(p), o.log)
       channels.push(ch)
       neg.set(p, ch)
+      early.set(p, preopen(node as AgentNode, addrOf(p), o.signal))
       o.emit({ v: 1, type: 'peer', peer: p, state: 'connected' })
     }))
     mark('dial_ms', tDial)
@@ -112,14 +117,14 @@ export async function runQuery(agent: Agent, o: QueryRunOptions): Promise<QueryR
     const proposal = createProposal(agent.identity.signer, query, { now: Date.now() })
     proposalHex = toHex(proposal.digest)
     audit.append('proposal', { proposal: toHex(proposal.digest), data: { buyer: self, query_id: query.id, title: query.title, dataset: query.dataset, providers: query.participants.providers } })
-    // the masked-sum streams are opened as soon as every provider has accepted, while the
-    // certificate is still being signed, sent and checked: their set-up is off the critical path
+    // the masked-sum streams are taken once every provider has accepted, while the certificate is
+    // still being signed, sent and checked: pre-opened ones if young enough, else opened now
     const ms = new Map<string, Channel>()
     let msOpen: Promise<void> | null = null
     let accepted = 0
     const openMaskedSum = (): Promise<void> => Promise.all(query.participants.providers.map(async (p) => {
       try {
-        const ch = await openChannel(node as AgentNode, addrOf(p), MASKED_SUM_PROTOCOL, { signal: o.signal, optimistic: true })
+        const ch = (await early.get(p)?.take()) ?? await openChannel(node as AgentNode, addrOf(p), MASKED_SUM_PROTOCOL, { signal: o.signal, optimistic: true })
         channels.push(ch)
         msChannels.push(ch)
         ms.set(p, ch)
@@ -228,6 +233,7 @@ export async function runQuery(agent: Agent, o: QueryRunOptions): Promise<QueryR
     if (e instanceof PolicyRejected) throw new PolicyRejected(e.rejections.map((r) => ({ ...r, provider: nameOf(r.provider) })))
     throw e
   } finally {
+    for (const e of early.values()) e.discard() // never taken: the negotiation failed
     for (const ch of channels) ch.abort(new Error('run finished'))
     // a stream torn down mid-transfer can leave libp2p's graceful stop waiting forever: bound it
     await Promise.race([Promise.resolve(node?.stop()).catch(() => {}), new Promise((r) => setTimeout(r, 3000))])

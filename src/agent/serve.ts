@@ -12,6 +12,7 @@ import { AdmissionStore, sourceId } from './admission.ts'
 import { PrivacyLedger, StoreLedger, budgetPolicy, ledgerSource } from './privacy-ledger.ts'
 import { rhoForEpsilonDelta } from '../privacy/accounting.ts'
 import { ApprovalQueue, startControlServer } from './control.ts'
+import { preopen, type PreOpened } from './preopen.ts'
 import { RunRegistry, deferred, routeHead as peek, type AcceptedProposal, type ProviderRun, type RouteHead } from './sessions.ts'
 import {
   FIRST_FRAME_WAIT_MS, LATE_CERTIFICATE_MARGIN_MS, LATE_CERTIFICATE_WAIT_MS, MAX_CONCURRENT_RUNS, MAX_PROPOSALS_PER_MINUTE, MAX_PROPOSALS_PER_PEER_PER_MINUTE,
@@ -29,7 +30,7 @@ import { describeAbort, encodeAbort } from '../protocol/abort.ts'
 import { settle } from '../protocol/evidence.ts'
 import { saveEvidence } from './evidence-files.ts'
 import { ProtocolAbort, type AbortInfo } from '../protocol/errors.ts'
-import type { Channel } from '../protocol/transport.ts'
+import { ChannelClosedError, type Channel } from '../protocol/transport.ts'
 import { safeText } from '../protocol/bounded-json.ts'
 import { evaluatePolicy, describeProposal } from '../policy/evaluate.ts'
 import { differencingMessage, pinGroups } from '../policy/differencing.ts'
@@ -270,6 +271,8 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
     let pinnedFor: string | null = null
     let revealed = false
     let budgetFor: string | null = null
+    /** Streams to co-providers opened at our ACCEPT (preopen.ts), taken by the run or closed unused. */
+    const early = new Map<string, PreOpened>()
     // privacy.md §8: a reservation is released when the run ends before this provider revealed its seed
     const releaseBudget = async (reason: string): Promise<void> => {
       const run = budgetFor
@@ -291,6 +294,11 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
             const q = vp.query
             accepted = { proposal: toHex(vp.digest), buyer: vp.buyer, providers: [...q.participants.providers], until: Date.now() + q.timeouts.negotiate_s * 1000 + LATE_CERTIFICATE_MARGIN_MS }
             registry.expect(accepted)
+            // the streams to the higher co-providers open now, while the others decide (masked-sum.md §5.1)
+            for (const p of q.participants.providers) {
+              const entry = p !== self && comparePeers(self, p) < 0 ? config.peers.find((x) => x.peerId === p) : undefined
+              if (entry) early.set(p, preopen(node, entry.addr, stopping.signal))
+            }
           }
           return d
         }
@@ -336,7 +344,10 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
         if (!entry) throw new ProtocolAbort({ reason: 'local_error', accused: null, detail: `co-provider ${p} is not a configured peer` })
         // a connection that died in a partition may still look open until the dial fails: retry
         // within the negotiation window; if it never works it surfaces as a timeout naming p below
+        const pre = early.get(p)
         void (async () => {
+          const ready = pre ? await pre.take() : null
+          if (ready) return r.peerChannels.get(p)?.resolve(ready)
           const until = Date.now() + q.timeouts.negotiate_s * 1000
           for (let attempt = 0; Date.now() < until && !stopping.signal.aborted; attempt++) {
             try {
@@ -408,6 +419,7 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
       }
     } finally {
       finished = true
+      for (const e of early.values()) e.discard() // no-op for a stream the run took
       await releaseBudget('ended before reveal')
       // still awaiting a certificate when it ended (no abort recorded): nothing will come for it
       if (accepted) registry.settle((accepted as AcceptedProposal).proposal)
@@ -429,10 +441,14 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
    */
   async function routeMaskedSumStream(stream: Stream, remote: string): Promise<void> {
     let accepted: { first: Uint8Array; channel: Channel }
+    const firstFrameDeadline = AbortSignal.timeout(FIRST_FRAME_WAIT_MS)
     try {
-      accepted = await acceptChannel(stream, remote, AbortSignal.any([stopping.signal, AbortSignal.timeout(FIRST_FRAME_WAIT_MS)]))
+      accepted = await acceptChannel(stream, remote, AbortSignal.any([stopping.signal, firstFrameDeadline]))
     } catch (e) {
       stream.abort(new Error('no first message'))
+      // a stream its dialer closed or reset before any frame claimed nothing: a pre-opened stream
+      // (masked-sum.md §5.1) whose negotiation failed or aged. Only silence until our deadline is a refusal.
+      if (e instanceof ChannelClosedError && !firstFrameDeadline.aborted) return
       if (!stopping.signal.aborted) {
         recordRefusal('masked-sum', remote, { reason: 'malformed_message', detail: `no first message within ${FIRST_FRAME_WAIT_MS / 1000} s (${(e as Error)?.name ?? 'error'})` })
       }

@@ -1,15 +1,16 @@
 // Key schedule of the masked sum (protocols/masked-sum.md §3). Pure: X25519 from node:crypto
 // (OpenSSL: ~0.1 ms per shared secret here against ~1.1 ms for @noble/curves' pure-JS ladder; a
 // provider derives N − 1 of them per run, so at N = 50 this was seconds of CPU per run on 2 cores),
-// HKDF and HMAC from @noble/hashes.
+// HKDF and HMAC from node:crypto too (hkdfSync, createHmac: RFC 5869 and RFC 2104, the same bytes as
+// @noble/hashes, which the golden-vector generator and the tests use as the independent
+// implementation). Measured here (bench --cpu-prof, N = 5, L = 1k): @noble/hashes' HMAC, run a
+// handful of times per run and never warm, took ~3 ms per pair key, the largest item of a provider's
+// run; node:crypto takes ~10 µs.
 //   pair:    X25519(eph_i, eph_j) → HKDF-SHA-256(salt = session, info = pair info) → 64 bytes
 //            = PRG key (32) ‖ key-confirmation MAC key (32)
 //   self:    HKDF-SHA-256(ikm = s_i, salt = session, info = lp(SELF_LABEL)) → PRG key (32)
 //   confirm: HMAC-SHA-256(confirm key, lp(CONFIRM_LABEL) ‖ lp(session) ‖ lp(mh_from) ‖ lp(mh_to))
-import { createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, type KeyObject } from 'node:crypto'
-import { hkdf } from '@noble/hashes/hkdf.js'
-import { hmac } from '@noble/hashes/hmac.js'
-import { sha256 } from '@noble/hashes/sha2.js'
+import { createHmac, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, type KeyObject } from 'node:crypto'
 import { concat, lp, utf8, wipe } from './bytes.ts'
 import { comparePeers, parsePeer } from './peer.ts'
 
@@ -102,7 +103,7 @@ export function pairKeys(session: Uint8Array, selfPrivate: Uint8Array | KeyObjec
     lp(parsePeer(a.peerId).multihash), lp(parsePeer(b.peerId).multihash),
     lp(a.ephemeralPublic), lp(b.ephemeralPublic)
   )
-  const okm = hkdf(sha256, shared, session, info, 64)
+  const okm = hkdf(shared, session, info, 64)
   wipe(shared)
   const out = { prgKey: okm.slice(0, 32), confirmKey: okm.slice(32, 64) }
   wipe(okm)
@@ -111,12 +112,18 @@ export function pairKeys(session: Uint8Array, selfPrivate: Uint8Array | KeyObjec
 
 export function selfMaskKey(seed: Uint8Array, session: Uint8Array): Uint8Array {
   if (seed.length !== 32) throw new KeyAgreementError(`self-mask seed must be 32 bytes, got ${seed.length}`)
-  return hkdf(sha256, seed, session, lp(utf8(SELF_LABEL)), 32)
+  return hkdf(seed, session, lp(utf8(SELF_LABEL)), 32)
 }
 
 /** Directional key-confirmation tag `from` → `to`; a reflected tag does not verify. */
 export function confirmTag(confirmKey: Uint8Array, session: Uint8Array, from: string, to: string): Uint8Array {
-  return hmac(sha256, confirmKey, concat(
-    lp(utf8(CONFIRM_LABEL)), lp(session), lp(parsePeer(from).multihash), lp(parsePeer(to).multihash)
-  ))
+  const mac = createHmac('sha256', confirmKey)
+  for (const part of [lp(utf8(CONFIRM_LABEL)), lp(session), lp(parsePeer(from).multihash), lp(parsePeer(to).multihash)]) mac.update(part)
+  return new Uint8Array(mac.digest())
+}
+
+/** HKDF-SHA-256 (RFC 5869) of `len` bytes; the returned bytes are a copy the caller may wipe. */
+function hkdf(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, len: number): Uint8Array {
+  // node's hkdfSync caps info at 1024 bytes (OpenSSL); ours is at most ~190 bytes (label, two multihashes, two keys)
+  return new Uint8Array(hkdfSync('sha256', ikm, salt, info, len))
 }

@@ -12,6 +12,7 @@ import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import type { PeerId, PrivateKey, Stream, Connection } from '@libp2p/interface'
 import { channelFromStream, type StreamChannelOptions } from './framing.ts'
 import { transportCrypto } from './noise-crypto.ts'
+import { installHalfWindowUpdates } from './yamux-window.ts'
 import type { Channel } from '../protocol/transport.ts'
 import { PeerUnreachableError } from './errors.ts'
 import { DIAL_TIMEOUT_MS, MAX_INBOUND_STREAMS } from './constants.ts'
@@ -103,6 +104,7 @@ export function describeDialError(err: unknown, addr: string, timeoutMs: number,
 
 
 export async function createAgentNode(opts: NodeOptions): Promise<AgentNode> {
+  installHalfWindowUpdates() // yamux window updates at half the window, as hashicorp/yamux (yamux-window.ts)
   const relayIds = new Set((opts.relays ?? []).map((r) => r.peerId))
   // the gater admits peers and our relays; handleProtocol keeps relays out of our protocols
   const denied = (p: PeerId): boolean => !opts.allow.has(p.toString()) && !relayIds.has(p.toString())

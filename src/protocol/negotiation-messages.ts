@@ -60,7 +60,15 @@ export interface NegotiationDeps {
 }
 export interface VerifiedProposal { proposal: Proposal; digest: Uint8Array; query: Query; buyer: string }
 /** What the expecting provider holds when it checks a certificate (negotiation.md §4.3). */
-export interface CertificateExpectation { proposal: Uint8Array; self: string; ephemeral: Uint8Array; buyer: string }
+export interface CertificateExpectation {
+  proposal: Uint8Array; self: string; ephemeral: Uint8Array; buyer: string
+  /**
+   * The proposal this provider verified and accepted, with the signature it came with. When the
+   * certificate embeds exactly it (same digest, same signature), its verification is not repeated;
+   * only the time-dependent deadline check is (negotiation.md §4.3).
+   */
+  verified?: { proposal: VerifiedProposal; sig: string }
+}
 
 export const proposalDigest = (p: Proposal): Uint8Array => statementDigest(LABELS.proposal, p)
 /** The session identifier: H("…/certificate", JCS(body)), also what buyer_sig signs. */
@@ -275,7 +283,12 @@ export function verifyCertificate(raw: unknown, deps: NegotiationDeps, expect?: 
   if (accused === null) return bad('invalid_certificate', 'the certificate names no buyer')
   let vp: VerifiedProposal
   try {
-    vp = verifyProposal(body.proposal, accused, deps)
+    // the digest was compared above; with the same signature and no other field these are the bytes we verified
+    const seen = expect?.verified
+    if (seen && exactKeys(body.proposal, ['proposal', 'sig']) && body.proposal.sig === seen.sig && seen.proposal.buyer === accused) {
+      checkDeadline(seen.proposal.proposal.created, seen.proposal.proposal.deadline, deps.now(), accused, 'proposal')
+      vp = seen.proposal
+    } else vp = verifyProposal(body.proposal, accused, deps)
   } catch (e) {
     if (e instanceof ProtocolAbort) return bad(e.reason, `embedded proposal: ${e.info.detail}`)
     throw e

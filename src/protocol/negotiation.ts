@@ -306,7 +306,7 @@ async function respondAsProvider(o: RespondOptions): Promise<ProviderOutcome> {
       throw receiveFailure(e, buyer, 'a certificate', o.signal)
     }
     const cm = decodeMessage(f, [NEG.certificate], buyer, 'buyer', { self, session: vp.digest }).body
-    const { certificate, params } = verifyCertificate(cm, o.deps, { proposal: vp.digest, self, ephemeral: eph.publicKey, buyer })
+    const { certificate, params } = verifyCertificate(cm, o.deps, { proposal: vp.digest, self, ephemeral: eph.publicKey, buyer, verified: { proposal: vp, sig: pm.sig as string } })
     o.onCertificate?.(certificate)
     const key = eph.privateKey
     eph = null // handed over to the caller, who wipes it after the masked sum

@@ -399,6 +399,28 @@ describe('negotiation: certificate checks (§4.3)', () => {
     expect(verifyCertificate(c, { ...deps, now: () => c.body.proposal.proposal.deadline + CLOCK_SKEW_MS }).params.session).toEqual(r.buyer.value.params.session)
   })
 
+  it('the accepted proposal is not verified twice, but an embedded one with another signature is, and the deadline always is (§4.3, issue 20)', async () => {
+    const r = await run()
+    if (r.buyer.status !== 'fulfilled') throw r.buyer.reason as Error
+    const v = certified(r.providers[0])
+    const cert = r.buyer.value.certificate
+    const self = providers[0]?.peerId as string
+    const expect0 = { proposal: v.proposal.digest, self, buyer: buyer.peerId, ephemeral: v.params.ephemeralKeys.get(self) as Uint8Array }
+    const verified = { proposal: v.proposal, sig: cert.body.proposal.sig }
+    // a query validator that would refuse: it is not consulted for the proposal this provider verified already
+    const refusing = { ...deps, checkQuery: (): never => { throw new Error('validated again') } }
+    expect(verifyCertificate(cert, refusing, { ...expect0, verified }).params).toEqual(v.params)
+    expect(thrown(() => verifyCertificate(cert, refusing, expect0)).info.detail).toContain('validated again')
+    // the same proposal under another signature is verified in full (and refused)
+    const other = structuredClone(cert)
+    other.body.proposal.sig = (other.body.proposal.sig.startsWith('00') ? '11' : '00') + other.body.proposal.sig.slice(2)
+    other.buyer_sig = toHex(buyer.signer.sign(certificateDigest(other.body)))
+    expect(thrown(() => verifyCertificate(other, deps, { ...expect0, verified })).reason).toBe('bad_signature')
+    // the deadline depends on the time: checked again
+    const late = { ...deps, now: () => cert.body.proposal.proposal.deadline + CLOCK_SKEW_MS + 1 }
+    expect(thrown(() => verifyCertificate(cert, late, { ...expect0, verified })).reason).toBe('expired')
+  })
+
   it('the buyer aborting while the provider decides ends the provider with peer_abort', async () => {
     const [b, q] = memoryChannelPair(buyer.peerId, providers[0]?.peerId as string)
     const p = createProposal(buyer.signer, query, { now: Date.now() })
