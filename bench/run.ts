@@ -2,6 +2,7 @@
 //   [-- --privacy-l 100000 --no-privacy --only-privacy]
 //   [-- --no-cron --only-cron --cron-reps 5 --cron-trips 200000]
 //   [-- --no-netem --only-netem --netem-n 5 --netem-l 1000,100000,1000000 --netem-reps 5 --netem-rtt-ms 40 --netem-mbit 100]
+//   [-- --no-relay --relay-reps 2]   (issue 18: relayed vs direct, bench/relay.ts, root only)
 // Secure masked sum (after a real negotiation) vs a plaintext baseline over the same libp2p
 // connections, every party its own process (bench/agent.ts) on 127.0.0.1. Writes
 // bench/results/latest.json and the tables in bench/README.md (bench/report.ts). A benchmark, not a
@@ -48,6 +49,9 @@ const { values: args } = parseArgs({
     'netem-reps': { type: 'string' },
     'netem-rtt-ms': { type: 'string', default: '40' },
     'netem-mbit': { type: 'string', default: '100' },
+    // issue 18: relayed vs direct runs (bench/relay.ts: N = 3, 5, L = 100k, relay in its own namespace; root only)
+    'no-relay': { type: 'boolean', default: false },
+    'relay-reps': { type: 'string' },
     // write a V8 CPU profile per party (DIR/<pid>.cpuprofile; party 0 is the buyer, started first)
     'cpu-prof': { type: 'string' }
   }
@@ -324,6 +328,7 @@ async function main(): Promise<void> {
     section('ride_sharing', t)
   }
   const { cron, netem } = await issue20Sections(rowEnv, sections, !args['no-cron'], !args['no-netem'])
+  const relay = relaySection(sections)
   ;(await import('./noise.ts')).benchNoise({ log }) // DP noise per cell per provider → results/noise.json (protocols/privacy.md §6)
   section('total', tStart)
 
@@ -335,9 +340,9 @@ async function main(): Promise<void> {
   }
   const dir = fileURLToPath(new URL('./results/', import.meta.url))
   mkdirSync(dir, { recursive: true })
-  const doc = { env, rows, privacy: privacyRows, scale: scaleRow, data, ride_sharing: rideSharing, cron, netem }
+  const doc = { env, rows, privacy: privacyRows, scale: scaleRow, data, ride_sharing: rideSharing, cron, netem, relay }
   writeFileSync(`${dir}latest.json`, JSON.stringify(doc, null, 1) + '\n')
-  writeTable(doc, await issue20Lines(doc))
+  writeTable(doc, [...await issue20Lines(doc), ...relayLines(relay)])
   process.stdout.write(`wrote bench/results/latest.json and the tables in bench/README.md (${sections.total} s: ${JSON.stringify(sections)})\n`)
 }
 
@@ -370,6 +375,34 @@ async function issue20Lines(doc: { cron?: unknown; netem?: unknown }): Promise<s
   return [...(await import('./cron.ts')).cronLines(doc.cron), ...(await import('./netem.ts')).netemLines(doc.netem)]
 }
 
+// ---- issue 18: relayed vs direct (bench/relay.ts runs as its own process: it builds namespaces) ----
+
+interface RelayMode { total_ms: number; masked_sum_ms: number; buyer_mb: number; relay_mb: number }
+interface RelayDoc { when: string; reps: number; rows: Array<{ N: number; L: number; direct: RelayMode; relayed: RelayMode }> }
+
+function relaySection(sections: Record<string, number>): RelayDoc | null {
+  if (args['no-relay']) return null
+  if (process.getuid?.() !== 0) {
+    log('relayed rows skipped: they build network namespaces, which needs root')
+    return null
+  }
+  const t = performance.now()
+  const r = spawnSync(process.execPath, [fileURLToPath(new URL('./relay.ts', import.meta.url)), '--reps', args['relay-reps'] ?? (quick ? '1' : '2')], { stdio: ['ignore', 'inherit', 'inherit'], timeout: 30 * 60_000 })
+  sections.relay = round((performance.now() - t) / 1000, 1)
+  if (r.status !== 0) {
+    log(`relayed rows failed (exit ${String(r.status)}); see the output above`)
+    return null
+  }
+  return JSON.parse(readFileSync(fileURLToPath(new URL('./results/relay.json', import.meta.url)), 'utf8')) as RelayDoc
+}
+
+function relayLines(relay: RelayDoc | null): string[] {
+  if (!relay) return []
+  return ['', `Relayed rows (bench/relay.ts, ${relay.when}: the same query through the CLI, direct vs through a relay in its own namespace; query run's own timings without process start, median of ${relay.reps}; bytes on the buyer's and the relay's interfaces):`, '',
+    '| N | L | direct total ms | relayed total ms | direct masked sum ms | relayed masked sum ms | buyer MB direct / relayed | relay MB |', '|---|---|---|---|---|---|---|---|',
+    ...relay.rows.map((x) => `| ${x.N} | ${x.L} | ${x.direct.total_ms} | ${x.relayed.total_ms} | ${x.direct.masked_sum_ms} | ${x.relayed.masked_sum_ms} | ${x.direct.buyer_mb} / ${x.relayed.buyer_mb} | ${x.relayed.relay_mb} |`), '']
+}
+
 /** --only-cron / --only-netem: run that section alone; its key replaces the one in results/latest.json. */
 async function issue20Only(env: RowEnv, git: (cmd: string) => string | null): Promise<void> {
   const sections: Record<string, number> = {}
@@ -381,7 +414,7 @@ async function issue20Only(env: RowEnv, git: (cmd: string) => string | null): Pr
   if (args['only-netem']) Object.assign(doc, { netem: got.netem, netem_env: stamp })
   mkdirSync(dirname(file), { recursive: true })
   writeFileSync(file, JSON.stringify(doc, null, 1) + '\n')
-  writeTable(doc, await issue20Lines(doc))
+  writeTable(doc, [...await issue20Lines(doc), ...relayLines((doc.relay ?? null) as RelayDoc | null)])
   process.stdout.write(`updated ${args['only-cron'] ? 'cron' : ''}${args['only-cron'] && args['only-netem'] ? ' and ' : ''}${args['only-netem'] ? 'netem' : ''} in bench/results/latest.json and bench/README.md (${JSON.stringify(sections)})\n`)
 }
 
