@@ -26,12 +26,17 @@ try {
   const { status } = enableCompileCache(dir)
   if (status === constants.compileCacheStatus.ENABLED || status === constants.compileCacheStatus.ALREADY_ENABLED) cacheDir = dir
 } catch {}
-// Installed under node_modules (npm install -g / --prefix), Node refuses to strip types from .ts
+// The bundle (dist/cli/, scripts/bundle.ts) when it is built from exactly these sources, else src/:
+// bin/entry.js says when and why.
+const { fileURLToPath } = await import('node:url')
+const installed = fileURLToPath(import.meta.url).split(/[\\/]/).includes('node_modules')
+const { bundleEntry } = await import('./entry.js')
+const bundled = bundleEntry(new URL('../', import.meta.url).href, { installed, env: process.env })
+// An installed copy without its bundle (under node_modules: npm install -g / --prefix): Node refuses to strip types from .ts
 // files; this package ships TypeScript without a build step, so strip its own sources here. The
 // stripped text is kept beside the compile cache, named by a hash of the Node version and the
 // source (~0.3 s of CPU per start otherwise): a changed file or another Node is simply a miss.
-const { fileURLToPath } = await import('node:url')
-if (fileURLToPath(import.meta.url).split(/[\\/]/).includes('node_modules')) {
+if (installed && !bundled) {
   const { registerHooks, stripTypeScriptTypes } = await import('node:module')
   const { readFileSync, writeFileSync, renameSync, mkdirSync } = await import('node:fs')
   const { createHash } = await import('node:crypto')
@@ -61,7 +66,7 @@ if (fileURLToPath(import.meta.url).split(/[\\/]/).includes('node_modules')) {
     }
   })
 }
-const { main } = await import('../src/cli/main.ts')
+const { main } = await import(bundled ?? '../src/cli/main.ts')
 const code = await main(process.argv.slice(2))
 // Exit now: a half-closed libp2p socket must not keep a finished cron job alive. stdout and stderr
 // writes to files, pipes and terminals are synchronous on Linux, so nothing printed is lost.
