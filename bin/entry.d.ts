@@ -1,2 +1,2 @@
 /** The bundle's entry module URL, or null to run src/ (bin/entry.js). */
-export function bundleEntry(root: string, opts: { installed: boolean; env: Record<string, string | undefined> }): string | null
+export function bundleEntry(root: string, env: Record<string, string | undefined>): string | null

@@ -31,7 +31,7 @@ try {
 const { fileURLToPath } = await import('node:url')
 const installed = fileURLToPath(import.meta.url).split(/[\\/]/).includes('node_modules')
 const { bundleEntry } = await import('./entry.js')
-const bundled = bundleEntry(new URL('../', import.meta.url).href, { installed, env: process.env })
+const bundled = bundleEntry(new URL('../', import.meta.url).href, process.env)
 // An installed copy without its bundle (under node_modules: npm install -g / --prefix): Node refuses to strip types from .ts
 // files; this package ships TypeScript without a build step, so strip its own sources here. The
 // stripped text is kept beside the compile cache, named by a hash of the Node version and the

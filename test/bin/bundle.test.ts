@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { execFileSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import { bundleEntry } from '../../bin/entry.js'
 
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)))
@@ -14,11 +15,12 @@ const url = (dir: string): string => pathToFileURL(dir + '/').href
 describe('bin/entry.js: when the bundle runs', () => {
   let root: string
   const src = (): string => join(root, 'src', 'a.ts')
-  const manifest = (inputs: unknown, entry = 'main.js'): void => writeFileSync(join(root, 'dist', 'cli', 'manifest.json'), JSON.stringify({ v: 1, entry, inputs }))
-  const recorded = (): Array<{ path: string; size: number; mtimeMs: number }> => {
+  const manifest = (inputs: unknown, entry = 'main.js', v = 2): void => writeFileSync(join(root, 'dist', 'cli', 'manifest.json'), JSON.stringify({ v, entry, inputs, lock: null }))
+  const recorded = (): Array<{ path: string; size: number; mtimeMs: number; sha256: string }> => {
     const s = statSync(src())
-    return [{ path: 'src/a.ts', size: s.size, mtimeMs: s.mtimeMs }]
+    return [{ path: 'src/a.ts', size: s.size, mtimeMs: s.mtimeMs, sha256: createHash('sha256').update(readFileSync(src())).digest('hex') }]
   }
+  const pick = (env: Record<string, string> = {}): string | null => bundleEntry(url(root), env)
   beforeAll(() => {
     root = mkdtempSync(join(tmpdir(), 'mpc-bundle-'))
     mkdirSync(join(root, 'src'))
@@ -27,42 +29,43 @@ describe('bin/entry.js: when the bundle runs', () => {
   })
   afterAll(() => rmSync(root, { recursive: true, force: true }))
 
-  it('a manifest that matches the sources: the bundle', () => {
+  it('a manifest that matches the sources: the bundle; MPC_AGENT_BUNDLE=0: src/', () => {
     manifest(recorded())
-    expect(bundleEntry(url(root), { installed: false, env: {} })).toBe(pathToFileURL(join(root, 'dist', 'cli', 'main.js')).href)
+    expect(pick()).toBe(pathToFileURL(join(root, 'dist', 'cli', 'main.js')).href)
+    expect(pick({ MPC_AGENT_BUNDLE: '0' })).toBeNull()
   })
-  it('MPC_AGENT_BUNDLE=0: src/', () => {
+  it('other mtimes but the same contents (an unpacked tarball): the bundle', () => {
     manifest(recorded())
-    expect(bundleEntry(url(root), { installed: false, env: { MPC_AGENT_BUNDLE: '0' } })).toBeNull()
+    const s = statSync(src())
+    utimesSync(src(), s.atime, new Date(499162500000)) // npm pack's fixed 1985 date
+    expect(pick()).not.toBeNull()
   })
-  it('an edited source (size or mtime changed), a deleted one, no manifest or a malformed one: src/', () => {
+  it('an edited source (same size, or same mtime), a deleted one, a path outside src/, no or a malformed manifest: src/', () => {
+    writeFileSync(src(), 'export const a = 1\n')
     manifest(recorded())
     const before = statSync(src())
-    writeFileSync(src(), 'export const a = 2\n') // same size, new mtime
-    utimesSync(src(), before.atime, new Date(before.mtimeMs + 1000))
-    expect(bundleEntry(url(root), { installed: false, env: {} })).toBeNull()
+    writeFileSync(src(), 'export const a = 2\n') // same size, new contents
+    expect(pick()).toBeNull()
     manifest(recorded())
-    writeFileSync(src(), 'export const a = 22\n')
-    utimesSync(src(), before.atime, before.mtime) // old mtime, new size
-    expect(bundleEntry(url(root), { installed: false, env: {} })).toBeNull()
-    manifest([{ path: 'src/gone.ts', size: 1, mtimeMs: 1 }])
-    expect(bundleEntry(url(root), { installed: false, env: {} })).toBeNull()
+    writeFileSync(src(), 'export const a = 22\n') // new size
+    utimesSync(src(), before.atime, before.mtime)
+    expect(pick()).toBeNull()
+    manifest([{ path: 'src/gone.ts', size: 1, mtimeMs: 1, sha256: '00' }])
+    expect(pick()).toBeNull()
     manifest([])
-    expect(bundleEntry(url(root), { installed: false, env: {} })).toBeNull()
-    manifest([{ path: '../outside.ts', size: 1, mtimeMs: 1 }])
-    expect(bundleEntry(url(root), { installed: true, env: {} })).not.toBeNull() // installed: not checked
-    expect(bundleEntry(url(root), { installed: false, env: {} })).toBeNull()
+    expect(pick()).toBeNull()
+    for (const path of ['../outside.ts', 'src/../../x.ts', '/etc/passwd', 'package.json']) {
+      manifest([{ path, size: 1, mtimeMs: 1, sha256: '00' }])
+      expect(pick(), path).toBeNull()
+    }
     manifest(recorded(), '../../evil.js')
-    expect(bundleEntry(url(root), { installed: true, env: {} })).toBeNull()
-    writeFileSync(join(root, 'dist', 'cli', 'manifest.json'), '{"v":1')
-    expect(bundleEntry(url(root), { installed: true, env: {} })).toBeNull()
+    expect(pick()).toBeNull()
+    manifest(recorded(), 'main.js', 1) // an older manifest format
+    expect(pick()).toBeNull()
+    writeFileSync(join(root, 'dist', 'cli', 'manifest.json'), '{"v":2')
+    expect(pick()).toBeNull()
     rmSync(join(root, 'dist', 'cli', 'manifest.json'))
-    expect(bundleEntry(url(root), { installed: true, env: {} })).toBeNull()
-  })
-  it('an installed copy (npm keeps no mtimes): its bundle as shipped', () => {
-    manifest([{ path: 'src/a.ts', size: 0, mtimeMs: 0 }])
-    expect(bundleEntry(url(root), { installed: true, env: {} })).not.toBeNull()
-    expect(bundleEntry(url(root), { installed: false, env: {} })).toBeNull()
+    expect(pick()).toBeNull()
   })
 })
 
@@ -81,7 +84,7 @@ describe('the bundle is the CLI', () => {
 
   it('is what the launcher picks, and answers as src/ does; an edit falls back to src/', () => {
     expect(existsSync(join(pkg, 'dist', 'cli', 'main.js'))).toBe(true)
-    expect(bundleEntry(url(pkg), { installed: false, env: {} })).toBe(pathToFileURL(join(pkg, 'dist', 'cli', 'main.js')).href)
+    expect(bundleEntry(url(pkg), {})).toBe(pathToFileURL(join(pkg, 'dist', 'cli', 'main.js')).href)
     const run = (args: string[], env: NodeJS.ProcessEnv = {}): string =>
       execFileSync(process.execPath, [join(pkg, 'bin', 'mpc-agent.js'), ...args], { env: { ...process.env, ...env }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
     const help = run(['query', '--help'])
@@ -100,6 +103,6 @@ describe('the bundle is the CLI', () => {
 
   it('this checkout runs its bundle in CI (npm ci built it), so the e2e suite exercises the bundle', () => {
     if (!process.env.CI) return
-    expect(bundleEntry(url(ROOT), { installed: false, env: {} })).not.toBeNull()
+    expect(bundleEntry(url(ROOT), {})).not.toBeNull()
   })
 })
