@@ -12,7 +12,6 @@ import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import type { PeerId, PrivateKey, Stream, Connection } from '@libp2p/interface'
 import { channelFromStream, type StreamChannelOptions } from './framing.ts'
 import { transportCrypto } from './noise-crypto.ts'
-import { coalesceWrites } from './coalesce.ts'
 import { installHalfWindowUpdates } from './yamux-window.ts'
 import type { Channel } from '../protocol/transport.ts'
 import { PeerUnreachableError } from './errors.ts'
@@ -140,15 +139,6 @@ export async function createAgentNode(opts: NodeOptions): Promise<AgentNode> {
     // large runs mid-stream. Silence is the protocol's job (phase deadlines, masked-sum.md check 8).
     connectionMonitor: { abortConnectionOnPingFailure: false },
     connectionGater: {
-      // not a refusal: the first hook that holds the raw TCP connection makes its writes one per turn
-      denyInboundConnection: (maConn) => {
-        coalesceWrites(maConn)
-        return false
-      },
-      denyOutboundConnection: (_peer, maConn) => {
-        coalesceWrites(maConn)
-        return false
-      },
       denyDialPeer: denied,
       denyInboundEncryptedConnection: deniedInbound,
       denyOutboundEncryptedConnection: denied,
