@@ -9,7 +9,8 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, existsSync } from 'node
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { spawn, execFileSync } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { bundleEntry } from '../../bin/entry.js'
 import { freePort, isAlive } from '../helpers/cli.ts'
 
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)))
@@ -68,6 +69,8 @@ describe('README, followed literally', () => {
     // the node a shell finds on this PATH is not what runs the agent
     const sysNode = execFileSync('sh', ['-c', 'command -v node && node --version'], { env, encoding: 'utf8' })
     expect(sysNode).not.toContain('node_modules')
+    // the installed copy runs the bundle it was packed with (bin/entry.js: its sources match, by hash)
+    expect(bundleEntry(pathToFileURL(join(home, '.local', 'lib', 'mpc-agent') + '/').href, {}), r.out).not.toBeNull()
   }, 320_000)
 
   it('the walkthrough: init, entries exchanged, policy, serve in the background, query run, stop', async () => {
