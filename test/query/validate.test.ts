@@ -72,6 +72,14 @@ describe('validateQuery round trip', () => {
     expect(validateQuery(wire(q))).toEqual(q)
   })
 
+  it('accepts canonical IANA zones and the aliases Intl knows (UTC, US/Eastern, Etc/GMT+5), exactly as before the fast path', () => {
+    for (const tz of ['America/New_York', 'Europe/Berlin', 'UTC', 'US/Eastern', 'Etc/GMT+5', 'GMT']) {
+      expect(validateQuery(raw({ timezone: tz })).timezone, tz).toBe(tz)
+      expect(() => new Intl.DateTimeFormat('en-US', { timeZone: tz })).not.toThrow()
+    }
+    for (const tz of ['Mars/Olympus', 'America/Nowhere', 'Europe/berlinn']) expect(() => validateQuery(raw({ timezone: tz })), tz).toThrow(/is not an IANA time zone/)
+  })
+
   it('normalises -0 so that the JSON round trip is exact', () => {
     const q = validateQuery(raw({ filter: { op: 'cmp', cmp: '>', ref: { column: 'x' }, value: -0 } }))
     expect(Object.is((q.filter as { value: number }).value, 0)).toBe(true)
