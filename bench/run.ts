@@ -53,7 +53,9 @@ const { values: args } = parseArgs({
     'no-relay': { type: 'boolean', default: false },
     'relay-reps': { type: 'string' },
     // write a V8 CPU profile per party (DIR/<pid>.cpuprofile; party 0 is the buyer, started first)
-    'cpu-prof': { type: 'string' }
+    'cpu-prof': { type: 'string' },
+    merge: { type: 'boolean', default: false },
+    report: { type: 'boolean', default: false }
   }
 })
 
@@ -254,6 +256,7 @@ async function main(): Promise<void> {
   }
   const rowEnv: RowEnv = { node: process.version, commit: git('git rev-parse --short HEAD'), cpu: cpus()[0]?.model }
   if (args['only-cron'] || args['only-netem']) return issue20Only(rowEnv, git)
+  if (args.report) return report()
 
   let t = performance.now()
   await grow(Math.max(...Ns) + 1)
@@ -340,7 +343,9 @@ async function main(): Promise<void> {
   }
   const dir = fileURLToPath(new URL('./results/', import.meta.url))
   mkdirSync(dir, { recursive: true })
-  const doc = { env, rows, privacy: privacyRows, scale: scaleRow, data, ride_sharing: rideSharing, cron, netem, relay }
+  const fresh = { env, rows, privacy: privacyRows, scale: scaleRow, data, ride_sharing: rideSharing, cron, netem, relay }
+  const prev = args.merge && existsSync(`${dir}latest.json`) ? JSON.parse(readFileSync(`${dir}latest.json`, 'utf8')) as Doc & Record<string, unknown> : null
+  const doc = prev ? mergeDocs(prev, fresh) : fresh
   writeFileSync(`${dir}latest.json`, JSON.stringify(doc, null, 1) + '\n')
   writeTable(doc, [...await issue20Lines(doc), ...relayLines(relay)])
   process.stdout.write(`wrote bench/results/latest.json and the tables in bench/README.md (${sections.total} s: ${JSON.stringify(sections)})\n`)
@@ -401,6 +406,30 @@ function relayLines(relay: RelayDoc | null): string[] {
   return ['', `Relayed rows (bench/relay.ts, ${relay.when}: the same query through the CLI, direct vs through a relay in its own namespace; query run's own timings without process start, median of ${relay.reps}; bytes on the buyer's and the relay's interfaces):`, '',
     '| N | L | direct total ms | relayed total ms | direct masked sum ms | relayed masked sum ms | buyer MB direct / relayed | relay MB |', '|---|---|---|---|---|---|---|---|',
     ...relay.rows.map((x) => `| ${x.N} | ${x.L} | ${x.direct.total_ms} | ${x.relayed.total_ms} | ${x.direct.masked_sum_ms} | ${x.relayed.masked_sum_ms} | ${x.direct.buyer_mb} / ${x.relayed.buyer_mb} | ${x.relayed.relay_mb} |`), '']
+}
+
+/**
+ * --merge: this run's grid rows replace the recorded rows with the same N and L (the others stay, each
+ * with its own `env`), and every section this run left out keeps its recorded value.
+ */
+function mergeDocs<T extends Doc & Record<string, unknown>>(prev: Doc & Record<string, unknown>, next: T): T {
+  const key = (r: { N: number; L: number }): string => `${r.N}/${r.L}`
+  const mine = new Set(next.rows.map(key))
+  const rows = [...prev.rows.filter((r) => !mine.has(key(r))), ...next.rows].sort((a, b) => a.N - b.N || a.L - b.L)
+  const out: Record<string, unknown> = { ...prev, ...next, rows, env: { ...next.env, merged_with_run_of: prev.env?.date ?? null } }
+  for (const k of ['privacy', 'scale', 'data', 'ride_sharing', 'cron', 'netem', 'relay']) {
+    const v = next[k]
+    if (v === null || v === undefined || (Array.isArray(v) && v.length === 0)) out[k] = prev[k]
+  }
+  return out as T
+}
+
+/** --report: rewrite the tables in bench/README.md from results/latest.json, measuring nothing. */
+async function report(): Promise<void> {
+  const file = fileURLToPath(new URL('./results/latest.json', import.meta.url))
+  const doc = JSON.parse(readFileSync(file, 'utf8')) as Doc & Record<string, unknown>
+  writeTable(doc, [...await issue20Lines(doc), ...relayLines((doc.relay ?? null) as RelayDoc | null)])
+  process.stdout.write('rewrote the tables in bench/README.md from bench/results/latest.json\n')
 }
 
 /** --only-cron / --only-netem: run that section alone; its key replaces the one in results/latest.json. */
