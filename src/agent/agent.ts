@@ -6,6 +6,7 @@ import { loadConfig, type AgentConfig } from './config.ts'
 // libp2p is loaded by startNode only: commands that never start a node (query check, policy check,
 // audit, budget, ...) do not pay for its ~550 modules
 import type { AgentNode } from '../net/node.ts'
+import type { ReachReport } from '../reach/report.ts'
 
 export interface Agent {
   paths: HomePaths
@@ -46,6 +47,8 @@ export interface RuntimeInfo {
   pid: number
   peerId: string
   addrs: string[]
+  /** The last reachability check through a relay (protocols/reach.md), when one ran. */
+  reach?: ReachReport
 }
 
 export function writeRuntime(paths: HomePaths, info: RuntimeInfo, extra?: string): void {

@@ -9,6 +9,7 @@ import { loadRelayConfig, type RelayConfig } from './config.ts'
 import { createRelayNode, type RelayNode } from './node.ts'
 import { join } from 'node:path'
 import { mountDirectory } from '../directory/server.ts'
+import { mountReach } from '../reach/server.ts'
 
 export interface RelayServeOptions {
   readyFile?: string
@@ -57,6 +58,8 @@ export async function serveRelay(home: string, o: RelayServeOptions, signal: Abo
   // the directory of peers (protocols/directory.md): members publish their own signed entries and list
   // the others'; the allowlist above decides who can reach it at all. State survives a restart.
   const directory = await mountDirectory(node, { statePath: join(paths.dir, 'directory.jsonl'), log: (line) => say(line) })
+  // members ask whether they are reachable directly (protocols/reach.md): dialled back at their own address only
+  const reach = await mountReach(node, { log: (line) => say(line) })
 
   const reload = async (): Promise<void> => {
     let fresh: RelayConfig
@@ -93,6 +96,7 @@ export async function serveRelay(home: string, o: RelayServeOptions, signal: Abo
   process.off('SIGHUP', onHup)
   say('shutting down')
   await directory.stop().catch(() => undefined)
+  await reach.stop().catch(() => undefined)
   await Promise.race([node.stop(), new Promise((r) => setTimeout(r, 3000))])
   clearRuntime(paths)
 }

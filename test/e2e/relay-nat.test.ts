@@ -143,6 +143,32 @@ describe.skipIf(skip)('across firewalls: a relay, agents behind NAT', () => {
       return `${from} → ${to}: ${j.link}${j.relay ? ` via ${j.relay}` : ''}`
     }))
     console.log(`per-pair links:\n  ${report.join('\n  ')}`)
+
+    // reachability (protocols/reach.md): serve asked the relay to dial it back; p4 (public) is reachable
+    // directly, p1 (behind NAT) is not, and the relay saw p1 at its NAT's address, not its own
+    const reachOf = async (name: string): Promise<{ observed: string; direct: boolean; results: Array<{ addr: string; result: string }> }> => {
+      const file = join(dc.cluster.byName(name).home, 'serve.json')
+      const deadline = Date.now() + 30_000
+      for (;;) {
+        const j = JSON.parse(readFileSync(file, 'utf8')) as { reach?: { observed: string; direct: boolean; results: Array<{ addr: string; result: string }> } }
+        if (j.reach) return j.reach
+        if (Date.now() > deadline) throw new Error(`${name}'s serve recorded no reachability check within 30 s`)
+        await new Promise((r) => setTimeout(r, 200))
+      }
+    }
+    const p4 = await reachOf('p4')
+    expect(p4.direct, JSON.stringify(p4)).toBe(true)
+    expect(p4.observed).toBe(lab.public[1]!.ip)
+    const p1 = await reachOf('p1')
+    expect(p1.direct, JSON.stringify(p1)).toBe(false)
+    expect(p1.observed).not.toBe(lab.private[1]!.ip)
+    expect(p1.results.some((x) => x.result === 'not_yours' && x.addr.includes(lab.private[1]!.ip)), JSON.stringify(p1)).toBe(true)
+    const id4 = await dc.cluster.cli('p4', ['id'])
+    expect(id4.stdout).toMatch(/^reach\s+.*directly at \/ip4\/(\S+)\/tcp\//m)
+    expect(id4.stdout).toContain(`directly at /ip4/${lab.public[1]!.ip}/tcp/`)
+    const id1 = await dc.cluster.cli('p1', ['id'])
+    expect(id1.stdout).toMatch(/reach\s+through 1 relayed address .*not directly from outside \(relay hub sees this agent at/)
+    console.log(`reachability: p4 ${p4.results.map((x) => `${x.addr} ${x.result}`).join(', ')}; p1 seen at ${p1.observed}: ${p1.results.map((x) => `${x.addr} ${x.result}`).join(', ')}`)
   }, 90_000)
 
   it('4: a stranger can neither reserve on the relay nor reach an agent; a relay member not in an agent\'s allowlist is refused by the agent', async () => {

@@ -8,6 +8,7 @@ import { makeParty } from '../helpers/parties.ts'
 import { decodeRequest, decodeResponse, encodeMessage, DirectoryProtocolError } from '../../src/directory/messages.ts'
 import { EntryCheckError, signPeerEntryV2, verifyPeerEntryV2 } from '../../src/agent/peer-entry-v2.ts'
 import { utf8, fromUtf8 } from '../../src/crypto/bytes.ts'
+import { decodeReachRequest, decodeReachResponse, dialBackPlan, encodeReach, ReachProtocolError } from '../../src/reach/protocol.ts'
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 5000)
 
@@ -37,6 +38,32 @@ describe('directory fuzz', () => {
         } catch (e) {
           if (!(e instanceof DirectoryProtocolError)) throw e
         }
+      }
+    }), { numRuns: RUNS })
+  })
+
+  it(`reachability check (protocols/reach.md): ${RUNS} mutated frames, only ReachProtocolError; no decoded request makes the relay target anyone but the asker`, () => {
+    const me = '12D3KooWRBy97UB99e3J6hiPesre1MZeuNQvfan4gBziswrRJsNK'
+    const valid = [
+      encodeReach({ v: 1, type: 'check', addrs: [`/ip4/10.0.0.5/tcp/41001/p2p/${me}`, '/ip4/203.0.113.7/tcp/41001', '/ip6/::1/tcp/9'] }),
+      encodeReach({ v: 1, type: 'result', observed: '203.0.113.7', results: [{ addr: '/ip4/203.0.113.7/tcp/41001', result: 'reachable', detail: 'ok' }] }),
+      encodeReach({ v: 1, type: 'error', detail: 'later' })
+    ]
+    fc.assert(fc.property(mutated(valid), (f) => {
+      try {
+        decodeReachResponse(f)
+      } catch (e) {
+        if (!(e instanceof ReachProtocolError)) throw e
+      }
+      let addrs: string[]
+      try {
+        addrs = decodeReachRequest(f).addrs
+      } catch (e) {
+        if (!(e instanceof ReachProtocolError)) throw e
+        return
+      }
+      for (const p of dialBackPlan(me, '203.0.113.7', addrs)) {
+        if (p.target !== null) expect(p.target).toMatch(new RegExp(`^/ip4/203\\.0\\.113\\.7/tcp/\\d+/p2p/${me}$`))
       }
     }), { numRuns: RUNS })
   })

@@ -1,4 +1,5 @@
 // init, id: create and show an agent's identity; `id --entry` prints the signed entry others import.
+import { describeReach, type ReachReport } from '../../reach/report.ts'
 import { existsSync } from 'node:fs'
 import { homePaths, createIdentity, loadIdentity } from '../../agent/home.ts'
 import { saveConfig, validateListen, validateName, loadConfig, DEFAULT_LISTEN, type Role } from '../../agent/config.ts'
@@ -41,7 +42,7 @@ export async function initCommand(home: string, o: InitOptions, out: Output): Pr
 }
 
 /** The addresses others should dial: announced ones, else what serve bound, else the configured listen addresses. */
-function addressesForOthers(home: string): { name: string; role: Role | undefined; peerId: string; addrs: string[]; serving: boolean } {
+function addressesForOthers(home: string): { name: string; role: Role | undefined; peerId: string; addrs: string[]; serving: boolean; reachability?: ReachReport } {
   const paths = homePaths(home)
   const id = loadIdentity(paths)
   const cfg = loadConfig(paths.config)
@@ -53,7 +54,7 @@ function addressesForOthers(home: string): { name: string; role: Role | undefine
   const circuit = (running?.addrs ?? []).filter((a) => a.includes('/p2p-circuit'))
   const direct = base.filter((a) => !a.includes('/p2p-circuit'))
   const addrs = (cfg.relays ?? []).length && !cfg.announce.length ? [...circuit, ...direct] : [...direct, ...circuit]
-  return { name: cfg.name, role: cfg.role, peerId: id.peerId, addrs, serving: running != null }
+  return { name: cfg.name, role: cfg.role, peerId: id.peerId, addrs, serving: running != null, ...(running?.reach ? { reachability: running.reach } : {}) }
 }
 
 /** Warn (stderr, even under --json: it is about a document meant for others) on undialable addresses. */
@@ -131,10 +132,14 @@ export function idCommand(home: string, o: { entry?: boolean } & EntryOptions, o
   }
   const info = addressesForOthers(home)
   warnUnfit(info.addrs, '`announce:` in config.yaml, or init with --announce')
-  // how others reach this agent: through the relays serve holds a reservation on (README "Across firewalls");
-  // whether the direct addresses are reachable from outside is not measured (no AutoNAT: SECURITY.md "Relays")
+  // how others reach this agent: through the relays serve holds a reservation on (README "Across firewalls"),
+  // and directly as far as a relay's dial-back found (protocols/reach.md; serve checks once at start)
   const relayed = info.addrs.filter((a) => a.includes('/p2p-circuit')).length
-  const reach = relayed ? `through ${relayed} relayed address${relayed === 1 ? '' : 'es'} (serve holds the reservation); direct reachability not measured` : info.serving ? 'directly only (no relay reservation held)' : 'unknown: serve is not running'
+  const check = info.reachability
+  const directly = check ? describeReach(check) : 'not checked (no relay to dial this agent back: README "Across firewalls")'
+  const reach = !info.serving ? 'unknown: serve is not running'
+    : relayed ? `through ${relayed} relayed address${relayed === 1 ? '' : 'es'} (serve holds the reservation); ${directly}`
+      : check ? describeReach(check) : 'directly only (no relay reservation held; reachability from outside not checked)'
   if (out.opts.json) {
     out.data({ ...info, reach })
     return

@@ -1,5 +1,5 @@
 // serve, ping: run the agent; check a peer is reachable.
-import { openAgent, startNode, writeRuntime, clearRuntime, readRuntime } from '../../agent/agent.ts'
+import { openAgent, startNode, writeRuntime, clearRuntime, readRuntime, type RuntimeInfo } from '../../agent/agent.ts'
 import { findPeer, loadConfig } from '../../agent/config.ts'
 import { peerNamer } from '../../agent/context.ts'
 import { ConfigError } from '../../agent/errors.ts'
@@ -7,7 +7,9 @@ import { PeerUnreachableError } from '../../net/errors.ts'
 import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { describeDialError, relayNameOf, updateAllowlist } from '../../net/node.ts'
-import { keepReservations, linkTo, relayOfAddr } from '../../net/relays.ts'
+import { isCircuit, keepReservations, linkTo, relayOfAddr } from '../../net/relays.ts'
+import { checkReach, describeReach, type ReachReport } from '../../reach/client.ts'
+import { MAX_ADDRS } from '../../reach/protocol.ts'
 import { startServices, type ServeHooks } from '../../agent/serve.ts'
 import { JsonLog } from '../../agent/log.ts'
 import { interactive, type Output } from '../output.ts'
@@ -139,23 +141,52 @@ async function serveUntil(agent: ReturnType<typeof openAgent>, node: Awaited<Ret
   // behind NAT: listen through the configured relays (README "Across firewalls"), and keep doing so
   const relays = agent.config.relays ?? []
   let ready = false
+  // the last reachability check (protocols/reach.md): serve.json carries it for `id`
+  let reach: ReachReport | undefined
+  let checking = false
+  const runtime = (): RuntimeInfo => ({ pid: process.pid, peerId: agent.identity.peerId, addrs: node.getMultiaddrs().map((a) => a.toString()), ...(reach ? { reach } : {}) })
+  // ask a relay we hold a reservation on to dial us back at our direct addresses (what others would dial:
+  // the announced ones, else those bound); once it answered, not again (a restart checks again)
+  const checkDirect = async (): Promise<void> => {
+    const r = relays.find((x) => keeper?.reserved().includes(x.peerId))
+    const direct = (agent.config.announce.length ? agent.config.announce : node.getMultiaddrs().map((a) => a.toString())).filter((a) => !isCircuit(a)).slice(0, MAX_ADDRS)
+    if (reach || checking || !r || !direct.length) return
+    checking = true
+    try {
+      reach = await checkReach(node, r, direct, { signal })
+      const line = `direct reachability: ${describeReach(reach)}`
+      out.log(`mpc-agent serve: ${line}`)
+      log.write('info', line, { reach })
+      writeRuntime(agent.paths, runtime())
+    } catch (e) {
+      if (!signal.aborted) out.log(`mpc-agent serve: direct reachability not checked through relay ${r.name}: ${(e as Error).message}`)
+    } finally {
+      checking = false
+    }
+  }
   const keeper = relays.length
     ? keepReservations(node, relays, {
       log: (l) => { out.log(`mpc-agent serve: ${l}`); log.write('info', l) },
-      // serve.json follows the reservations: `id --entry` lists the relayed addresses held right now
-      onChange: () => { if (ready) writeRuntime(agent.paths, { pid: process.pid, peerId: agent.identity.peerId, addrs: node.getMultiaddrs().map((a) => a.toString()) }) }
+      // serve.json follows the reservations: `id --entry` lists the relayed addresses held right now;
+      // a reservation gained after start-up also lets the reachability check run
+      onChange: () => {
+        if (!ready) return
+        writeRuntime(agent.paths, runtime())
+        void checkDirect()
+      }
     })
     : null
   // a relay that answers gives its reservation within a second or two; a missing one must not hold serve up
   if (keeper) await Promise.race([keeper.first, new Promise((r) => setTimeout(r, 5000))])
-  const addrs = node.getMultiaddrs().map((a) => a.toString())
+  const { addrs } = runtime()
   ready = true
-  writeRuntime(agent.paths, { pid: process.pid, peerId: agent.identity.peerId, addrs }, o.readyFile)
+  writeRuntime(agent.paths, runtime(), o.readyFile)
   out.event({ v: 1, type: 'ready', peerId: agent.identity.peerId, addrs })
   process.stderr.write(`mpc-agent serve: ready ${agent.config.name} ${addrs.join(' ')} (pid ${process.pid}; SIGHUP reloads config.yaml)\n`)
   if (keeper) {
     const via = relays.filter((r) => keeper.reserved().includes(r.peerId)).map((r) => r.name)
-    process.stderr.write(`mpc-agent serve: reachable through relay${via.length === 1 ? '' : 's'} ${via.length ? via.join(', ') : '(none yet: retrying)'}; direct reachability is not measured here (README "Across firewalls")\n`)
+    process.stderr.write(`mpc-agent serve: reachable through relay${via.length === 1 ? '' : 's'} ${via.length ? via.join(', ') : '(none yet: retrying)'}; asking ${via.length ? via[0] : 'it'} to dial this agent back at its direct addresses (README "Across firewalls")\n`)
+    void checkDirect()
   }
   await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }))
   process.off('SIGHUP', onHup)
