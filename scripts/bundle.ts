@@ -2,9 +2,9 @@
 // dist/cli/, which bin/mpc-agent.js runs instead of src/ when it is fresh (bin/entry.js says when).
 // Why: a cron job's `query run` loads ~760 modules (libp2p and its dependencies, our sources); resolving
 // and linking them one by one was ~270 ms of its ~470 ms start-up here even with the compile cache, and
-// the same code bundled into a dozen chunks loads in ~50 ms (issue 20, bench/README.md "Cron row").
+// the same code bundled into a few dozen files loads in ~50 ms (issue 20, bench/README.md "Issue 20 on an idle machine").
 // Nothing is transformed but the module format: types stripped, imports inlined; no minification, so
-// stack traces (MPC_AGENT_DEBUG) still name our functions. Lazy imports stay lazy (code splitting).
+// stack traces (--verbose) still name our functions. Lazy imports stay lazy (code splitting).
 // Left out, loaded from node_modules as before: DuckDB (native bindings) and ink/react (the TUI, only on a
 // terminal), and react-devtools-core (an optional import of ink's that is never installed).
 //
