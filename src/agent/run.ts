@@ -106,7 +106,7 @@ export async function runQuery(agent: Agent, o: QueryRunOptions): Promise<QueryR
       const relay = link.relay ? relayNameOf(node as AgentNode, link.relay) : 'a relay'
       relayedVia.set(p, relay)
       o.log(`${nameOf(p)}: connected via relay ${relay}${link.remainingBytes != null ? ` (${mib(link.remainingBytes)} left on this relayed connection)` : ''}`)
-      if (link.remainingBytes != null && link.remainingBytes < need) {
+      if (link.remainingBytes != null && link.remainingBytes < need && !o.hooks?.skipRelayPrecheck) {
         throw new ConfigError(`run refused before it started: it needs about ${mib(need)} on the connection to ${nameOf(p)}, which runs via relay ${relay} with ${mib(link.remainingBytes)} left (the relay's data limit per relayed connection, both directions): raise \`limits.data_mib\` in the relay's relay.yaml, query fewer cells, or connect to ${nameOf(p)} directly`)
       }
     }

@@ -28,6 +28,8 @@ export interface BuyerHooks extends NegotiationHooks {
   afterStart?(provider: string): Uint8Array[]
   /** Abort the run once every REVEAL is in (the buyer then holds the result): masked-sum.md §9.2. */
   abortAfterReveal?: boolean
+  /** Propose even when a relayed link's data limit is too small (src/agent/run.ts): the providers' own check then decides. */
+  skipRelayPrecheck?: boolean
 }
 
 export interface BuyerRunOptions {

@@ -226,6 +226,16 @@ describe.skipIf(skip)('across firewalls: a relay, agents behind NAT', () => {
     expect(r.stderr.trim().split('\n').filter((l) => l.startsWith('mpc-agent:'))).toHaveLength(1)
     expect(proposals()).toBe(before) // nothing was proposed: no provider read a row
     expect(existsSync(join(dc.dir, 'toobig.json'))).toBe(false)
+
+    // a buyer that proposes it anyway (its pre-check skipped): each provider, whose link to the buyer runs
+    // through the relay, refuses before signing or reading a row (negotiation.md §6.4, relay_limit)
+    const d = await dc.cluster.cli('city', ['query', 'run', query('toobig2', ['p1', 'p2', 'p3'], 145833), '--out', join(dc.dir, 'toobig2.json')], { deviant: 'buyer:skip-relay-precheck' })
+    expect(d.code, d.stderr).toBe(3)
+    for (const p of ['p1', 'p2', 'p3']) expect(d.stderr).toMatch(new RegExp(`${p}: the run needs about [\\d.]+ MiB on the connection from ${p}, which runs via relay hub with 48\\.0 MiB left`))
+    expect(proposals()).toBeGreaterThan(before) // proposed this time, and refused
+    const last = readFileSync(join(dc.cluster.byName('p1').home, 'audit.jsonl'), 'utf8').trim().split('\n').slice(-3).join('\n')
+    expect(last).toContain('relay_limit')
+    expect(existsSync(join(dc.dir, 'toobig2.json'))).toBe(false)
   }, 60_000)
 
   it('3: the relay cut mid-run aborts cleanly naming the relay; the relay restarted, agents re-reserve and a run succeeds', async () => {

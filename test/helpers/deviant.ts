@@ -32,6 +32,8 @@ export const DEVIATIONS: Record<string, MainHooks> = {
     buyer: { inclusion: (b, p) => (p === b.entries[0]?.provider ? { ...b, entries: b.entries.map((e, i) => (i === 0 ? { ...e, hash: '00'.repeat(32) } : e)) } : b) }
   },
   'buyer:silent-inclusion': { buyer: { stallAt: 'inclusion' } },
+  // proposes a run too large for a relay's data limit (its own pre-check skipped): the providers refuse it (relay_limit)
+  'buyer:skip-relay-precheck': { buyer: { skipRelayPrecheck: true } },
   // hostile ABORT frames inside a run, read by each provider's background reader (issue 16)
   'buyer:abort-null': { buyer: { afterStart: () => [abortFrame('null')] } },
   'buyer:abort-tostring': { buyer: { afterStart: () => [abortFrame(abortJson({ detail: '{"toString":1}' }))] } },
