@@ -10,6 +10,33 @@ export interface ErrorRow { N: number; L: number; error: string }
 export type Phase = 'negotiation' | 'stream_setup' | 'key_agreement' | 'mask_generation' | 'streaming' | 'confirmation'
 type Mem = { array_buffers: number; heap_used: number; rss: number }
 
+/**
+ * Issue 20's yardsticks for agreement → result on this machine: MPyC 0.11.2 summing the same vectors (Shamir
+ * secret sharing over plain TCP, honest-but-curious, no agreement, no checks; every party its own process,
+ * median of 3), recorded side by side when the issue was filed, and the issue's targets. The bench prints each
+ * row's ratio to the reference and whether its target is met; a reference, not a re-measurement.
+ */
+export const MPYC_REFERENCE_S: Readonly<Record<string, number>> = { '5/1000': 0.014, '10/1000': 0.035, '5/100000': 1.33, '5/1000000': 13.8 }
+export const ISSUE20_TARGET_S: Readonly<Record<string, number>> = { '5/1000': 0.015, '10/1000': 0.035, '20/1000': 0.15, '5/1000000': 0.55 }
+
+export interface Yardstick { mpyc_s: number | null; vs_mpyc: string | null; target_s: number | null; target_met: boolean | null }
+
+export function yardstick(N: number, L: number, secureS: number): Yardstick {
+  const mpyc = MPYC_REFERENCE_S[`${N}/${L}`] ?? null
+  const target = ISSUE20_TARGET_S[`${N}/${L}`] ?? null
+  const x = mpyc === null ? null : secureS / mpyc
+  return {
+    mpyc_s: mpyc,
+    vs_mpyc: x === null ? null : x >= 1 ? `${round(x, 1)}× slower` : `${round(1 / x, 1)}× faster`,
+    target_s: target,
+    target_met: target === null ? null : secureS <= target
+  }
+}
+
+export function yardstickText(y: Yardstick): string {
+  return [y.mpyc_s !== null ? `MPyC ${y.mpyc_s} s: ${y.vs_mpyc}` : '', y.target_s !== null ? `target ≤ ${y.target_s} s: ${y.target_met ? 'met' : 'NOT met'}` : ''].filter(Boolean).join(', ')
+}
+
 export interface Row {
   N: number
   L: number
@@ -195,6 +222,18 @@ function phaseTable(rows: Array<Row | ErrorRow>): string[] {
   ]
 }
 
+/** Rows with an issue-20 reference or target: the ratio to MPyC's recorded time, and met / not met. */
+function yardstickTable(rows: Array<Row | ErrorRow>): string[] {
+  const ys = rows.filter((r): r is Row => !isError(r)).map((r) => ({ r, y: yardstick(r.N, r.L, r.secure_s) })).filter(({ y }) => y.mpyc_s !== null || y.target_s !== null)
+  if (!ys.length) return []
+  return [
+    'Issue 20 yardsticks (agreement → result; MPyC 0.11.2 as recorded when the issue was filed, `MPYC_REFERENCE_S` in bench/report.ts):', '',
+    '| N | L | secure s | MPyC s | vs MPyC | target s | met |', '|---|---|---|---|---|---|---|',
+    ...ys.map(({ r, y }) => `| ${r.N} | ${r.L} | ${r.secure_s} | ${y.mpyc_s ?? '–'} | ${y.vs_mpyc ?? '–'} | ${y.target_s ?? '–'} | ${y.target_met === null ? '–' : y.target_met ? 'met' : 'not met'} |`),
+    ''
+  ]
+}
+
 /** `extra`: lines of tables kept in their own files (bench/cron.ts, bench/netem.ts), appended at the end. */
 export function writeTable(doc: Doc, extra: string[] = []): void {
   const path = new URL('./README.md', import.meta.url)
@@ -212,7 +251,8 @@ export function writeTable(doc: Doc, extra: string[] = []): void {
       : 'no successful row') + '):',
     '',
     ...phaseTable(doc.rows),
-    ''
+    '',
+    ...yardstickTable(doc.rows)
   ]
   if (doc.scale) {
     lines.push(`Scale row (every party its own process, ${doc.scale.N + 1} processes):`, '', ...mainTable([doc.scale]), '', ...phaseTable([doc.scale]), '')

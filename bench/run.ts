@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { comparePeers } from '../src/crypto/peer.ts'
 import type { Mode, Reply, Request, RunSpec, RunStats } from './ipc.ts'
-import { median, round, summarize, writeTable, type Doc, type ErrorRow, type Row, type RowEnv, type RunPair } from './report.ts'
+import { median, round, summarize, writeTable, yardstick, yardstickText, type Doc, type ErrorRow, type Row, type RowEnv, type RunPair } from './report.ts'
 
 const { values: args } = parseArgs({
   options: {
@@ -214,7 +214,8 @@ async function cell(N: number, L: number, n: number, env: RowEnv): Promise<Row |
     return { N, L, error: (e as Error).message }
   }
   const row = summarize(N, L, secure, plain, { secure: memory[0] as RunPair, plain: memory[1] as RunPair, live: memory[2] as RunPair }, env)
-  log(`N=${N} L=${L}: secure ${row.secure_s} s, plain ${row.plain_s} s, ratio ${row.ratio}, bytes ${row.secure_bytes}/${row.plain_bytes}, negotiation ${row.phases_ms.negotiation} ms, buyer live ${row.buyer_live_mb} MB = ${row.buyer_live_vectors} vectors`)
+  const y = yardstickText(yardstick(N, L, row.secure_s))
+  log(`N=${N} L=${L}: secure ${row.secure_s} s, plain ${row.plain_s} s, ratio ${row.ratio}, bytes ${row.secure_bytes}/${row.plain_bytes}, negotiation ${row.phases_ms.negotiation} ms, buyer live ${row.buyer_live_mb} MB = ${row.buyer_live_vectors} vectors${y ? ` | ${y}` : ''}`)
   return row
 }
 
