@@ -243,7 +243,6 @@ export function privacySection(c: Validator, v: unknown, slots: number): Omit<Qu
   return { epsilon, delta, unit, suppress_below, noise: { mechanism, dishonest, sigmas } }
 }
 
-/** Validate the participant-independent part of a query object (keys other than these are ignored here). */
 let canonicalZones: Set<string> | null = null
 
 /**
@@ -262,6 +261,7 @@ function isTimeZone(tz: string): boolean {
   }
 }
 
+/** Validate the participant-independent part of a query object (keys other than these are ignored here). */
 export function validateBody(c: Validator, o: Obj): QueryBody {
   if (o.version !== 1) c.fail('version', 'only version 1 is supported')
   const timezone = c.str(o.timezone, 'timezone', 64)

@@ -9,7 +9,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { describeDialError, relayNameOf, updateAllowlist } from '../../net/node.ts'
 import { isCircuit, keepReservations, linkTo, relayOfAddr } from '../../net/relays.ts'
 import { checkReach, describeReach, type ReachReport } from '../../reach/client.ts'
-import { MAX_ADDRS } from '../../reach/protocol.ts'
+import { MAX_ADDRS, tcpTarget } from '../../reach/protocol.ts'
 import { startServices, type ServeHooks } from '../../agent/serve.ts'
 import { JsonLog } from '../../agent/log.ts'
 import { interactive, type Output } from '../output.ts'
@@ -145,11 +145,13 @@ async function serveUntil(agent: ReturnType<typeof openAgent>, node: Awaited<Ret
   let reach: ReachReport | undefined
   let checking = false
   const runtime = (): RuntimeInfo => ({ pid: process.pid, peerId: agent.identity.peerId, addrs: node.getMultiaddrs().map((a) => a.toString()), ...(reach ? { reach } : {}) })
-  // ask a relay we hold a reservation on to dial us back at our direct addresses (what others would dial:
-  // the announced ones, else those bound); once it answered, not again (a restart checks again)
+  // ask a relay we hold a reservation on to dial us back at our direct addresses (the announced ones first,
+  // then those bound; IP addresses only: a DNS name is not checked); once it answered, not again (a restart
+  // checks again)
   const checkDirect = async (): Promise<void> => {
     const r = relays.find((x) => keeper?.reserved().includes(x.peerId))
-    const direct = (agent.config.announce.length ? agent.config.announce : node.getMultiaddrs().map((a) => a.toString())).filter((a) => !isCircuit(a)).slice(0, MAX_ADDRS)
+    const candidates = [...agent.config.announce, ...node.getMultiaddrs().map((a) => a.toString())].filter((a) => !isCircuit(a) && tcpTarget(a) !== null)
+    const direct = [...new Set(candidates)].slice(0, MAX_ADDRS)
     if (reach || checking || !r || !direct.length) return
     checking = true
     try {
