@@ -19,6 +19,8 @@ export const REQUEST_TIMEOUT_MS = 10_000
 export const RESPONSE_TIMEOUT_MS = (MAX_ADDRS + 2) * DIAL_BACK_TIMEOUT_MS
 /** One check per member per this interval: a member cannot turn the relay into a port scanner of its own address. */
 export const MIN_INTERVAL_MS = 10_000
+/** Checks a relay runs at once over all members (each up to 2 × MAX_ADDRS dials of DIAL_BACK_TIMEOUT_MS). */
+export const MAX_CONCURRENT_CHECKS = 4
 const LIMITS: Readonly<JsonLimits> = Object.freeze({ depth: 4, keys: 8, array: MAX_ADDRS * 2, string: 256, nodes: 200 })
 
 export type ReachRequest = { v: 1; type: 'check'; addrs: string[] }

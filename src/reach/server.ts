@@ -7,7 +7,7 @@ import { channelFromStream } from '../net/framing.ts'
 import { isCircuit } from '../net/relays.ts'
 import { safeText } from '../protocol/bounded-json.ts'
 import {
-  REACH_PROTOCOL, MAX_FRAME_BYTES, REQUEST_TIMEOUT_MS, DIAL_BACK_TIMEOUT_MS, MIN_INTERVAL_MS,
+  REACH_PROTOCOL, MAX_FRAME_BYTES, MAX_CONCURRENT_CHECKS, REQUEST_TIMEOUT_MS, DIAL_BACK_TIMEOUT_MS, MIN_INTERVAL_MS,
   decodeReachRequest, dialBackPlan, encodeReach, tcpTarget, ReachProtocolError, type ReachResponse
 } from './protocol.ts'
 
@@ -15,12 +15,16 @@ export interface ReachServerOptions {
   /** One line per check (peer ID, observed address, verdicts) and per refused request. */
   log: (line: string) => void
   dialBackTimeoutMs?: number
+  /** Checks dialling at once, over all members (default MAX_CONCURRENT_CHECKS); one more is told to ask later. */
+  maxConcurrent?: number
 }
 
+interface CheckState { last: Map<string, number>; running: number }
+
 export async function mountReach(node: Libp2p, o: ReachServerOptions): Promise<{ stop(): Promise<void> }> {
-  const last = new Map<string, number>()
+  const state: CheckState = { last: new Map(), running: 0 }
   await node.handle(REACH_PROTOCOL, (stream: Stream, connection: Connection) => {
-    void serveCheck(node, stream, connection, last, o).catch((err: unknown) => {
+    void serveCheck(node, stream, connection, state, o).catch((err: unknown) => {
       o.log(`reach: internal error answering ${connection.remotePeer.toString()}: ${(err as Error)?.message ?? String(err)}`)
       stream.abort(err as Error)
     })
@@ -28,7 +32,8 @@ export async function mountReach(node: Libp2p, o: ReachServerOptions): Promise<{
   return { stop: () => node.unhandle(REACH_PROTOCOL) }
 }
 
-async function serveCheck(node: Libp2p, stream: Stream, connection: Connection, last: Map<string, number>, o: ReachServerOptions): Promise<void> {
+async function serveCheck(node: Libp2p, stream: Stream, connection: Connection, state: CheckState, o: ReachServerOptions): Promise<void> {
+  const { last } = state
   const remote = connection.remotePeer.toString()
   const ch = channelFromStream(stream, remote, { maxFrameBytes: MAX_FRAME_BYTES })
   const answer = async (res: ReachResponse): Promise<void> => {
@@ -55,8 +60,19 @@ async function serveCheck(node: Libp2p, stream: Stream, connection: Connection, 
   const now = Date.now()
   for (const [k, t] of last) if (now - t >= MIN_INTERVAL_MS) last.delete(k)
   if (last.has(remote)) return answer({ v: 1, type: 'error', detail: `one check per ${MIN_INTERVAL_MS / 1000} s per member: ask again later` })
+  // in total as well as per member: at most maxConcurrent checks dial at once, whoever asks
+  if (state.running >= (o.maxConcurrent ?? MAX_CONCURRENT_CHECKS)) return answer({ v: 1, type: 'error', detail: 'the relay is checking other members right now: ask again later' })
   last.set(remote, now)
-  const plan = dialBackPlan(remote, seen.ip, addrs)
+  state.running++
+  try {
+    return await dialBack(node, connection, remote, seen.ip, addrs, o, answer)
+  } finally {
+    state.running--
+  }
+}
+
+async function dialBack(node: Libp2p, connection: Connection, remote: string, ip: string, addrs: string[], o: ReachServerOptions, answer: (res: ReachResponse) => Promise<void>): Promise<void> {
+  const plan = dialBackPlan(remote, ip, addrs)
   for (const p of plan) {
     if (!p.target) continue
     try {
@@ -73,6 +89,6 @@ async function serveCheck(node: Libp2p, stream: Stream, connection: Connection, 
     }
   }
   const results = plan.map((p) => ({ addr: p.addr, result: p.verdict ?? 'unreachable', detail: p.detail ?? '' }))
-  o.log(`reach: ${remote} connects from ${seen.ip}: ${results.map((r) => `${r.addr} ${r.result}`).join(', ')}`)
-  return answer({ v: 1, type: 'result', observed: seen.ip, results })
+  o.log(`reach: ${remote} connects from ${ip}: ${results.map((r) => `${r.addr} ${r.result}`).join(', ')}`)
+  return answer({ v: 1, type: 'result', observed: ip, results })
 }

@@ -99,3 +99,39 @@ describe('a check between a real relay and a real agent (TCP + Noise + yamux on 
     await expect(checkReach(agent, ref, [own])).rejects.toThrow(/one check per 10 s/)
   }, 30_000)
 })
+
+describe('the relay\'s checks are bounded in total, not only per member', () => {
+  it('with one check allowed at a time, a second member asking meanwhile is told to ask later; the first gets its answer', async () => {
+    const { createRelayNode } = await import('../../src/relay/node.ts')
+    const { createAgentNode } = await import('../../src/net/node.ts')
+    const { mountReach } = await import('../../src/reach/server.ts')
+    const { checkReach } = await import('../../src/reach/client.ts')
+    const { DEFAULT_RELAY_LIMITS } = await import('../../src/relay/limits.ts')
+    const rk = await generateKeyPair('Ed25519')
+    const keys = [await generateKeyPair('Ed25519'), await generateKeyPair('Ed25519')]
+    const ids = keys.map((k) => peerIdFromPrivateKey(k).toString())
+    const relay = await createRelayNode({ privateKey: rk, listen: ['/ip4/127.0.0.1/tcp/0'], allow: new Set(ids), limits: DEFAULT_RELAY_LIMITS })
+    await relay.start()
+    await mountReach(relay, { log: () => {}, dialBackTimeoutMs: 1500, maxConcurrent: 1 })
+    const ref = { name: 'hub', addr: relay.getMultiaddrs()[0]!.toString(), peerId: peerIdFromPrivateKey(rk).toString() }
+    const agents = await Promise.all(keys.map(async (k) => {
+      const a = await createAgentNode({ privateKey: k, listen: ['/ip4/127.0.0.1/tcp/0'], allow: new Set(), relays: [ref] })
+      await a.start()
+      return a
+    }))
+    // accepts and never answers: the first member's dial-back there runs until its timeout
+    const silent: Server = createServer(() => {})
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r))
+    const port = (silent.address() as { port: number }).port
+    try {
+      const first = checkReach(agents[0]!, ref, [`/ip4/127.0.0.1/tcp/${port}`])
+      await new Promise((r) => setTimeout(r, 300))
+      await expect(checkReach(agents[1]!, ref, [agents[1]!.getMultiaddrs()[0]!.toString()])).rejects.toThrow(/checking other members right now/)
+      const r = await first
+      expect(r.results[0]?.result).toBe('unreachable')
+    } finally {
+      silent.close()
+      await Promise.all([...agents.map((a) => a.stop()), relay.stop()])
+    }
+  }, 30_000)
+})

@@ -144,6 +144,7 @@ async function serveUntil(agent: ReturnType<typeof openAgent>, node: Awaited<Ret
   // the last reachability check (protocols/reach.md): serve.json carries it for `id`
   let reach: ReachReport | undefined
   let checking = false
+  let failedChecks = 0
   const runtime = (): RuntimeInfo => ({ pid: process.pid, peerId: agent.identity.peerId, addrs: node.getMultiaddrs().map((a) => a.toString()), ...(reach ? { reach } : {}) })
   // ask a relay we hold a reservation on to dial us back at our direct addresses (the announced ones first,
   // then those bound; IP addresses only: a DNS name is not checked); once it answered, not again (a restart
@@ -161,7 +162,11 @@ async function serveUntil(agent: ReturnType<typeof openAgent>, node: Awaited<Ret
       log.write('info', line, { reach })
       writeRuntime(agent.paths, runtime())
     } catch (e) {
-      if (!signal.aborted) out.log(`mpc-agent serve: direct reachability not checked through relay ${r.name}: ${(e as Error).message}`)
+      if (signal.aborted) return
+      // a busy relay (or one that just restarted) is asked again a little later, a few times
+      const again = ++failedChecks < 4
+      out.log(`mpc-agent serve: direct reachability not checked through relay ${r.name}: ${(e as Error).message}${again ? '; asking again in 15 s' : ''}`)
+      if (again) setTimeout(() => { void checkDirect() }, 15_000).unref()
     } finally {
       checking = false
     }
