@@ -348,7 +348,7 @@ async function main(): Promise<void> {
   const prev = args.merge && existsSync(`${dir}latest.json`) ? JSON.parse(readFileSync(`${dir}latest.json`, 'utf8')) as Doc & Record<string, unknown> : null
   const doc = prev ? mergeDocs(prev, fresh) : fresh
   writeFileSync(`${dir}latest.json`, JSON.stringify(doc, null, 1) + '\n')
-  writeTable(doc, [...await issue20Lines(doc), ...relayLines(relay)])
+  await writeTables(doc)
   process.stdout.write(`wrote bench/results/latest.json and the tables in bench/README.md (${sections.total} s: ${JSON.stringify(sections)})\n`)
 }
 
@@ -375,6 +375,11 @@ async function issue20Sections(env: RowEnv, sections: Record<string, number>, do
     sections.netem = round((performance.now() - t) / 1000, 1)
   }
   return { cron, netem }
+}
+
+/** The results block of bench/README.md: the grid's tables, then the cron, network and relayed rows. */
+async function writeTables(doc: Doc & { relay?: unknown }): Promise<void> {
+  writeTable(doc, [...await issue20Lines(doc), ...relayLines((doc.relay ?? null) as RelayDoc | null)])
 }
 
 async function issue20Lines(doc: { cron?: unknown; netem?: unknown }): Promise<string[]> {
@@ -429,7 +434,7 @@ function mergeDocs<T extends Doc & Record<string, unknown>>(prev: Doc & Record<s
 async function report(): Promise<void> {
   const file = fileURLToPath(new URL('./results/latest.json', import.meta.url))
   const doc = JSON.parse(readFileSync(file, 'utf8')) as Doc & Record<string, unknown>
-  writeTable(doc, [...await issue20Lines(doc), ...relayLines((doc.relay ?? null) as RelayDoc | null)])
+  await writeTables(doc)
   process.stdout.write('rewrote the tables in bench/README.md from bench/results/latest.json\n')
 }
 
@@ -444,7 +449,7 @@ async function issue20Only(env: RowEnv, git: (cmd: string) => string | null): Pr
   if (args['only-netem']) Object.assign(doc, { netem: got.netem, netem_env: stamp })
   mkdirSync(dirname(file), { recursive: true })
   writeFileSync(file, JSON.stringify(doc, null, 1) + '\n')
-  writeTable(doc, [...await issue20Lines(doc), ...relayLines((doc.relay ?? null) as RelayDoc | null)])
+  await writeTables(doc)
   process.stdout.write(`updated ${args['only-cron'] ? 'cron' : ''}${args['only-cron'] && args['only-netem'] ? ' and ' : ''}${args['only-netem'] ? 'netem' : ''} in bench/results/latest.json and bench/README.md (${JSON.stringify(sections)})\n`)
 }
 
