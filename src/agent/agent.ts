@@ -21,7 +21,12 @@ export function openAgent(dir: string): Agent {
   return { paths, identity, config }
 }
 
-export async function startNode(agent: Agent, listen?: string[], onRefused?: (peerId: string, reason: string) => void): Promise<AgentNode> {
+/**
+ * Start this agent's libp2p node. `direct`: a node that only dials, at plain TCP addresses, for a
+ * one-shot command that talks to `peers` only: when neither this agent nor any of them uses a relay,
+ * the node is built without the relay client, identify and DCUtR (createAgentNode `direct`).
+ */
+export async function startNode(agent: Agent, listen?: string[], onRefused?: (peerId: string, reason: string) => void, o: { directTo?: string[] } = {}): Promise<AgentNode> {
   // loaded here, not above: the commands that only read a home (init, id, peers, audit, budget, pins) import this
   // module too, and libp2p is most of a CLI process's start-up (~0.4 s of CPU)
   const { createAgentNode } = await import('../net/node.ts')
@@ -32,10 +37,20 @@ export async function startNode(agent: Agent, listen?: string[], onRefused?: (pe
     announce: listen && listen.length === 0 ? [] : agent.config.announce,
     allow: new Set(agent.config.peers.map((p) => p.peerId)),
     relays: agent.config.relays ?? [],
+    direct: o.directTo !== undefined && listen?.length === 0 && directOnly(agent, o.directTo),
     ...(onRefused ? { onRefused } : {})
   })
   await node.start()
   return node
+}
+
+/** No relay configured here, and each of `peers` is configured at an address of its own (no /p2p-circuit). */
+export function directOnly(agent: Agent, peers: string[]): boolean {
+  if (agent.config.relays?.length) return false
+  return peers.every((p) => {
+    const addr = agent.config.peers.find((x) => x.peerId === p)?.addr
+    return addr !== undefined && !addr.includes('/p2p-circuit')
+  })
 }
 
 /** Where a running `serve` publishes the addresses it actually bound (tcp/0 → real port). */

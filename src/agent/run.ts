@@ -77,7 +77,8 @@ export async function runQuery(agent: Agent, o: QueryRunOptions): Promise<QueryR
   const relayedVia = new Map<string, string>()
   const early = new Map<string, PreOpened>()
   try {
-    node = await startNode(agent, [])
+    // only dials the providers: without the relay client's modules when no relay is involved (node.ts)
+    node = await startNode(agent, [], undefined, { directTo: query.participants.providers })
     const addrOf = (p: string): string => {
       const e = agent.config.peers.find((x) => x.peerId === p)
       if (!e) throw new ConfigError(`provider ${p} is not a configured peer: \`mpc-agent peers add NAME MULTIADDR --role provider\``)

@@ -1,13 +1,11 @@
 // The only place that builds a libp2p node: TCP + Noise + yamux + identify + ping, with a
 // connection gater that admits exactly the configured peers (the allowlist is the security boundary).
-import { createLibp2p, type Libp2p } from 'libp2p'
+import { createLibp2p, type Libp2p, type ServiceFactoryMap } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
-import { identify, type Identify } from '@libp2p/identify'
+import type { Identify } from '@libp2p/identify'
 import { ping, type Ping } from '@libp2p/ping'
-import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
-import { dcutr } from '@libp2p/dcutr'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import type { PeerId, PrivateKey, Stream, Connection } from '@libp2p/interface'
 import { channelFromStream, type StreamChannelOptions } from './framing.ts'
@@ -19,7 +17,18 @@ import { DIAL_TIMEOUT_MS, MAX_INBOUND_STREAMS } from './constants.ts'
 import { relayListenerService, relayOfAddr, type RelayListener, type RelayRef } from './relays.ts'
 
 export { PeerUnreachableError }
-export type AgentNode = Libp2p<{ identify: Identify; ping: Ping; dcutr: unknown; relayListener: RelayListener }>
+/**
+ * The services a node runs. identify, DCUtR and the relay listener exist only on a node built with
+ * relay support (NodeOptions.relays), the default; `query run` builds a direct-only node when
+ * nothing it talks to is behind a relay (createAgentNode).
+ */
+export type AgentServices = {
+  ping: Ping
+  identify?: Identify
+  dcutr?: unknown
+  relayListener?: RelayListener
+}
+export type AgentNode = Libp2p<AgentServices>
 
 export interface NodeOptions {
   privateKey: PrivateKey
@@ -32,6 +41,14 @@ export interface NodeOptions {
   onRefused?: (peerId: string, reason: string) => void
   /** Circuit relays (README "Across firewalls"): allowed to connect, never to speak our protocols. */
   relays?: RelayRef[]
+  /**
+   * Direct TCP only: no circuit relay transport, no identify, no DCUtR, no relay listener, and their
+   * modules are not loaded. For a process that only dials configured peers at their own TCP addresses
+   * and relays nothing (`query run` with no relay in its config or its peers' addresses): ~40 ms less
+   * CPU for a cron job's whole run (bench/README.md, "The cron row"). The peers it dials still run
+   * identify; its absence here only makes their identify request fail, which nothing depends on.
+   */
+  direct?: boolean
 }
 
 const allowlists = new WeakMap<object, Set<string>>()
@@ -114,11 +131,23 @@ export async function createAgentNode(opts: NodeOptions): Promise<AgentNode> {
     if (no) opts.onRefused?.(p.toString(), 'not in the allowlist (config.yaml peers)')
     return no
   }
-  const node = await createLibp2p({
+  if (opts.direct && (opts.relays?.length || opts.listen.length)) throw new TypeError('a direct-only node neither listens nor uses relays')
+  // loaded only for a node that may use relays (the relay client is ~1/6 of libp2p's code)
+  const relaying = opts.direct ? null : await import('./relay-services.ts')
+  const services: ServiceFactoryMap<AgentServices> = relaying
+    ? {
+        identify: relaying.identify(),
+        ping: ping(),
+        // DCUtR: try to turn a relayed connection into a direct one (hole punching; measured, not assumed)
+        dcutr: relaying.dcutr(),
+        relayListener: relayListenerService()
+      }
+    : { ping: ping() }
+  const node: AgentNode = await createLibp2p<AgentServices>({
     privateKey: opts.privateKey,
     addresses: { listen: opts.listen, ...(opts.announce?.length ? { announce: opts.announce } : {}) },
     // circuit relay v2 client: dial peers' /p2p-circuit addresses, listen through our relays
-    transports: [tcp(), circuitRelayTransport({ reservationCompletionTimeout: 10_000 })],
+    transports: relaying ? [tcp(), relaying.circuitRelayTransport({ reservationCompletionTimeout: 10_000 })] : [tcp()],
     // node:crypto ChaCha20-Poly1305 keyed once per session key, no output copy (noise-crypto.ts)
     connectionEncrypters: [noise({ crypto: transportCrypto })],
     // The receive window must not exceed the read buffer: yamux's default 16 MiB window against a
@@ -152,13 +181,7 @@ export async function createAgentNode(opts: NodeOptions): Promise<AgentNode> {
         return no
       }
     },
-    services: {
-      identify: identify(),
-      ping: ping(),
-      // DCUtR: try to turn a relayed connection into a direct one (hole punching; measured, not assumed)
-      dcutr: dcutr(),
-      relayListener: relayListenerService()
-    }
+    services
   })
   allowlists.set(node, opts.allow)
   relayOnly.set(node, relayIds)

@@ -86,10 +86,12 @@ export interface ReservationKeeper {
  * listens on it again when not: a relay that restarts is re-reserved within seconds of coming back.
  */
 export function keepReservations(
-  node: { getMultiaddrs(): Multiaddr[]; services: { relayListener: RelayListener } },
+  node: { getMultiaddrs(): Multiaddr[]; services: { relayListener?: RelayListener } },
   relays: RelayRef[],
   o: { log: (line: string) => void; intervalMs?: number; onChange?: () => void }
 ): ReservationKeeper {
+  const listener = node.services.relayListener
+  if (!listener) throw new TypeError('keeping relay reservations needs a node built with relay support (createAgentNode without direct)')
   let stopped = false
   const held = new Set<string>()
   const hasCircuitVia = (r: RelayRef): boolean => node.getMultiaddrs().some((a) => relayOfAddr(a) === r.peerId)
@@ -110,7 +112,7 @@ export function keepReservations(
     }
     try {
       peerIdFromString(r.peerId)
-      await node.services.relayListener.listen([multiaddr(`${r.addr}/p2p-circuit`)])
+      await listener.listen([multiaddr(`${r.addr}/p2p-circuit`)])
       if (hasCircuitVia(r)) {
         held.add(r.peerId)
         failing.delete(r.peerId)

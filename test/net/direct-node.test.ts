@@ -1,0 +1,62 @@
+// A direct-only node (createAgentNode `direct`, what `query run` builds when no relay is involved):
+// it runs without the relay client, identify and DCUtR, still talks to a full node (a provider's
+// serve) over real TCP + Noise + yamux, and is never built when a relay is in play.
+import { describe, expect, it } from 'vitest'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { createAgentNode, handleProtocol, openChannel } from '../../src/net/node.ts'
+import { channelFromStream } from '../../src/net/framing.ts'
+import { directOnly, type Agent } from '../../src/agent/agent.ts'
+import type { Channel } from '../../src/protocol/transport.ts'
+
+describe('direct-only node', () => {
+  it('has no relay client, identify or DCUtR, and exchanges frames with a full node that has them', async () => {
+    const full = await generateKeyPair('Ed25519')
+    const lean = await generateKeyPair('Ed25519')
+    const fullId = peerIdFromPrivateKey(full).toString()
+    const leanId = peerIdFromPrivateKey(lean).toString()
+    const server = await createAgentNode({ privateKey: full, listen: ['/ip4/127.0.0.1/tcp/0'], allow: new Set([leanId]) })
+    const client = await createAgentNode({ privateKey: lean, listen: [], allow: new Set([fullId]), direct: true })
+    await Promise.all([server.start(), client.start()])
+    try {
+      expect(Object.keys(client.services).sort()).toEqual(['ping'])
+      expect(Object.keys(server.services).sort()).toEqual(['dcutr', 'identify', 'ping', 'relayListener'])
+      const got = Promise.withResolvers<Channel>()
+      await handleProtocol(server, '/test/direct/1', (stream, remote) => { got.resolve(channelFromStream(stream, remote)) })
+      const tx = await openChannel(client, `${server.getMultiaddrs()[0]}`, '/test/direct/1')
+      await tx.send(new TextEncoder().encode('hello'))
+      const rx = await got.promise
+      expect(rx.remote).toBe(leanId) // the Noise-authenticated peer, as with a full node
+      expect(new TextDecoder().decode(await rx.receive())).toBe('hello')
+      // the server's identify request to the client fails (it has no identify): the connection stays usable
+      await new Promise((r) => setTimeout(r, 200))
+      await rx.send(new TextEncoder().encode('back'))
+      expect(new TextDecoder().decode(await tx.receive())).toBe('back')
+      // ping, which the server's connection monitor uses, is answered
+      expect(await server.services.ping.ping(client.peerId)).toBeGreaterThanOrEqual(0)
+    } finally {
+      await Promise.all([client.stop(), server.stop()])
+    }
+  }, 30_000)
+
+  it('is refused with listen addresses or relays, and chosen only when no relay is involved', async () => {
+    const key = await generateKeyPair('Ed25519')
+    await expect(createAgentNode({ privateKey: key, listen: ['/ip4/127.0.0.1/tcp/0'], allow: new Set(), direct: true })).rejects.toThrow(/neither listens nor uses relays/)
+    const p1 = '12D3KooWCoC7fcWZ9t15SsEXGKhi5YqLkZP7UBBvhwQTBSpMvqne'
+    const p2 = '12D3KooWQj7nwRjK7YrYCpfdC3aYomncEMGkUVxcoLGGo1afycvW'
+    const relay = '12D3KooWEU7DpqjhcF9d3yUS9fsGBe4QSSc7ycPuPjJE28FqCpm8'
+    const agent = (peers: Array<[string, string]>, relays: Array<{ name: string; addr: string; peerId: string }> = []): Agent => ({
+      config: { peers: peers.map(([peerId, addr], i) => ({ name: `p${i}`, peerId, addr, role: 'provider' })), relays }
+    }) as unknown as Agent
+    const direct = (id: string): [string, string] => [id, `/ip4/127.0.0.1/tcp/4100${id === p1 ? 1 : 2}/p2p/${id}`]
+    expect(directOnly(agent([direct(p1), direct(p2)]), [p1, p2])).toBe(true)
+    // a provider behind a relay: the relay client is needed to dial it
+    expect(directOnly(agent([direct(p1), [p2, `/ip4/127.0.0.1/tcp/4200/p2p/${relay}/p2p-circuit/p2p/${p2}`]]), [p1, p2])).toBe(false)
+    // ...but only when it takes part
+    expect(directOnly(agent([direct(p1), [p2, `/ip4/127.0.0.1/tcp/4200/p2p/${relay}/p2p-circuit/p2p/${p2}`]]), [p1])).toBe(true)
+    // this agent uses a relay itself
+    expect(directOnly(agent([direct(p1)], [{ name: 'r', addr: `/ip4/127.0.0.1/tcp/4200/p2p/${relay}`, peerId: relay }]), [p1])).toBe(false)
+    // a participant that is not a configured peer: not decided here (the run fails on it with its own message)
+    expect(directOnly(agent([direct(p1)]), [p1, p2])).toBe(false)
+  })
+})
