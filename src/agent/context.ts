@@ -1,11 +1,11 @@
 // Glue shared by the serving provider and the buyer's run: how this agent resolves names, loads
 // its policy, validates queries from the wire and reads certificates shown by co-providers.
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import type { Agent } from './agent.ts'
 import type { ProviderRun } from './sessions.ts'
 import { parsePeer } from '../crypto/peer.ts'
 import { validateQuery } from '../query/validate.ts'
-import { loadPolicy, type Policy } from '../policy/policy.ts'
+import { parsePolicyText, PolicyError, type Policy } from '../policy/policy.ts'
 import { verifyCertificateSignature, type NegotiationDeps } from '../protocol/negotiation.ts'
 import type { CertificateSummary } from '../protocol/masked-sum-provider.ts'
 
@@ -36,11 +36,40 @@ export function peerNamer(agent: Agent): (peerId: string) => string {
 export function loadLocalPolicy(agent: Agent, resolve: (x: string) => string | undefined, log: (l: string) => void): { policy: Policy | null; error: string | null } {
   if (!existsSync(agent.paths.policy)) return { policy: null, error: `provider ${agent.config.name} has no policy.yaml and accepts nothing` }
   try {
-    return { policy: loadPolicy(agent.paths.policy, resolve), error: null }
+    return { policy: parsedPolicy(agent, resolve), error: null }
   } catch (e) {
     log(`mpc-agent: ${(e as Error).message}`)
     return { policy: null, error: `provider ${agent.config.name}'s policy.yaml is invalid, so it accepts nothing (its operator must fix it)` }
   }
+}
+
+// The policy is read at every proposal, so an edit applies to the next one without a reload; parsing
+// it is what costs (5–9 ms of YAML per decision here, on the negotiation's critical path), so the
+// last parse is kept and reused while the file's bytes and the names it can resolve are unchanged.
+let lastPolicy: { path: string; text: string; names: string; policy: Policy } | null = null
+
+function parsedPolicy(agent: Agent, resolve: (x: string) => string | undefined): Policy {
+  const path = agent.paths.policy
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch {
+    throw new PolicyError(`no policy at ${path}: write one (see README "Policy"; examples/ride-sharing/policy.yaml is a template)`)
+  }
+  // everything resolverFor(agent) answers from: a config reload that renames a peer re-parses
+  const names = JSON.stringify([agent.config.name, agent.identity.peerId, agent.config.peers.map((p) => [p.name, p.peerId])])
+  if (lastPolicy && lastPolicy.path === path && lastPolicy.text === text && lastPolicy.names === names) return lastPolicy.policy
+  const policy = parsePolicyText(text, path, resolve)
+  lastPolicy = { path, text, names, policy: deepFreeze(policy) }
+  return policy
+}
+
+function deepFreeze<T>(v: T): T {
+  if (typeof v === 'object' && v !== null && !Object.isFrozen(v)) {
+    Object.freeze(v)
+    for (const x of Object.values(v)) deepFreeze(x)
+  }
+  return v
 }
 
 export function providerDeps(): NegotiationDeps {
