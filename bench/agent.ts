@@ -13,6 +13,7 @@
 //   plain   start: the buyer's streams are open (both modes open theirs before their window);
 //           stop: every provider's last chunk is summed and the buyer's streams are closed.
 // Negotiation (createProposal → certificate in hand) is recorded separately, never in the window.
+import { writeFileSync } from 'node:fs'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -162,8 +163,24 @@ class PeakMemory {
 const cpuSeconds = (u: NodeJS.CpuUsage): number => (u.user + u.system) / 1e6
 const ms1 = (x: number): number => Math.round(x * 10) / 10
 
+// With --cpu-prof (bench/run.ts --cpu-prof DIR): every timed window's start and end, in µs of the
+// monotonic clock V8's CPU profile uses too, go to DIR/<profile name>.windows.json at exit, so that a
+// profile can be read for the windows only (bench/README.md "Profiling the window").
+const profDir = process.execArgv.find((a) => a.startsWith('--cpu-prof-dir='))?.slice('--cpu-prof-dir='.length)
+const profName = process.execArgv.find((a) => a.startsWith('--cpu-prof-name='))?.slice('--cpu-prof-name='.length)
+const windowSpans: Array<[number, number, 'secure' | 'plain']> = []
+const monoUs = (): number => Number(process.hrtime.bigint() / 1000n)
+if (profDir && profName) {
+  process.on('exit', () => writeFileSync(`${profDir}/${profName.replace(/\.cpuprofile$/, '')}.windows.json`, JSON.stringify(windowSpans)))
+}
+
 /** A timed window: wall clock, this process's CPU and frame bytes, phase marks relative to its start. */
 class Window {
+  private readonly mono0 = monoUs()
+  private readonly kind: 'secure' | 'plain'
+  constructor(kind: 'secure' | 'plain') {
+    this.kind = kind
+  }
   readonly t0 = performance.now()
   private readonly cpu0 = process.cpuUsage()
   private readonly sent0 = counters.sent
@@ -178,6 +195,7 @@ class Window {
     if (e.type === 'phase') this.mark(`${e.phase}_${e.state}`)
   }
   stop(): void {
+    windowSpans.push([this.mono0, monoUs(), this.kind])
     this.result = { wall_ms: performance.now() - this.t0, cpu_s: cpuSeconds(process.cpuUsage(this.cpu0)), bytes_sent: counters.sent - this.sent0, bytes_received: counters.received - this.received0, chunk_bytes_sent: chunkBytesSent - this.chunks0 }
   }
 }
@@ -224,7 +242,7 @@ async function buyerSecure(s: RunSpec): Promise<Outcome> {
   const sentNeg = counters.sent
   const a = await buyerAgreement(signer, query, neg)
   const negotiation = { ms: a.agreedAt - a.proposedAt, cpu_s: cpuSeconds(process.cpuUsage(cpuNeg)), sent: counters.sent - sentNeg }
-  const w = new Window() // ← AGREEMENT: the certificate is in hand
+  const w = new Window('secure') // ← AGREEMENT: the certificate is in hand
   for (const ch of neg.values()) void ch.close()
   const chans = await opening
   w.mark('streams_open')
@@ -237,7 +255,7 @@ async function buyerPlain(s: RunSpec): Promise<Outcome> {
   // streams are opened before the window: the secure buyer opens its own during the negotiation,
   // which the plaintext baseline does not have, so neither window contains stream set-up
   const chans = await Promise.all(s.providers.map((p) => open(PLAIN, s.run, p)))
-  const w = new Window() // ← streams open (their hello sent)
+  const w = new Window('plain') // ← streams open (their hello sent)
   w.mark('streams_open')
   const sum = new BigUint64Array(s.length)
   const signal = AbortSignal.timeout(PLAIN_RECEIVE_MS) // the secure runners time out by phase; this has no runner
@@ -268,7 +286,7 @@ async function providerSecure(s: RunSpec, vector: BigUint64Array): Promise<Outco
     }
   })
   const negotiation = { ms: null, cpu_s: cpuSeconds(process.cpuUsage(cpuNeg)), sent: counters.sent - sentNeg }
-  const w = new Window() // ← this provider's agreement: its certificate verified
+  const w = new Window('secure') // ← this provider's agreement: its certificate verified
   void negCh.close()
   const { params } = outcome
   // the privacy row: as serve does, the provider adds its noise share to its vector before masking
@@ -291,7 +309,7 @@ async function providerSecure(s: RunSpec, vector: BigUint64Array): Promise<Outco
 }
 
 async function providerPlain(s: RunSpec, vector: BigUint64Array): Promise<Outcome> {
-  const w = new Window()
+  const w = new Window('plain')
   const ch = countingChunks(await take(keyOf(PLAIN, s.run, s.buyer)))
   w.mark('stream_open')
   for (let off = 0, i = 0; off < s.length; off += CHUNK_ELEMS, i++) await ch.send(encodeChunk(i, off, vector.subarray(off, off + CHUNK_ELEMS)))
