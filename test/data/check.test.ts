@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { checkDataset, splitHeader } from '../../src/data/check.ts'
+import { checkDataset, checksDone, splitHeader } from '../../src/data/check.ts'
 import { closeEngine } from '../../src/data/compute.ts'
 import { query as q, source, sql, tmp } from './fixtures.ts'
 
@@ -64,6 +64,27 @@ describe('checkDataset', () => {
   })
   it('reads no row: values that would not convert do not matter at acceptance', async () => {
     expect(await checkDataset(source(dir, 'u.csv', 'csv', { columns: COLS }), await q(), 'p1')).toBeNull()
+  })
+  it('a pass is remembered for the same query over the same file, and checked again once the file changed', async () => {
+    writeFileSync(join(dir, 'c.csv'), 'zone,fare,ts,driver\n1,2.5,2024-03-01 10:00:00,a\n')
+    const s = source(dir, 'c.csv', 'csv', { columns: COLS })
+    const query = await q()
+    expect(await checkDataset(s, query, 'p1')).toBeNull()
+    const ran = checksDone()
+    expect(await checkDataset(s, query, 'p1')).toBeNull()
+    expect(checksDone(), 'the same proposal again: answered from the remembered pass').toBe(ran)
+    // another query, or the same under another provider name: checked
+    expect(await checkDataset(s, await q({ aggregates: [{ name: 'n', kind: 'count' }] }), 'p1')).toBeNull()
+    expect(checksDone()).toBe(ran + 1)
+    // the file's header no longer matches the declared columns: the change is seen, the proposal refused
+    writeFileSync(join(dir, 'c.csv'), 'fare,zone,ts,driver\n1,2.5,2024-03-01 10:00:00,a\n')
+    expect((await checkDataset(s, query, 'p1'))?.code).toBe('dataset_unavailable')
+    // a glob is checked every time (it can gain files)
+    const g = source(dir, '[c].csv', 'csv', { columns: COLS })
+    const before = checksDone()
+    await checkDataset(g, query, 'p1')
+    await checkDataset(g, query, 'p1')
+    expect(checksDone()).toBe(before + 2)
   })
   it('splitHeader follows CSV quoting', () => {
     expect(splitHeader('a,"b,c","d""e", f ')).toEqual(['a', 'b,c', 'd"e', 'f'])
