@@ -102,12 +102,11 @@ function passKey(src: DatasetSource, q: Query, provider: string): string | null 
   if (file === null) return null // missing: checked (and refused) every time
   // a DuckDB database may hold recent changes (a new column) in its write-ahead log only
   const wal = src.format === 'duckdb' ? identity(`${src.path}.wal`) : null
-  return JSON.stringify([provider, src, file, wal, q])
-}
-
-/** Forget every remembered pass (tests; a provider that wants every check done afresh). */
-export function forgetPassedChecks(): void {
-  passed.clear()
+  try {
+    return JSON.stringify([provider, src, file, wal, q])
+  } catch {
+    return null // not representable: simply not remembered
+  }
 }
 
 async function checkUncached(src: DatasetSource, q: Query, provider: string): Promise<SchemaReason | null> {

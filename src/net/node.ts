@@ -1,5 +1,6 @@
-// The only place that builds a libp2p node: TCP + Noise + yamux + identify + ping, with a
-// connection gater that admits exactly the configured peers (the allowlist is the security boundary).
+// The only place that builds a libp2p node: TCP + Noise + yamux + ping, and (unless direct-only) the
+// circuit relay client, identify and DCUtR, with a connection gater that admits exactly the configured
+// peers (the allowlist is the security boundary).
 import { createLibp2p, type Libp2p, type ServiceFactoryMap } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
 import { noise } from '@chainsafe/libp2p-noise'
@@ -19,8 +20,8 @@ import { relayListenerService, relayOfAddr, type RelayListener, type RelayRef } 
 export { PeerUnreachableError }
 /**
  * The services a node runs. identify, DCUtR and the relay listener exist only on a node built with
- * relay support (NodeOptions.relays), the default; `query run` builds a direct-only node when
- * nothing it talks to is behind a relay (createAgentNode).
+ * relay support, the default; `query run` builds a direct-only node (NodeOptions.direct) when nothing
+ * it talks to is behind a relay.
  */
 export type AgentServices = {
   ping: Ping
@@ -45,7 +46,7 @@ export interface NodeOptions {
    * Direct TCP only: no circuit relay transport, no identify, no DCUtR, no relay listener, and their
    * modules are not loaded. For a process that only dials configured peers at their own TCP addresses
    * and relays nothing (`query run` with no relay in its config or its peers' addresses): ~40 ms less
-   * CPU for a cron job's whole run (bench/README.md, "The cron row"). The peers it dials still run
+   * CPU for a cron job's whole run (bench/README.md, "Issue 20: the cron row, third pass"). The peers it dials still run
    * identify; its absence here only makes their identify request fail, which nothing depends on.
    */
   direct?: boolean
