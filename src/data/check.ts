@@ -4,6 +4,7 @@
 // BEFORE it signs, and answered as a rejection with a reason code. Only metadata is read: the
 // declared `columns` of a CSV/JSON dataset (and the header line of each file, which names them),
 // the Parquet footer, the DuckDB catalog. So no such problem can become an abort after signing.
+import { createHash } from 'node:crypto'
 import { closeSync, openSync, readSync, statSync } from 'node:fs'
 import type { Query } from '../query/types.ts'
 import { DataError } from './errors.ts'
@@ -74,11 +75,15 @@ export async function checkDataset(src: DatasetSource, q: Query, provider: strin
 }
 
 // A cron job proposes the same query every hour over files that may not have changed: a check that
-// passed is remembered for exactly that query, that dataset configuration and that file as it was
-// (size, modification and change times, inode), and done again when any of them differs (7–19 ms of
-// DuckDB per proposal otherwise, on the negotiation's critical path; bench/README.md). Only passes
-// are kept, only for single files: a glob can gain files and a database server's schema can change
-// without any file changing, so those are checked every time.
+// passed is remembered for exactly that query, that dataset configuration and that file as it was,
+// and done again when anything differs (7–19 ms of DuckDB per proposal otherwise, on the
+// negotiation's critical path; bench/README.md). What identifies the file: device, inode, size,
+// modification and change times (ns), and the bytes the check itself reads — a CSV's header line,
+// a Parquet file's footer (its last 64 KiB) — so that a same-size rewrite in place within one tick of
+// a coarse clock is still seen. Only single Parquet, CSV and JSON files: a glob can gain files, and a
+// DuckDB table can be a view over other files, a database server's schema can change with no file
+// changing, so those are checked every time. Only passes are kept, each as a SHA-256 of its key
+// (a query can be large; 256 entries are ~20 KiB whatever the buyers send).
 const PASSED_MAX = 256
 const passed = new Set<string>()
 let checksRun = 0
@@ -88,24 +93,32 @@ export function checksDone(): number {
   return checksRun
 }
 
+const FOOTER_BYTES = 65_536
+
 function passKey(src: DatasetSource, q: Query, provider: string): string | null {
-  if (src.format === 'postgres' || isGlob(src.path)) return null
-  const identity = (path: string): unknown => {
-    try {
-      const st = statSync(path, { bigint: true })
-      return [String(st.dev), String(st.ino), String(st.size), String(st.mtimeNs), String(st.ctimeNs)]
-    } catch {
-      return null
-    }
-  }
-  const file = identity(src.path)
-  if (file === null) return null // missing: checked (and refused) every time
-  // a DuckDB database may hold recent changes (a new column) in its write-ahead log only
-  const wal = src.format === 'duckdb' ? identity(`${src.path}.wal`) : null
+  if (!(src.format === 'parquet' || src.format === 'csv' || src.format === 'json') || isGlob(src.path)) return null
   try {
-    return JSON.stringify([provider, src, file, wal, q])
+    const st = statSync(src.path, { bigint: true })
+    const file = [String(st.dev), String(st.ino), String(st.size), String(st.mtimeNs), String(st.ctimeNs)]
+    const h = createHash('sha256').update(JSON.stringify([provider, src, file, q]))
+    if (src.format === 'csv') h.update(headerLine(src.path))
+    if (src.format === 'parquet') h.update(tail(src.path, Number(st.size)))
+    return h.digest('hex')
   } catch {
-    return null // not representable: simply not remembered
+    return null // missing, unreadable, not representable: checked every time
+  }
+}
+
+/** The last FOOTER_BYTES of a file (a Parquet footer is at its end). */
+function tail(path: string, size: number): Buffer {
+  const fd = openSync(path, 'r')
+  try {
+    const n = Math.min(size, FOOTER_BYTES)
+    const buf = Buffer.alloc(n)
+    readSync(fd, buf, 0, n, size - n)
+    return buf
+  } finally {
+    closeSync(fd)
   }
 }
 

@@ -73,9 +73,11 @@ describe('checkDataset', () => {
     const ran = checksDone()
     expect(await checkDataset(s, query, 'p1')).toBeNull()
     expect(checksDone(), 'the same proposal again: answered from the remembered pass').toBe(ran)
-    // another query, or the same under another provider name: checked
+    // another query, the same under another provider name, or another dataset configuration: checked
     expect(await checkDataset(s, await q({ aggregates: [{ name: 'n', kind: 'count' }] }), 'p1')).toBeNull()
-    expect(checksDone()).toBe(ran + 1)
+    expect(await checkDataset(s, query, 'p2')).toBeNull()
+    expect(await checkDataset({ ...s, name: 'trips2' }, query, 'p1')).toBeNull()
+    expect(checksDone()).toBe(ran + 3)
     // the file's header no longer matches the declared columns: the change is seen, the proposal refused
     writeFileSync(join(dir, 'c.csv'), 'fare,zone,ts,driver\n1,2.5,2024-03-01 10:00:00,a\n')
     expect((await checkDataset(s, query, 'p1'))?.code).toBe('dataset_unavailable')
@@ -85,6 +87,28 @@ describe('checkDataset', () => {
     await checkDataset(g, query, 'p1')
     await checkDataset(g, query, 'p1')
     expect(checksDone()).toBe(before + 2)
+  })
+  it('a DuckDB table is checked every time: it can be a view over files the key cannot see', async () => {
+    await sql(`COPY (SELECT 1 AS zone, 2.5::DOUBLE AS fare, TIMESTAMP '2024-03-01 10:00:00' AS ts, 'a' AS driver) TO '${join(dir, 'ext.parquet')}' (FORMAT parquet)`)
+    await sql(`ATTACH '${join(dir, 'v.duckdb')}' AS v; CREATE VIEW v.trips AS SELECT * FROM read_parquet('${join(dir, 'ext.parquet')}')`)
+    const s = source(dir, 'v.duckdb', 'duckdb', { table: 'trips' })
+    const query = await q()
+    expect(await checkDataset(s, query, 'p1')).toBeNull()
+    // the outside file loses a column the query uses; the database file itself is untouched
+    await sql(`COPY (SELECT 1 AS zone, 2.5::DOUBLE AS fee, TIMESTAMP '2024-03-01 10:00:00' AS ts, 'a' AS driver) TO '${join(dir, 'ext.parquet')}' (FORMAT parquet)`)
+    expect((await checkDataset(s, query, 'p1'))?.code).toBe('schema_mismatch')
+  })
+  it('a Parquet file rewritten with another schema is checked again', async () => {
+    const file = join(dir, 'p.parquet')
+    await sql(`COPY (SELECT 1 AS zone, 2.5::DOUBLE AS fare, TIMESTAMP '2024-03-01 10:00:00' AS ts, 'a' AS driver) TO '${file}' (FORMAT parquet)`)
+    const s = source(dir, 'p.parquet', 'parquet')
+    const query = await q()
+    expect(await checkDataset(s, query, 'p1')).toBeNull()
+    const ran = checksDone()
+    expect(await checkDataset(s, query, 'p1')).toBeNull()
+    expect(checksDone()).toBe(ran)
+    await sql(`COPY (SELECT 1 AS zone, 'x' AS fare, TIMESTAMP '2024-03-01 10:00:00' AS ts, 'a' AS driver) TO '${file}' (FORMAT parquet)`)
+    expect((await checkDataset(s, query, 'p1'))?.code).toBe('schema_mismatch')
   })
   it('splitHeader follows CSV quoting', () => {
     expect(splitHeader('a,"b,c","d""e", f ')).toEqual(['a', 'b,c', 'd"e', 'f'])

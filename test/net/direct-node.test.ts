@@ -6,7 +6,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { createAgentNode, handleProtocol, openChannel } from '../../src/net/node.ts'
 import { channelFromStream } from '../../src/net/framing.ts'
-import { directOnly, type Agent } from '../../src/agent/agent.ts'
+import { directOnly, startNode, type Agent } from '../../src/agent/agent.ts'
 import type { Channel } from '../../src/protocol/transport.ts'
 
 describe('direct-only node', () => {
@@ -39,9 +39,32 @@ describe('direct-only node', () => {
     }
   }, 30_000)
 
+  it('startNode builds it for a dialling-only command with no relay involved, never for serve', async () => {
+    const key = await generateKeyPair('Ed25519')
+    const p1 = '12D3KooWCoC7fcWZ9t15SsEXGKhi5YqLkZP7UBBvhwQTBSpMvqne'
+    const relay = { name: 'r', addr: '/ip4/127.0.0.1/tcp/4200/p2p/12D3KooWEU7DpqjhcF9d3yUS9fsGBe4QSSc7ycPuPjJE28FqCpm8', peerId: '12D3KooWEU7DpqjhcF9d3yUS9fsGBe4QSSc7ycPuPjJE28FqCpm8' }
+    const agent = (relays: typeof relay[]): Agent => ({
+      identity: { privateKey: key, peerId: peerIdFromPrivateKey(key).toString() },
+      config: { name: 'city', listen: ['/ip4/127.0.0.1/tcp/0'], announce: [], peers: [{ name: 'p1', peerId: p1, addr: `/ip4/127.0.0.1/tcp/41001/p2p/${p1}`, role: 'provider' }], datasets: {}, relays }
+    }) as unknown as Agent
+    const services = async (a: Agent, listen: string[] | undefined, directTo?: string[]): Promise<string[]> => {
+      const node = await startNode(a, listen, undefined, directTo ? { directTo } : {})
+      try {
+        return Object.keys(node.services).sort()
+      } finally {
+        await node.stop()
+      }
+    }
+    expect(await services(agent([]), [], [p1])).toEqual(['ping']) // query run
+    expect(await services(agent([relay]), [], [p1])).toContain('identify') // this agent uses a relay
+    expect(await services(agent([]), [])).toContain('identify') // no directTo: a command that did not ask
+    expect(await services(agent([]), undefined, [p1])).toContain('identify') // listening (serve) is never direct
+  })
+
   it('is refused with listen addresses or relays, and chosen only when no relay is involved', async () => {
     const key = await generateKeyPair('Ed25519')
     await expect(createAgentNode({ privateKey: key, listen: ['/ip4/127.0.0.1/tcp/0'], allow: new Set(), direct: true })).rejects.toThrow(/neither listens nor uses relays/)
+    await expect(createAgentNode({ privateKey: key, listen: [], allow: new Set(), direct: true, relays: [{ name: 'r', addr: '/ip4/127.0.0.1/tcp/4200/p2p/12D3KooWEU7DpqjhcF9d3yUS9fsGBe4QSSc7ycPuPjJE28FqCpm8', peerId: '12D3KooWEU7DpqjhcF9d3yUS9fsGBe4QSSc7ycPuPjJE28FqCpm8' }] })).rejects.toThrow(/neither listens nor uses relays/)
     const p1 = '12D3KooWCoC7fcWZ9t15SsEXGKhi5YqLkZP7UBBvhwQTBSpMvqne'
     const p2 = '12D3KooWQj7nwRjK7YrYCpfdC3aYomncEMGkUVxcoLGGo1afycvW'
     const relay = '12D3KooWEU7DpqjhcF9d3yUS9fsGBe4QSSc7ycPuPjJE28FqCpm8'
