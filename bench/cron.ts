@@ -21,6 +21,7 @@ import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { MAX_PROPOSALS_PER_PEER_PER_MINUTE } from '../src/agent/limits.ts'
 
 const LAUNCHER = fileURLToPath(new URL('../bin/mpc-agent', import.meta.url))
 const EXAMPLE = fileURLToPath(new URL('../examples/ride-sharing/run.ts', import.meta.url))
@@ -57,6 +58,9 @@ const median = (xs: number[]): number => {
 const r3 = (x: number): number => Math.round(x * 1000) / 1000
 
 interface Timed { wall_ms: number; cpu_s: number | null; code: number | null; stderr: string; events: Array<{ t: number; e: Record<string, unknown> }> }
+
+/** Between the starts of two runs: serve refuses more proposals per minute from one peer than this allows. */
+const PACE_MS = Math.ceil(60_000 / MAX_PROPOSALS_PER_PEER_PER_MINUTE) + 100
 
 /** CPU seconds (user + system) of each buyer process, through /usr/bin/time when it is installed (~1 ms of exec). */
 const TIME = existsSync('/usr/bin/time') ? '/usr/bin/time' : null
@@ -154,7 +158,13 @@ export async function benchCron(o: { reps: number; trips: number; log: (l: strin
     const city = join(homes, 'city')
     const env: NodeJS.ProcessEnv = { ...process.env, XDG_CACHE_HOME: join(work, 'cache') }
     delete env.NODE_COMPILE_CACHE
+    // the providers accept at most MAX_PROPOSALS_PER_PEER_PER_MINUTE proposals a minute from one peer (serve's
+    // rate limit): a run starts at least PACE_MS after the previous one, outside the timed span, or fast runs are refused
+    let lastStart = -Infinity
     const must = async (json: boolean, e = env): Promise<Timed> => {
+      const wait = lastStart + PACE_MS - performance.now()
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait))
+      lastStart = performance.now()
       const r = await runBuyer(city, query, out, e, json)
       if (r.code !== 0) throw new Error(`query run exited ${String(r.code)}: ${r.stderr.trim().split('\n').at(-1) ?? ''}`)
       return r
@@ -213,7 +223,7 @@ export function cronLines(cron: unknown): string[] {
   if (!c) return []
   if (c.error !== undefined) return ['', `Cron row: failed: ${c.error}`]
   const r = c as CronRow
-  return ['', `Cron row (bench/cron.ts: \`query run\` of ${r.query}, ${r.cells} cells, ${r.providers} providers serving, ${r.trips_per_company} trips each; a fresh buyer process through bin/mpc-agent per run, median of ${r.reps}; load average ${r.loadavg.start.join(' ')} → ${r.loadavg.end.join(' ')} on 2 shared cores):`, '',
+  return ['', `Cron row (bench/cron.ts: \`query run\` of ${r.query}, ${r.cells} cells, ${r.providers} providers serving, ${r.trips_per_company} trips each; a fresh buyer process through bin/mpc-agent per run, runs started ≥ ${PACE_MS / 1000} s apart (serve's proposal rate limit), median of ${r.reps}; load average ${r.loadavg.start.join(' ')} → ${r.loadavg.end.join(' ')} on 2 shared cores):`, '',
     '| wall s | CPU s | first run, empty compile cache, s | no compile cache: wall s (CPU s) | target | phases ms (--json runs: start-up, dial, negotiate, masked sum, write, exit) |', '|---|---|---|---|---|---|',
     `| ${r.wall_s} | ${String(r.cpu_s)} | ${r.cold_s} | ${r.no_cache_s} (${String(r.no_cache_cpu_s)}) | ≤ ${r.target_s}: ${r.met ? 'met' : 'not met'} | ${Object.values(r.phases_ms).join(' / ')} |`]
 }
