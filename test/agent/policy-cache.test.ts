@@ -1,11 +1,11 @@
 // serve reads policy.yaml at every proposal (an edit applies to the next one) but parses it only when
-// its bytes or the names it resolves changed (src/agent/context.ts loadLocalPolicy).
+// its bytes or the names it resolves changed, and hands each caller its own copy (src/agent/context.ts).
 import { describe, expect, it } from 'vitest'
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { tmpdir } from 'node:os'
 import type { Agent } from '../../src/agent/agent.ts'
-import { loadLocalPolicy, resolverFor } from '../../src/agent/context.ts'
+import { loadLocalPolicy, policyParses, resolverFor } from '../../src/agent/context.ts'
 
 const CITY = '12D3KooWDG6inxpkPhKkz9PU2ufhZ9ThApn1AWcgKLxZhqGEWK8s'
 const OTHER = '12D3KooWCoC7fcWZ9t15SsEXGKhi5YqLkZP7UBBvhwQTBSpMvqne'
@@ -40,12 +40,18 @@ describe('the provider policy cache', () => {
       writeFileSync(path, policyText(1000))
       const first = load()
       expect(first.buyers).toEqual([CITY])
-      expect(load()).toBe(first) // not parsed again
-      expect(Object.isFrozen(first) && Object.isFrozen(first.buyers)).toBe(true) // nobody can change the shared copy
+      const parsed = policyParses()
+      const again = load()
+      expect(policyParses(), 'unchanged: not parsed again').toBe(parsed)
+      expect(again).toEqual(first)
+      // each caller has its own copy: changing one cannot reach the next decision
+      first.buyers.push(OTHER)
+      first.max_cells = 1
+      expect(load()).toEqual(again)
       // an edit applies to the next proposal
       writeFileSync(path, policyText(2000))
       const edited = load()
-      expect(edited).not.toBe(first)
+      expect(policyParses()).toBe(parsed + 1)
       expect(edited.max_cells).toBe(2000)
       // a config reload that gives the name "city" to another peer re-resolves the policy's names
       ;(agent.config.peers as Array<{ peerId: string }>)[0] = { ...agent.config.peers[0], peerId: OTHER } as never
