@@ -2,7 +2,7 @@
 // the bounded parser. Pure: no libp2p, no fs. An entry inside a message is NOT checked here (the
 // registry and the client run verifyPeerEntryV2 on it with their own clocks).
 import { utf8 } from '../crypto/bytes.ts'
-import { isJsonObject, parseBoundedJson, safeText, JsonBoundsError } from '../protocol/bounded-json.ts'
+import { isJsonObject, onlyKeys, parseV1Object, safeText } from '../protocol/bounded-json.ts'
 import { DIRECTORY_JSON_LIMITS } from './constants.ts'
 
 export type DirectoryRequest =
@@ -29,21 +29,9 @@ export function encodeMessage(m: DirectoryRequest | DirectoryResponse): Uint8Arr
   return utf8(JSON.stringify(m))
 }
 
-function parse(bytes: Uint8Array): Record<string, unknown> {
-  let v: unknown
-  try {
-    v = parseBoundedJson(bytes, DIRECTORY_JSON_LIMITS)
-  } catch (e) {
-    throw new DirectoryProtocolError(e instanceof JsonBoundsError ? e.message : 'not JSON')
-  }
-  if (!isJsonObject(v)) throw new DirectoryProtocolError('expected a JSON object')
-  if (v.v !== 1) throw new DirectoryProtocolError(`unsupported message version ${safeText(JSON.stringify(v.v) ?? 'none', 20)}`)
-  return v
-}
-
-function only(m: Record<string, unknown>, keys: string[]): void {
-  for (const k of Object.keys(m)) if (!keys.includes(k)) throw new DirectoryProtocolError(`unknown key "${safeText(k, 40)}" in ${String(m.type)}`)
-}
+const fail = (reason: string): DirectoryProtocolError => new DirectoryProtocolError(reason)
+const parse = (bytes: Uint8Array): Record<string, unknown> => parseV1Object(bytes, DIRECTORY_JSON_LIMITS, fail)
+const only = (m: Record<string, unknown>, keys: string[]): void => onlyKeys(m, keys, fail)
 
 export function decodeRequest(bytes: Uint8Array): DirectoryRequest {
   const m = parse(bytes)

@@ -109,6 +109,27 @@ export function isJsonObject(v: unknown): v is JsonObject {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
 }
 
+/**
+ * A version-1 message of one of the small side protocols (directory, reach): a bounded JSON object
+ * with `v: 1`. Every failure becomes `fail(reason)`, the protocol's own error.
+ */
+export function parseV1Object(bytes: Uint8Array, limits: Readonly<JsonLimits>, fail: (reason: string) => Error): JsonObject {
+  let v: unknown
+  try {
+    v = parseBoundedJson(bytes, limits)
+  } catch (e) {
+    throw fail(e instanceof JsonBoundsError ? e.message : 'not JSON')
+  }
+  if (!isJsonObject(v)) throw fail('expected a JSON object')
+  if (v.v !== 1) throw fail(`unsupported message version ${safeText(JSON.stringify(v.v) ?? 'none', 20)}`)
+  return v
+}
+
+/** Refuse any key of `m` outside `keys`, naming it (safely) in `fail`'s reason. */
+export function onlyKeys(m: JsonObject, keys: readonly string[], fail: (reason: string) => Error): void {
+  for (const k of Object.keys(m)) if (!keys.includes(k)) throw fail(`unknown key "${safeText(k, 40)}"${typeof m.type === 'string' ? ` in ${safeText(m.type, 20)}` : ''}`)
+}
+
 /** Lowercase hex of exactly `bytes` bytes. */
 export function isHexOf(v: unknown, bytes: number): v is string {
   return typeof v === 'string' && v.length === bytes * 2 && /^[0-9a-f]*$/.test(v)

@@ -4,7 +4,7 @@
 // networks (SECURITY.md "Relays"). Pure: messages, bounds and the choice of what the relay may dial.
 import { multiaddr } from '@multiformats/multiaddr'
 import { utf8 } from '../crypto/bytes.ts'
-import { isJsonObject, parseBoundedJson, safeText, JsonBoundsError, type JsonLimits } from '../protocol/bounded-json.ts'
+import { isJsonObject, onlyKeys, parseV1Object, safeText, type JsonLimits } from '../protocol/bounded-json.ts'
 
 export const REACH_PROTOCOL = '/mpc-agent/reach/1.0.0'
 /** Addresses one request may name (an agent has a few listen or announce addresses). */
@@ -36,20 +36,9 @@ export class ReachProtocolError extends Error {
 
 export const encodeReach = (m: ReachRequest | ReachResponse): Uint8Array => utf8(JSON.stringify(m))
 
-function parse(bytes: Uint8Array): Record<string, unknown> {
-  let v: unknown
-  try {
-    v = parseBoundedJson(bytes, LIMITS)
-  } catch (e) {
-    throw new ReachProtocolError(e instanceof JsonBoundsError ? e.message : 'not JSON')
-  }
-  if (!isJsonObject(v) || v.v !== 1) throw new ReachProtocolError('expected a version 1 JSON object')
-  return v
-}
-
-function only(m: Record<string, unknown>, keys: string[]): void {
-  for (const k of Object.keys(m)) if (!keys.includes(k)) throw new ReachProtocolError(`unknown key "${safeText(k, 40)}"`)
-}
+const fail = (reason: string): ReachProtocolError => new ReachProtocolError(reason)
+const parse = (bytes: Uint8Array): Record<string, unknown> => parseV1Object(bytes, LIMITS, fail)
+const only = (m: Record<string, unknown>, keys: string[]): void => onlyKeys(m, keys, fail)
 
 export function decodeReachRequest(bytes: Uint8Array): ReachRequest {
   const m = parse(bytes)
