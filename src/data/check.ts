@@ -148,19 +148,19 @@ async function checkUncached(src: DatasetSource, q: Query, provider: string): Pr
           }
         }
       }
+      // the statement is bound over an empty relation of the same schema: type errors surface here, not after signing
+      const empty = `(SELECT ${[...schema].map(([n, t]) => `CAST(NULL AS ${t}) AS ${quoteIdent(n)}`).join(', ')} WHERE FALSE) AS __mpc_empty`
       let compiled
       try {
-        compiled = compileQuery(q, schema, '__mpc_empty', icu)
+        compiled = compileQuery(q, schema, empty, icu)
       } catch (e) {
         if (!(e instanceof DataError)) throw e
         // a REJECT reason carries at most 500 characters (negotiation.md §4)
         const message = `${e.message} at ${provider}`.slice(0, 500)
         return { code: 'schema_mismatch', message, local: e.local }
       }
-      // bind the statement over an empty relation of the same schema: type errors surface here, not after signing
-      const empty = `(SELECT ${[...schema].map(([n, t]) => `CAST(NULL AS ${t}) AS ${quoteIdent(n)}`).join(', ')} WHERE FALSE) AS __mpc_empty`
       try {
-        await c.runAndReadAll(compiled.sql.replace(/FROM __mpc_empty\)/, `FROM ${empty})`), compiled.params, compiled.types)
+        await c.runAndReadAll(compiled.sql, compiled.params, compiled.types)
       } catch (e) {
         const first = ((e as Error).message ?? '').split('\n')[0] ?? ''
         return { code: 'schema_mismatch', message: `the query does not fit the column types of dataset "${q.dataset}" at ${provider}`, local: first }

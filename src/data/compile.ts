@@ -1,9 +1,11 @@
 // The agreed query → one DuckDB statement over this provider's source (negotiation.md §3.2–3.5).
 // Identifiers are checked against the dataset's schema (DESCRIBE) and quoted; every value that came
 // from the query (filter literals, domain bounds, categories, bin edges, clip, scale, timezone) is a
-// bound, typed parameter, never SQL text. One scan: each row gets a key — its cell index, NULL when
-// outside a domain, -1 when the filter drops it — and DuckDB groups by that key, so only one row per
-// key ever comes back to JS.
+// bound, typed parameter, never SQL text. One scan: the filter is the statement's WHERE, each row it
+// keeps gets a key — its cell index, NULL when outside a domain — and DuckDB groups by that key, so only
+// one row per key ever comes back to JS. Counting the rows the filter drops (a local diagnostic for
+// `data preview`) adds a second branch under key -1; a run does not ask for it (issue 20: grouping and
+// aggregating every dropped row cost ~40 % of the statement, rush hours over a day of trips).
 import { BOOLEAN, DOUBLE, VARCHAR, type DuckDBType } from '@duckdb/node-api'
 import type { Aggregate, ColumnRef, Domain, FilterExpr, Literal, Query } from '../query/types.ts'
 import { domainSize, layoutOf } from '../query/layout.ts'
@@ -171,13 +173,26 @@ function sqlType(t: string): string {
   return t.replace(/[^A-Za-z0-9_ (),]/g, '')
 }
 
-/** The row key: cell index (row-major, negotiation.md §3.4), NULL outside a domain, -1 if filtered. */
-export function rowKey(b: Builder, q: Query): string {
+/**
+ * The row key of a row the filter keeps — its cell index (row-major, negotiation.md §3.4), NULL outside a domain —
+ * and the filter as a condition (NULL counts as false), or null without a filter. The condition's parameters are
+ * bound once: the same text may appear twice in one statement.
+ */
+export function rowKey(b: Builder, q: Query): { key: string; keep: string | null } {
+  const keep = q.filter ? `coalesce(${b.filter(q.filter)}, FALSE)` : null
   const dims = q.group_by.map((g) => g.domain)
   const sizes = dims.map(domainSize)
   const strides = sizes.map((_, d) => sizes.slice(d + 1).reduce((a, x) => a * x, 1))
-  const cell = dims.length === 0 ? '0' : dims.map((d, i) => `(${b.index(d)}) * ${strides[i]}`).join(' + ')
-  return q.filter ? `CASE WHEN coalesce(${b.filter(q.filter)}, FALSE) THEN ${cell} ELSE ${FILTERED} END` : cell
+  const key = dims.length === 0 ? '0' : dims.map((d, i) => `(${b.index(d)}) * ${strides[i]}`).join(' + ')
+  return { key, keep }
+}
+
+/**
+ * The statement's tail for the diagnostic count of rows the filter dropped: one more result row, key FILTERED,
+ * its row count, NULL for every other output (CellFolder reads nothing else of it). Empty without a filter.
+ */
+export function filteredBranch(from: string, keep: string | null, outputs: number): string {
+  return keep === null ? '' : `\nUNION ALL SELECT ${FILTERED}, count(*)${', NULL'.repeat(outputs)} FROM ${from} WHERE NOT ${keep}`
 }
 
 function aggregateInput(b: Builder, a: Exclude<Aggregate, { kind: 'count' }>): string {
@@ -196,7 +211,8 @@ export const BOUND_LABEL = 'mpc-agent/privacy/bound/v1'
  * by sha256(label ‖ 0x00 ‖ u ‖ 0x00 ‖ c) and keep the first max_cells; within a kept cell rank its rows by
  * sha256(… ‖ 0x00 ‖ row key) and keep the first max_rows_per_cell. The row key is the row's aggregate inputs as
  * text joined by 0x00 (rows with equal keys are interchangeable: they add the same values). Deterministic and
- * independent of row order. Rows the filter drops or outside every domain are not ranked (they add nothing).
+ * independent of row order. Rows the filter drops never reach it (the WHERE below it); rows outside every domain
+ * are not ranked (they add nothing).
  */
 function boundPerUnit(b: Builder, rows: string, unit: { column: string; max_cells: number; max_rows_per_cell: number }, _idx: number[], aggs: Aggregate[]): string {
   b.typeOf(unit.column, 'the privacy unit')
@@ -216,9 +232,13 @@ function boundPerUnit(b: Builder, rows: string, unit: { column: string; max_cell
 WHERE NOT coalesce(${matched}, FALSE) OR (__mpc_u IS NOT NULL AND __mpc_cr <= ${unit.max_cells} AND __mpc_rn <= ${unit.max_rows_per_cell})`
 }
 
-export function compileQuery(q: Query, schema: Schema, from: string, icu = true): Compiled {
+/**
+ * `countFiltered`: also count the rows the filter drops (VectorStats.filtered; `data preview`), at the cost of a
+ * second branch. The vector is the same either way (test/data/property.test.ts).
+ */
+export function compileQuery(q: Query, schema: Schema, from: string, icu = true, o: { countFiltered?: boolean } = {}): Compiled {
   const b = new Builder(q, schema, icu)
-  const key = rowKey(b, q)
+  const { key, keep } = rowKey(b, q)
   const inputs: string[] = []
   const selects: string[] = []
   const outputs: Output[] = []
@@ -252,11 +272,11 @@ export function compileQuery(q: Query, schema: Schema, from: string, icu = true)
     outputs.push({ kind: 'nulls', aggregate: ai }, { kind: 'clipped', aggregate: ai })
   })
   if (slot !== layoutOf(q).slots.length) throw new Error('internal: slot count differs from the layout')
-  let rows = `SELECT ${key} AS __mpc_key${inputs.map((s) => `, ${s}`).join('')} FROM ${from}`
+  let rows = `SELECT ${key} AS __mpc_key${inputs.map((s) => `, ${s}`).join('')} FROM ${from}${keep ? ` WHERE ${keep}` : ''}`
   const unit = q.privacy?.unit
   if (unit !== undefined && unit !== 'row') rows = boundPerUnit(b, rows, unit, [], q.aggregates)
   const sql = `SELECT __mpc_key, count(*)${selects.map((s) => `, ${s}`).join('')}
 FROM (${rows}) AS __mpc_rows
-GROUP BY __mpc_key`
+GROUP BY __mpc_key${o.countFiltered ? filteredBranch(from, keep, selects.length) : ''}`
   return { sql, params: b.params, types: b.types, outputs, casts: b.casts }
 }

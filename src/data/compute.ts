@@ -38,12 +38,12 @@ export interface AggregateStats {
 }
 
 export interface VectorStats {
-  /** Rows in the source (after the CSV/JSON reader skipped malformed lines). */
-  rows: number
+  /** Rows in the source (after the CSV/JSON reader skipped malformed lines); null unless `countFiltered`. */
+  rows: number | null
   /** Rows that passed the filter and fell inside every domain. */
   matched: number
-  /** Rows the filter dropped. */
-  filtered: number
+  /** Rows the filter dropped; null unless `countFiltered` (a run does not count them). */
+  filtered: number | null
   /** Aggregate values clipped (over all sum/mean aggregates). */
   clipped: number
   /** Rows that passed the filter but fell outside a domain (dropped). */
@@ -123,9 +123,11 @@ export class CellFolder {
   private readonly big: (v: unknown) => bigint
   private readonly cells: number
   private readonly raw: bigint[]
-  private readonly stats: VectorStats
+  private readonly stats: VectorStats & { rows: number; filtered: number }
+  private readonly countFiltered: boolean
 
-  constructor(q: Query, outputs: readonly Output[], vector: BigUint64Array, big: (v: unknown) => bigint) {
+  /** `countFiltered`: the statement has the branch counting the rows the filter dropped (compile.ts filteredBranch). */
+  constructor(q: Query, outputs: readonly Output[], vector: BigUint64Array, big: (v: unknown) => bigint, countFiltered: boolean) {
     this.q = q
     this.outputs = outputs
     this.vector = vector
@@ -134,6 +136,7 @@ export class CellFolder {
     this.cells = layout.cells
     this.raw = new Array<bigint>(layout.slots.length).fill(0n)
     const perAggregate: AggregateStats[] = q.aggregates.map((a) => ({ aggregate: a.name, kind: a.kind, nullsSkipped: 0, clipped: 0 }))
+    this.countFiltered = countFiltered
     this.stats = { rows: 0, matched: 0, filtered: 0, clipped: 0, outOfDomain: 0, nullsSkipped: 0, clamped: 0, perAggregate, ms: 0 }
   }
 
@@ -174,11 +177,21 @@ export class CellFolder {
       stats.clipped += s.clipped
     }
     stats.ms = Math.round(performance.now() - t0)
-    return { vector: this.vector, stats }
+    return { vector: this.vector, stats: this.countFiltered ? stats : { ...stats, rows: null, filtered: null } }
   }
 }
 
-export async function computeVector(src: DatasetSource, q: Query, opts: { signal?: AbortSignal } = {}): Promise<{ vector: BigUint64Array; stats: VectorStats }> {
+/** Options of one computation. */
+export interface ComputeOptions {
+  signal?: AbortSignal
+  /**
+   * Also count the rows the filter drops (VectorStats.rows and .filtered, else null): a local diagnostic for
+   * `data preview`, which costs a second branch of the statement. A run leaves it off; the vector is the same.
+   */
+  countFiltered?: boolean
+}
+
+export async function computeVector(src: DatasetSource, q: Query, opts: ComputeOptions = {}): Promise<{ vector: BigUint64Array; stats: VectorStats }> {
   const ext = await externalEngine(src)
   if (ext) {
     // never unbounded: the acceptance check refuses this before signing (check.ts); a local error if it got here
@@ -189,8 +202,9 @@ export async function computeVector(src: DatasetSource, q: Query, opts: { signal
   const vector = new BigUint64Array(layoutOf(q).length)
   try {
     return await withSource(src, q.timezone, async ({ c, from, schema, icu }) => {
-      const { sql, params, types, outputs } = compileQuery(q, schema, from, icu)
-      const fold = new CellFolder(q, outputs, vector, big)
+      const countFiltered = opts.countFiltered === true
+      const { sql, params, types, outputs } = compileQuery(q, schema, from, icu, { countFiltered })
+      const fold = new CellFolder(q, outputs, vector, big, countFiltered)
       // an interrupt only reaches a running statement: look again right before the long one
       if (opts.signal?.aborted) throw new DataError(`dataset "${src.name}": computation cancelled (the run was stopped)`)
       const result = await c.stream(sql, params, types)

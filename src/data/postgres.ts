@@ -21,8 +21,8 @@ import { domainSize, layoutOf } from '../query/layout.ts'
 import { columnsOf } from '../query/columns.ts'
 import { DataError } from './errors.ts'
 import type { DatasetSource } from './source.ts'
-import { Builder, NUMERIC, quoteIdent, rowKey, type Output, type Schema } from './compile.ts'
-import { CellFolder, type VectorStats } from './compute.ts'
+import { Builder, filteredBranch, NUMERIC, quoteIdent, rowKey, type Output, type Schema } from './compile.ts'
+import { CellFolder, type ComputeOptions, type VectorStats } from './compute.ts'
 import type { SchemaReason } from './check.ts'
 import type { CleaningReport } from './diagnose.ts'
 import type { Inspection, SourceEngine } from './sources.ts'
@@ -195,9 +195,9 @@ export interface PgCompiled {
 }
 
 /** The agreed query as one Postgres statement over the cleaned table `from`. */
-export function compilePostgres(q: Query, schema: Schema, pgTypes: Map<string, string>, from: string): PgCompiled {
+export function compilePostgres(q: Query, schema: Schema, pgTypes: Map<string, string>, from: string, o: { countFiltered?: boolean } = {}): PgCompiled {
   const b = new PgBuilder(q, schema, pgTypes)
-  const key = rowKey(b, q)
+  const { key, keep } = rowKey(b, q)
   const inputs: string[] = []
   const fixed: string[] = []
   const selects: string[] = []
@@ -239,8 +239,8 @@ export function compilePostgres(q: Query, schema: Schema, pgTypes: Map<string, s
   })
   if (slot !== layoutOf(q).slots.length) throw new Error('internal: slot count differs from the layout')
   const sql = `SELECT __mpc_key, count(*)${selects.map((s) => `, ${s}`).join('')}
-FROM (SELECT *${fixed.map((s) => `, ${s}`).join('')} FROM (SELECT ${key} AS __mpc_key${inputs.map((s) => `, ${s}`).join('')} FROM ${from}) AS __mpc_rows) AS __mpc_fixed
-GROUP BY __mpc_key`
+FROM (SELECT *${fixed.map((s) => `, ${s}`).join('')} FROM (SELECT ${key} AS __mpc_key${inputs.map((s) => `, ${s}`).join('')} FROM ${from}${keep ? ` WHERE ${keep}` : ''}) AS __mpc_rows) AS __mpc_fixed
+GROUP BY __mpc_key${o.countFiltered ? filteredBranch(from, keep, selects.length) : ''}`
   return { sql, params: b.values, outputs, casts: b.casts }
 }
 
@@ -292,13 +292,14 @@ async function withPg<T>(src: DatasetSource, timezone: string, timeoutMs: number
 
 const big = (v: unknown): bigint => (v === null || v === undefined ? 0n : BigInt(String(v)))
 
-async function compute(src: DatasetSource, q: Query, opts: { signal?: AbortSignal }): Promise<{ vector: BigUint64Array; stats: VectorStats }> {
+async function compute(src: DatasetSource, q: Query, opts: ComputeOptions): Promise<{ vector: BigUint64Array; stats: VectorStats }> {
   const t0 = performance.now()
   const vector = new BigUint64Array(layoutOf(q).length)
   try {
     return await withPg(src, q.timezone, q.timeouts.compute_s * 1000, async ({ c, t }) => {
-      const { sql, params, outputs } = compilePostgres(q, t.schema, t.pgTypes, cleanFrom(t.from, t.schema))
-      const fold = new CellFolder(q, outputs, vector, big)
+      const countFiltered = opts.countFiltered === true
+      const { sql, params, outputs } = compilePostgres(q, t.schema, t.pgTypes, cleanFrom(t.from, t.schema), { countFiltered })
+      const fold = new CellFolder(q, outputs, vector, big, countFiltered)
       const res = await c.query({ text: sql, values: params, rowMode: 'array' })
       for (const row of res.rows as unknown[][]) {
         if (opts.signal?.aborted) throw cancelled(src)
@@ -327,9 +328,11 @@ async function check(src: DatasetSource, q: Query, provider: string): Promise<Sc
         const got = t.schema.get(col)
         if (got === undefined || got.toUpperCase() !== duckName(type).toUpperCase()) return unavailable(`dataset "${src.name}": datasets.${src.name}.columns says ${col} is ${type}, the database has ${got === undefined ? 'no such column' : got}`)
       }
+      // the statement is planned and run over no rows (WHERE FALSE: the table is not scanned)
+      const empty = cleanFrom(`(SELECT * FROM ${t.from} WHERE FALSE) AS __mpc_none`, t.schema)
       let compiled
       try {
-        compiled = compilePostgres(q, t.schema, t.pgTypes, '__mpc_empty')
+        compiled = compilePostgres(q, t.schema, t.pgTypes, empty)
       } catch (e) {
         if (!(e instanceof DataError)) throw e
         return { code: 'schema_mismatch', message: `${e.message} at ${provider}`.slice(0, 500), local: e.message }
@@ -342,10 +345,8 @@ async function check(src: DatasetSource, q: Query, provider: string): Promise<Sc
           return { code: 'schema_mismatch', message: m.slice(0, 500), local: m }
         }
       }
-      // plan and run the statement over no rows (WHERE FALSE: the table is not scanned)
-      const empty = cleanFrom(`(SELECT * FROM ${t.from} WHERE FALSE) AS __mpc_none`, t.schema)
       try {
-        await c.query({ text: compiled.sql.replace(/FROM __mpc_empty\)/, `FROM ${empty})`), values: compiled.params, rowMode: 'array' })
+        await c.query({ text: compiled.sql, values: compiled.params, rowMode: 'array' })
       } catch (e) {
         const first = ((e as Error).message ?? '').split('\n')[0] ?? ''
         return { code: 'schema_mismatch', message: `the query does not fit the column types of dataset "${q.dataset}" at ${provider}`, local: first }

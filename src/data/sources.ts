@@ -4,7 +4,7 @@
 // same pipeline (negotiation.md §3.7) and must give bit-identical vectors for the same rows.
 import type { Query } from '../query/types.ts'
 import type { SchemaReason } from './check.ts'
-import type { VectorStats } from './compute.ts'
+import type { ComputeOptions, VectorStats } from './compute.ts'
 import type { CleaningReport } from './diagnose.ts'
 import type { DatasetSource } from './source.ts'
 
@@ -19,7 +19,7 @@ export interface SourceEngine {
   /** The acceptance-time schema check (negotiation.md §6.1): metadata only, never throws for a problem of the data. */
   check(src: DatasetSource, q: Query, provider: string): Promise<SchemaReason | null>
   /** The cleaned, aggregated and clamped vector (§3.4–3.7); stats stay local. */
-  compute(src: DatasetSource, q: Query, opts: { signal?: AbortSignal }): Promise<{ vector: BigUint64Array; stats: VectorStats }>
+  compute(src: DatasetSource, q: Query, opts: ComputeOptions): Promise<{ vector: BigUint64Array; stats: VectorStats }>
   /** What the clean stage does to this data (`data preview`), local only. */
   diagnose(src: DatasetSource, q: Query): Promise<CleaningReport>
 }

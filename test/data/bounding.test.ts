@@ -78,6 +78,20 @@ describe('bounding per unit', () => {
     expect(got).toEqual(ref)
   })
 
+  it('with a filter: only the rows the filter keeps are ranked, and a run\'s statement gives the preview\'s vector', async () => {
+    const query = { ...(await dpQuery([{ name: 'n', kind: 'count' }])), filter: { op: 'cmp', cmp: '<', ref: { column: 'fare' }, value: 50 } } as Query
+    const rows = [...base.slice(0, 30), ...heavy, ...base.slice(30)].filter((r) => r.fare < 50)
+    const kept = boundContributions(rows.map((r) => ({ unit: r.vehicle, cell: r.zone - 1, key: '' })), { maxCells: unit.max_cells, maxRowsPerCell: unit.max_rows_per_cell })
+    const ref = new Array<number>(10).fill(0)
+    for (const i of kept) ref[(rows[i] as Row).zone - 1]! += 1
+    const src = source(dir, 'with.csv', 'csv', { columns: COLUMNS })
+    const run = await computeVector(src, query)
+    const preview = await computeVector(src, query, { countFiltered: true })
+    expect(signed(run.vector)).toEqual(ref)
+    expect(signed(preview.vector)).toEqual(ref)
+    expect(preview.stats.filtered).toBe(360 - rows.length)
+  })
+
   it('the noise stage adds noise to every data slot, empty cells included, and decodes as signed', async () => {
     const query = await dpQuery([{ name: 'n', kind: 'count' }])
     const v = new BigUint64Array(10)

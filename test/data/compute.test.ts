@@ -52,9 +52,13 @@ describe('sources', () => {
     ['ndjson', 'a.ndjson', 'json', { columns: CSV_COLUMNS }],
     ['duckdb table', 'w.duckdb', 'duckdb', { table: 'trips' }]
   ])('%s', async (_k, file, format, extra) => {
-    const { vector, stats } = await computeVector(src(file, format, extra), await q())
+    const { vector, stats } = await computeVector(src(file, format, extra), await q(), { countFiltered: true })
     expect(signed(vector)).toEqual(EXPECTED)
     expect(stats).toMatchObject({ rows: 5, matched: 4, outOfDomain: 1, nullsSkipped: 1, clipped: 2, filtered: 0 })
+    // as a run computes it: the filter is the statement's WHERE, dropped rows are not counted; same vector
+    const run = await computeVector(src(file, format, extra), await q())
+    expect(signed(run.vector)).toEqual(EXPECTED)
+    expect(run.stats).toMatchObject({ rows: null, matched: 4, outOfDomain: 1, nullsSkipped: 1, clipped: 2, filtered: null })
   })
 
   it('inspect lists the schema and rows', async () => {
@@ -80,9 +84,13 @@ describe('sources', () => {
   it('no group_by: one cell; a filter that matches nothing gives zeros of the full length', async () => {
     const one = await computeVector(src('a.parquet', 'parquet'), await q({ group_by: [] }))
     expect(signed(one.vector)).toEqual([5, 1250 + 50000 + 0 + 700])
-    const none = await computeVector(src('a.parquet', 'parquet'), await q({ filter: { op: 'cmp', cmp: '>', ref: { column: 'fare' }, value: 1e6 } }))
+    const nothing = await q({ filter: { op: 'cmp', cmp: '>', ref: { column: 'fare' }, value: 1e6 } })
+    const none = await computeVector(src('a.parquet', 'parquet'), nothing, { countFiltered: true })
     expect(signed(none.vector)).toEqual([0, 0, 0, 0, 0, 0])
     expect(none.stats).toMatchObject({ rows: 5, filtered: 5, matched: 0 })
+    const run = await computeVector(src('a.parquet', 'parquet'), nothing)
+    expect(signed(run.vector)).toEqual([0, 0, 0, 0, 0, 0])
+    expect(run.stats).toMatchObject({ rows: null, filtered: null, matched: 0, outOfDomain: 0 })
   })
 })
 

@@ -31,7 +31,7 @@ export async function dataPreview(home: string, file: string, o: { buyer?: strin
   // the same schema check a serving provider makes before it signs (negotiation.md §6.1)
   const bad = await checkDataset(src, q, agent.config.name)
   if (bad) throw new DataError(`${bad.code}: ${bad.local}`)
-  const { vector, stats } = await computeVector(src, q)
+  const { vector, stats } = await computeVector(src, q, { countFiltered: true })
   const cleaning = await diagnoseCleaning(src, q)
   // this provider's own contribution, bounded per privacy unit but before noise: decoded as an exact vector
   const { privacy: _p, ...exactQuery } = q
@@ -57,7 +57,7 @@ export async function dataPreview(home: string, file: string, o: { buyer?: strin
 /** Every cleaning count of negotiation.md §3.7, for this provider's operator only. */
 export function cleaningLines(stats: VectorStats, cleaning: CleaningReport, maxRows: number): string[] {
   const lines = [
-    `local preview (never sent): ${stats.rows} rows read, ${stats.matched} matched, ${stats.filtered} filtered out, ${stats.outOfDomain} outside the domains (dropped), ${stats.clipped} clipped, ${stats.nullsSkipped} NULLs skipped, ${stats.clamped} cell values clamped to max_rows_per_provider ${maxRows}, ${cleaning.rejectedLines} malformed lines skipped`
+    `local preview (never sent): ${stats.rows ?? 'uncounted'} rows read, ${stats.matched} matched, ${stats.filtered ?? 'uncounted'} filtered out, ${stats.outOfDomain} outside the domains (dropped), ${stats.clipped} clipped, ${stats.nullsSkipped} NULLs skipped, ${stats.clamped} cell values clamped to max_rows_per_provider ${maxRows}, ${cleaning.rejectedLines} malformed lines skipped`
   ]
   for (const c of cleaning.columns) {
     lines.push(`  column ${c.column} (${c.type}): ${c.unconvertible} values not convertible (read as NULL), ${c.nan} NaN (read as NULL), ${c.infinite} infinite`)
