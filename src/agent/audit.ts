@@ -45,13 +45,21 @@ const LOCK_WAIT_MS = 5_000
 
 export const lineHash = (line: string): string => toHex(labelledHash(ENTRY_LABEL, utf8(line)))
 
+/** Bytes read per step when looking for the last line from the end of the log. */
+const TAIL_STEP = 64 * 1024
+
+/**
+ * A handle on the audit log. It keeps only where the log ends — the last entry's seq and line hash, and how
+ * many bytes it has seen — so opening it and appending cost the same after ten runs or a year of hourly
+ * runs (issue 20: every `query run` used to parse and hash the whole log, and a serving agent kept every
+ * entry in memory). `entries()` reads the whole file, for `audit list` only.
+ */
 export class AuditLog implements PolicyHistory {
   private readonly paths: HomePaths
   private readonly signer: Signer
   private seq = 0
   private last = ZERO
-  private cache: AuditEntry[] = []
-  /** Bytes of the file already parsed into `cache` (the log only grows; a shrink means rewrite). */
+  /** Bytes of the file up to the end of the last complete line seen (the log only grows; a shrink means rewrite). */
   private offset = 0
 
   private constructor(paths: HomePaths, signer: Signer) {
@@ -65,33 +73,45 @@ export class AuditLog implements PolicyHistory {
     return log
   }
 
-  /** Read what other processes appended since the last look; a shrunk file is re-read whole. */
+  /**
+   * Catch up with what other processes appended since the last look. Only the last complete line matters (its
+   * seq and hash): it is found by reading backwards from the end of the file, never further back than what this
+   * handle has already seen, so a first look reads one line's worth of the log, not all of it.
+   */
   private reload(): void {
     const size = existsSync(this.paths.audit) ? statSync(this.paths.audit).size : 0
     if (size < this.offset) {
-      this.cache = []
       this.offset = 0
       this.seq = 0
       this.last = ZERO
     }
     if (size === this.offset) return
     const fd = openSync(this.paths.audit, 'r')
-    let chunk: Buffer
     try {
-      chunk = Buffer.alloc(size - this.offset)
-      readSync(fd, chunk, 0, chunk.length, this.offset)
+      let from = size
+      let tail = Buffer.alloc(0)
+      while (from > this.offset) {
+        const n = Math.min(TAIL_STEP, from - this.offset)
+        from -= n
+        const piece = Buffer.alloc(n)
+        readSync(fd, piece, 0, n, from)
+        tail = tail.length ? Buffer.concat([piece, tail]) : piece
+        // the last newline ends the last complete line (bytes after it are a line still being written);
+        // empty lines are skipped, as `audit verify` does
+        let end = tail.lastIndexOf(0x0a)
+        while (end > 0 && tail[end - 1] === 0x0a) end--
+        if (end <= 0) continue
+        const start = tail.lastIndexOf(0x0a, end - 1)
+        if (start < 0 && from > this.offset) continue // the line may begin further back
+        const line = tail.subarray(start + 1, end).toString('utf8')
+        this.seq = (JSON.parse(line) as AuditEntry).seq
+        this.last = lineHash(line)
+        this.offset = from + tail.lastIndexOf(0x0a) + 1
+        return
+      }
     } finally {
       closeSync(fd)
     }
-    const end = chunk.lastIndexOf(0x0a) // a line without its newline is still being written
-    if (end < 0) return
-    for (const line of chunk.subarray(0, end).toString('utf8').split('\n')) {
-      if (!line) continue
-      this.cache.push(JSON.parse(line) as AuditEntry)
-      this.last = lineHash(line)
-    }
-    this.offset += end + 1
-    this.seq = this.cache.length
   }
 
   /**
@@ -122,7 +142,6 @@ export class AuditLog implements PolicyHistory {
       this.seq = entry.seq
       this.last = lineHash(line)
       const stored = JSON.parse(line) as AuditEntry
-      this.cache.push(stored)
       const head = { seq: this.seq, hash: this.last }
       const sig = toHex(this.signer.sign(statementDigest(HEAD_LABEL, head)))
       writeFileAtomic(this.paths.auditHead, JSON.stringify({ ...head, sig }) + '\n', 0o600)
@@ -132,9 +151,9 @@ export class AuditLog implements PolicyHistory {
     }
   }
 
+  /** Every entry, read from the file now (`audit list`): O(log size), never on a run's path. */
   entries(): AuditEntry[] {
-    this.reload()
-    return this.cache.slice()
+    return readLines(this.paths.audit).map((l) => JSON.parse(l) as AuditEntry)
   }
 
   /** Certificates this agent signed or received for `buyer` since `sinceMs` (policy max_runs_per_day). */

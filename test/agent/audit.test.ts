@@ -63,6 +63,39 @@ describe('audit log', () => {
     expect(verifyAudit(paths, parsePeer(me.peerId).publicKey).ok).toBe(true)
   })
 
+  it('opening reads only the end of the log: history it never parses (here: garbage) does not slow or break a run', async () => {
+    const { paths, pub } = await fiveEntries()
+    const me = await makeParty()
+    // 3 MB of history nobody parses at open: the handle reads backwards from the end to the last line only
+    const ls = lines(paths.audit)
+    const junk = 'x'.repeat(1000)
+    writeFileSync(paths.audit, Array.from({ length: 3000 }, () => junk).join('\n') + '\n' + ls.join('\n') + '\n')
+    const log = AuditLog.open(paths, me.signer)
+    const e = log.append('outcome', { data: { n: 6 } })
+    expect(e.seq).toBe(6)
+    // it chains to the last real entry (verify then flags only the junk, which it reads)
+    const { problems } = verifyAudit(paths, pub)
+    expect(problems).not.toContain('line 3006: does not chain to the previous entry (edited, removed or reordered)')
+    expect(problems).toContain('line 3005: sequence number 5 (entries removed, inserted or reordered)') // the check would fire
+    expect(problems.some((p) => p.startsWith('line 1: not JSON'))).toBe(true)
+    expect(JSON.parse(lines(paths.audit).at(-1) as string)).toMatchObject({ seq: 6 })
+  })
+
+  it('a last entry longer than one read step, and appends from two handles, keep the chain', async () => {
+    const { paths, pub } = await fiveEntries()
+    const me = await makeParty()
+    const a = AuditLog.open(paths, me.signer)
+    a.append('outcome', { data: { note: 'y'.repeat(200_000) } }) // > 64 KiB: found by reading back in steps
+    const b = AuditLog.open(paths, me.signer)
+    expect(b.append('receipt', { data: { n: 7 } }).seq).toBe(7)
+    expect(a.append('outcome', { data: { n: 8 } }).seq).toBe(8)
+    writeFileSync(paths.audit, readFileSync(paths.audit, 'utf8') + '\n') // a stray empty line at the end is skipped
+    expect(AuditLog.open(paths, me.signer).append('outcome', { data: { n: 9 } }).seq).toBe(9)
+    expect(a.entries().map((x) => x.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9])
+    const v = verifyAudit(paths, pub)
+    expect(v.entries).toBe(9)
+  })
+
   it('redacts vectors and binary, keeps short arrays', async () => {
     const me = await makeParty()
     const paths = freshHome()
