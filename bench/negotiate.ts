@@ -38,7 +38,7 @@ export async function buyerAgreement(signer: Signer, query: Query, channels: Rea
 }
 
 /** Nonces answered before, forgotten after they expire (the agent's FileNonceStore, in memory). */
-class MemoryNonces implements NonceStore {
+export class MemoryNonces implements NonceStore {
   private readonly seen = new Map<string, number>()
   has(nonceHex: string): boolean {
     return this.seen.has(nonceHex)
@@ -57,11 +57,11 @@ export type Certified = Extract<ProviderOutcome, { kind: 'certified' }>
 /**
  * Provider: answer the buyer's proposal on `channel` (accept), and return the verified agreement.
  * `onAccept` runs when the decision is made, before ACCEPT leaves (where serve pre-opens its
- * co-provider streams).
+ * co-provider streams). `store`: the provider's nonces (one per provider when several share a process).
  */
-export async function providerAgreement(signer: Signer, channel: Channel, onAccept?: (providers: readonly string[]) => void): Promise<Certified> {
+export async function providerAgreement(signer: Signer, channel: Channel, onAccept?: (providers: readonly string[]) => void, store: NonceStore = nonces): Promise<Certified> {
   const outcome = await respondToProposal({
-    signer, channel, deps: providerDeps(), nonces,
+    signer, channel, deps: providerDeps(), nonces: store,
     decide: async (vp) => {
       onAccept?.(vp.query.participants.providers)
       return { accept: true, reasons: [] }

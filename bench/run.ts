@@ -1,6 +1,7 @@
 // npm run bench [-- --quick] [-- --n 3,5 --l 1000,100000 --reps 3 --budget-s 60 --no-scale --no-data --no-ride-sharing]
 //   [-- --privacy-l 100000 --no-privacy --only-privacy]
 //   [-- --no-cron --only-cron --cron-reps 5 --cron-trips 200000]
+//   [-- --no-protocol-cpu --only-protocol-cpu --protocol-cpu-reps 20]   (bench/protocol-cpu.ts: all parties in one process, no network)
 //   [-- --no-netem --only-netem --netem-n 5 --netem-l 1000,100000,1000000 --netem-reps 5 --netem-rtt-ms 40 --netem-mbit 100]
 //   [-- --no-relay --relay-reps 2]   (issue 18: relayed vs direct, bench/relay.ts, root only)
 // Secure masked sum (after a real negotiation) vs a plaintext baseline over the same libp2p
@@ -42,6 +43,9 @@ const { values: args } = parseArgs({
     'only-cron': { type: 'boolean', default: false },
     'cron-reps': { type: 'string' },
     'cron-trips': { type: 'string' },
+    'no-protocol-cpu': { type: 'boolean', default: false },
+    'only-protocol-cpu': { type: 'boolean', default: false },
+    'protocol-cpu-reps': { type: 'string' },
     'no-netem': { type: 'boolean', default: false },
     'only-netem': { type: 'boolean', default: false },
     'netem-n': { type: 'string', default: '5' },
@@ -256,7 +260,7 @@ async function main(): Promise<void> {
     }
   }
   const rowEnv: RowEnv = { node: process.version, commit: git('git rev-parse --short HEAD'), cpu: cpus()[0]?.model }
-  if (args['only-cron'] || args['only-netem']) return issue20Only(rowEnv, git)
+  if (args['only-cron'] || args['only-netem'] || args['only-protocol-cpu']) return issue20Only(rowEnv, git)
   if (args.report) return report()
 
   let t = performance.now()
@@ -331,7 +335,7 @@ async function main(): Promise<void> {
     log(`ride-sharing through the CLI: ${queries.map((q) => `${q.query} ${q.seconds} s`).join(', ')}`)
     section('ride_sharing', t)
   }
-  const { cron, netem } = await issue20Sections(rowEnv, sections, !args['no-cron'], !args['no-netem'])
+  const { cron, netem, protocolCpu } = await issue20Sections(rowEnv, sections, !args['no-cron'], !args['no-netem'], !args['no-protocol-cpu'])
   const relay = relaySection(sections)
   ;(await import('./noise.ts')).benchNoise({ log }) // DP noise per cell per provider → results/noise.json (protocols/privacy.md §6)
   section('total', tStart)
@@ -344,7 +348,7 @@ async function main(): Promise<void> {
   }
   const dir = fileURLToPath(new URL('./results/', import.meta.url))
   mkdirSync(dir, { recursive: true })
-  const fresh = { env, rows, privacy: privacyRows, scale: scaleRow, data, ride_sharing: rideSharing, cron, netem, relay }
+  const fresh = { env, rows, privacy: privacyRows, scale: scaleRow, data, ride_sharing: rideSharing, cron, netem, protocol_cpu: protocolCpu, relay }
   const prev = args.merge && existsSync(`${dir}latest.json`) ? JSON.parse(readFileSync(`${dir}latest.json`, 'utf8')) as Doc & Record<string, unknown> : null
   const doc = prev ? mergeDocs(prev, fresh) : fresh
   writeFileSync(`${dir}latest.json`, JSON.stringify(doc, null, 1) + '\n')
@@ -352,11 +356,17 @@ async function main(): Promise<void> {
   process.stdout.write(`wrote bench/results/latest.json and the tables in bench/README.md (${sections.total} s: ${JSON.stringify(sections)})\n`)
 }
 
-// ---- issue 20: the cron row and the network rows (their code: bench/cron.ts, bench/netem.ts) ----
+// ---- issue 20: the cron row, the network rows and the protocol's own CPU (bench/cron.ts, bench/netem.ts, bench/protocol-cpu.ts) ----
 
-async function issue20Sections(env: RowEnv, sections: Record<string, number>, doCron: boolean, doNetem: boolean): Promise<{ cron: unknown; netem: unknown }> {
+async function issue20Sections(env: RowEnv, sections: Record<string, number>, doCron: boolean, doNetem: boolean, doProtocolCpu: boolean): Promise<{ cron: unknown; netem: unknown; protocolCpu: unknown }> {
   let cron: unknown = null
   let netem: unknown = null
+  let protocolCpu: unknown = null
+  if (doProtocolCpu) {
+    const t = performance.now()
+    protocolCpu = (await import('./protocol-cpu.ts')).benchProtocolCpu({ Ns: quick ? [5, 10] : [5, 10, 20], L: 1000, reps: Number(args['protocol-cpu-reps'] ?? (quick ? 5 : 20)), log })
+    sections.protocol_cpu = round((performance.now() - t) / 1000, 1)
+  }
   if (doCron) {
     const t = performance.now()
     cron = await (await import('./cron.ts')).benchCron({ reps: Number(args['cron-reps'] ?? (quick ? 3 : 5)), trips: Number(args['cron-trips'] ?? (quick ? 20_000 : 200_000)), log })
@@ -374,7 +384,7 @@ async function issue20Sections(env: RowEnv, sections: Record<string, number>, do
     })
     sections.netem = round((performance.now() - t) / 1000, 1)
   }
-  return { cron, netem }
+  return { cron, netem, protocolCpu }
 }
 
 /** The results block of bench/README.md: the grid's tables, then the cron, network and relayed rows. */
@@ -382,8 +392,8 @@ async function writeTables(doc: Doc & { relay?: unknown }): Promise<void> {
   writeTable(doc, [...await issue20Lines(doc), ...relayLines((doc.relay ?? null) as RelayDoc | null)])
 }
 
-async function issue20Lines(doc: { cron?: unknown; netem?: unknown }): Promise<string[]> {
-  return [...(await import('./cron.ts')).cronLines(doc.cron), ...(await import('./netem.ts')).netemLines(doc.netem)]
+async function issue20Lines(doc: { cron?: unknown; netem?: unknown; protocol_cpu?: unknown }): Promise<string[]> {
+  return [...(await import('./cron.ts')).cronLines(doc.cron), ...(await import('./protocol-cpu.ts')).protocolCpuLines(doc.protocol_cpu), ...(await import('./netem.ts')).netemLines(doc.netem)]
 }
 
 // ---- issue 18: relayed vs direct (bench/relay.ts runs as its own process: it builds namespaces) ----
@@ -423,7 +433,7 @@ function mergeDocs<T extends Doc & Record<string, unknown>>(prev: Doc & Record<s
   const mine = new Set(next.rows.map(key))
   const rows = [...prev.rows.filter((r) => !mine.has(key(r))), ...next.rows].sort((a, b) => a.N - b.N || a.L - b.L)
   const out: Record<string, unknown> = { ...prev, ...next, rows, env: { ...next.env, merged_with_run_of: prev.env?.date ?? null } }
-  for (const k of ['privacy', 'scale', 'data', 'ride_sharing', 'cron', 'netem', 'relay']) {
+  for (const k of ['privacy', 'scale', 'data', 'ride_sharing', 'cron', 'netem', 'protocol_cpu', 'relay']) {
     const v = next[k]
     if (v === null || v === undefined || (Array.isArray(v) && v.length === 0)) out[k] = prev[k]
   }
@@ -438,19 +448,21 @@ async function report(): Promise<void> {
   process.stdout.write('rewrote the tables in bench/README.md from bench/results/latest.json\n')
 }
 
-/** --only-cron / --only-netem: run that section alone; its key replaces the one in results/latest.json. */
+/** --only-cron / --only-netem / --only-protocol-cpu: run those sections alone; their keys replace the ones in results/latest.json. */
 async function issue20Only(env: RowEnv, git: (cmd: string) => string | null): Promise<void> {
   const sections: Record<string, number> = {}
-  const got = await issue20Sections(env, sections, args['only-cron'] === true, args['only-netem'] === true)
+  const got = await issue20Sections(env, sections, args['only-cron'] === true, args['only-netem'] === true, args['only-protocol-cpu'] === true)
   const file = fileURLToPath(new URL('./results/latest.json', import.meta.url))
   const doc = (existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : { env: {}, rows: [], scale: null, data: null, ride_sharing: null }) as Doc & Record<string, unknown>
   const stamp = { date: new Date().toISOString(), commit: env.commit, dirty: (git('git status --porcelain') ?? '') !== '', seconds: sections }
   if (args['only-cron']) Object.assign(doc, { cron: got.cron, cron_env: stamp })
   if (args['only-netem']) Object.assign(doc, { netem: got.netem, netem_env: stamp })
+  if (args['only-protocol-cpu']) Object.assign(doc, { protocol_cpu: got.protocolCpu, protocol_cpu_env: stamp })
   mkdirSync(dirname(file), { recursive: true })
   writeFileSync(file, JSON.stringify(doc, null, 1) + '\n')
   await writeTables(doc)
-  process.stdout.write(`updated ${args['only-cron'] ? 'cron' : ''}${args['only-cron'] && args['only-netem'] ? ' and ' : ''}${args['only-netem'] ? 'netem' : ''} in bench/results/latest.json and bench/README.md (${JSON.stringify(sections)})\n`)
+  const updated = [args['only-cron'] ? 'cron' : '', args['only-netem'] ? 'netem' : '', args['only-protocol-cpu'] ? 'protocol_cpu' : ''].filter(Boolean).join(' and ')
+  process.stdout.write(`updated ${updated} in bench/results/latest.json and bench/README.md (${JSON.stringify(sections)})\n`)
 }
 
 try {
