@@ -73,11 +73,13 @@ describe('validateQuery round trip', () => {
   })
 
   it('accepts canonical IANA zones and the aliases Intl knows (UTC, US/Eastern, Etc/GMT+5), exactly as before the fast path', () => {
-    for (const tz of ['America/New_York', 'Europe/Berlin', 'UTC', 'US/Eastern', 'Etc/GMT+5', 'GMT']) {
-      expect(validateQuery(raw({ timezone: tz })).timezone, tz).toBe(tz)
-      expect(() => new Intl.DateTimeFormat('en-US', { timeZone: tz })).not.toThrow()
+    for (const round of [1, 2]) { // the second round answers aliases from the process's memory of them
+      for (const tz of ['America/New_York', 'Europe/Berlin', 'UTC', 'US/Eastern', 'Etc/GMT+5', 'GMT']) {
+        expect(validateQuery(raw({ timezone: tz })).timezone, `${tz} (${round})`).toBe(tz)
+        expect(() => new Intl.DateTimeFormat('en-US', { timeZone: tz })).not.toThrow()
+      }
+      for (const tz of ['Mars/Olympus', 'America/Nowhere', 'Europe/berlinn']) expect(() => validateQuery(raw({ timezone: tz })), `${tz} (${round})`).toThrow(/is not an IANA time zone/)
     }
-    for (const tz of ['Mars/Olympus', 'America/Nowhere', 'Europe/berlinn']) expect(() => validateQuery(raw({ timezone: tz })), tz).toThrow(/is not an IANA time zone/)
   })
 
   it('normalises -0 so that the JSON round trip is exact', () => {
