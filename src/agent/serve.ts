@@ -402,6 +402,18 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
       const silent = info.reason === 'timeout' || info.reason === 'unreachable' ? (info.accused ?? info.disputants?.[1] ?? null) : null
       const relayed = silent ? viaRelay(silent) : null
       say(`run ${session?.slice(0, 12) ?? '(negotiation)'} aborted: ${safeText(describeAbort({ ...info, by: info.by ?? self }))}${relayed ? ` (the link to ${nameOf(silent as string)} ran via relay ${relayed}: the relay or the path through it may have failed)` : ''}${bundle ? ` (evidence: ${bundle})` : ''}`)
+      // A peer that went silent (in our abort, or in the one we relay) may sit behind a stalled connection: after a
+      // partition heals, TCP waits out its retransmission backoff (seconds) before anything queued on it moves, so
+      // the next run's streams to that peer would miss their phase deadline. Hang it up, unless another live run
+      // uses it: the next run dials afresh (test/e2e/netns-query.test.ts, a cut link restored).
+      for (const peer of silentPeers(info, self)) {
+        if (registry.find((r) => r.session !== session && !r.aborted && (r.buyer === peer || r.providers.includes(peer)))) continue
+        try {
+          void node.hangUp(peerIdFromString(peer)).catch(() => {})
+        } catch {
+          // not a peer ID: nothing to hang up
+        }
+      }
       if (run) {
         // streams of this run still to come are answered with its signed abort (router below), not
         // left to wait for a certificate that exists: kept for 30 s, as long as the router waits
@@ -554,6 +566,19 @@ function noCertificateNotice(head: { kind: 'start' | 'xcheck'; session: string }
 }
 
 /** Who started an abort: the original sender when `info` relays another party's signed abort (its cause). */
+/** The peers an abort says did not answer (reason timeout / unreachable), in it or in the abort it relays; never self. */
+function silentPeers(info: AbortInfo, self: string): string[] {
+  const out = new Set<string>()
+  for (const a of [info, info.cause]) {
+    if (typeof a !== 'object' || a === null) continue
+    const { reason, accused, disputants } = a as { reason?: unknown; accused?: unknown; disputants?: unknown }
+    if (reason !== 'timeout' && reason !== 'unreachable') continue
+    const peer = typeof accused === 'string' ? accused : Array.isArray(disputants) && typeof disputants[1] === 'string' ? disputants[1] : null
+    if (peer && peer !== self) out.add(peer)
+  }
+  return [...out]
+}
+
 function originalAborter(info: AbortInfo, self: string): string {
   const c = info.cause
   return typeof c === 'object' && c !== null && typeof (c as { by?: unknown }).by === 'string' ? (c as { by: string }).by : info.by ?? self
