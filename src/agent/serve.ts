@@ -402,16 +402,18 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
       const silent = info.reason === 'timeout' || info.reason === 'unreachable' ? (info.accused ?? info.disputants?.[1] ?? null) : null
       const relayed = silent ? viaRelay(silent) : null
       say(`run ${session?.slice(0, 12) ?? '(negotiation)'} aborted: ${safeText(describeAbort({ ...info, by: info.by ?? self }))}${relayed ? ` (the link to ${nameOf(silent as string)} ran via relay ${relayed}: the relay or the path through it may have failed)` : ''}${bundle ? ` (evidence: ${bundle})` : ''}`)
-      // A peer that went silent (in our abort, or in the one we relay) may sit behind a stalled connection: after a
-      // partition heals, TCP waits out its retransmission backoff (seconds) before anything queued on it moves, so
-      // the next run's streams to that peer would miss their phase deadline. Hang it up, unless another live run
-      // uses it: the next run dials afresh (test/e2e/netns-query.test.ts, a cut link restored).
-      for (const peer of silentPeers(info, self)) {
-        if (registry.find((r) => r.session !== session && !r.aborted && (r.buyer === peer || r.providers.includes(peer)))) continue
-        try {
+      // A party of this run that went silent (in our abort, or in the one we relay) may sit behind a stalled
+      // connection: after a partition heals, TCP waits out its retransmission backoff (seconds) before anything
+      // queued on it moves, so the next run's streams to that peer would miss their phase deadline. Our abort has
+      // been sent (the runner's abortAll); the connection is closed now unless another run or accepted proposal
+      // involves that peer, and the next run dials afresh (test/e2e/netns-query.test.ts, a cut link restored).
+      // Only after a certificate and only for the run's own parties: a negotiation stream closed early (a probe,
+      // a flood) hangs up nothing.
+      if (run) {
+        const parties = new Set([run.buyer, ...run.providers])
+        for (const peer of silentPeers(info, self)) {
+          if (!parties.has(peer) || registry.involves(peer, run.session)) continue
           void node.hangUp(peerIdFromString(peer)).catch(() => {})
-        } catch {
-          // not a peer ID: nothing to hang up
         }
       }
       if (run) {

@@ -103,6 +103,13 @@ export class RunRegistry {
     return undefined
   }
 
+  /** Whether a run in progress (other than `except`, not aborted) or an accepted proposal awaiting its certificate involves `peer`. */
+  involves(peer: string, except?: string): boolean {
+    for (const r of this.runs.values()) if (r.session !== except && !r.aborted && (r.buyer === peer || r.providers.includes(peer))) return true
+    for (const a of this.accepted.values()) if (!a.aborted && (a.buyer === peer || a.providers.includes(peer))) return true
+    return false
+  }
+
   get acceptedCount(): number {
     return this.accepted.size
   }

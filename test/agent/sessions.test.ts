@@ -1,7 +1,8 @@
 // Routing of inbound masked-sum streams (masked-sum.md §5.1, issue 14 §5): which streams may wait
 // for a certificate, and the bounded parse of their first frame.
 import { describe, expect, it } from 'vitest'
-import { RunRegistry, routeHead } from '../../src/agent/sessions.ts'
+import { deferred, RunRegistry, routeHead, type ProviderRun } from '../../src/agent/sessions.ts'
+import type { Channel } from '../../src/protocol/transport.ts'
 import { MSG } from '../../src/protocol/masked-sum-messages.ts'
 
 const enc = (type: number, o: unknown): Uint8Array => Uint8Array.from([type, ...new TextEncoder().encode(JSON.stringify(o))])
@@ -17,6 +18,26 @@ describe('stream routing', () => {
     expect(r.awaitingCertificate({ kind: 'start' }, 'P2')).toBeUndefined() // START only from its buyer
     r.settle('aa'.repeat(32)) // the certificate arrived: the run itself routes from now on
     expect(r.awaitingCertificate({ kind: 'start' }, 'B')).toBeUndefined()
+  })
+
+  it('involves: a peer of another live run or of an accepted proposal is in use; an aborted run or the run itself is not', () => {
+    const r = new RunRegistry()
+    const run = (session: string, buyer: string, providers: string[]): ProviderRun => ({ session, proposal: session, buyer, providers, buyerChannel: deferred<Channel>(), peerChannels: new Map() })
+    const a = run('s1', 'B', ['P1', 'P2'])
+    r.add(a)
+    expect(r.involves('P2')).toBe(true)
+    expect(r.involves('P2', 's1')).toBe(false) // the run that aborted does not count
+    expect(r.involves('B', 's1')).toBe(false)
+    r.add(run('s2', 'C', ['P2', 'P3']))
+    expect(r.involves('P2', 's1')).toBe(true) // another live run uses it
+    expect(r.involves('C', 's1')).toBe(true)
+    r.remove('s2')
+    r.expect({ proposal: 'aa'.repeat(32), buyer: 'B', providers: ['P1', 'P2'], until: Date.now() + 60_000 })
+    expect(r.involves('P1', 's1')).toBe(true) // a proposal accepted, its certificate still due
+    r.settle('aa'.repeat(32), { reason: 'timeout', accused: null, detail: 'x' })
+    expect(r.involves('P1', 's1')).toBe(false) // that negotiation failed
+    a.aborted = { reason: 'timeout', accused: null, detail: 'x' }
+    expect(r.involves('P1')).toBe(false)
   })
 
   it('a failed negotiation leaves its abort for the streams still to come, for a bounded time', () => {
