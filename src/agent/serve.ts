@@ -567,7 +567,6 @@ function noCertificateNotice(head: { kind: 'start' | 'xcheck'; session: string }
   }
 }
 
-/** Who started an abort: the original sender when `info` relays another party's signed abort (its cause). */
 /** The peers an abort says did not answer (reason timeout / unreachable), in it or in the abort it relays; never self. */
 function silentPeers(info: AbortInfo, self: string): string[] {
   const out = new Set<string>()
@@ -581,6 +580,7 @@ function silentPeers(info: AbortInfo, self: string): string[] {
   return [...out]
 }
 
+/** Who started an abort: the original sender when `info` relays another party's signed abort (its cause). */
 function originalAborter(info: AbortInfo, self: string): string {
   const c = info.cause
   return typeof c === 'object' && c !== null && typeof (c as { by?: unknown }).by === 'string' ? (c as { by: string }).by : info.by ?? self
