@@ -12,7 +12,7 @@ import { spawnSync } from 'node:child_process'
 import { createRequire, syncBuiltinESMExports } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { ISSUE20_TARGET_S } from './report.ts'
+import { ISSUE20_TARGET_S, median, round } from './report.ts'
 
 export interface ProtocolCpuPhase {
   /** CPU (user + system) of this process per run, all parties together, median. */
@@ -40,12 +40,7 @@ export interface ProtocolCpuDoc {
   rows: ProtocolCpuRow[]
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b)
-  const m = s.length >> 1
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2
-}
-const r1 = (x: number): number => Math.round(x * 10) / 10
+const r1 = (x: number): number => round(x, 1)
 
 /** Run this file as a child process and return its document (or an error row). */
 export function benchProtocolCpu(o: { Ns: number[]; L: number; reps: number; log: (l: string) => void }): ProtocolCpuDoc | { error: string } {
