@@ -6,7 +6,6 @@
 // against plaintext totals computed directly from the files, a heat map, report.html.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -16,6 +15,7 @@ import { generate, plan, splitTlc, COMPANY_NAMES, type Company } from './generat
 import { compare, plaintextTotals, trueDistinctVehicles, verifyNoisy, type NoisyVerdict, type ResultDoc } from './verify.ts'
 import { loadZones, terminalHeatmap } from './heatmap.ts'
 import { writeReport } from './report.ts'
+import { listenPort } from './ports.ts'
 import { loadIntoPostgres } from './postgres.ts'
 
 const HERE = fileURLToPath(new URL('.', import.meta.url))
@@ -63,17 +63,6 @@ function cli(home: string, args: string[], timeoutMs = 600_000): Promise<{ code:
       clearTimeout(t)
       children.delete(p)
       res({ code, stdout, stderr })
-    })
-  })
-}
-
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer()
-    s.once('error', rej)
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address()
-      s.close(() => res(typeof a === 'object' && a ? a.port : 0))
     })
   })
 }
@@ -141,7 +130,7 @@ async function main(): Promise<void> {
   // each step in parallel over the homes: every CLI call is its own process (and a second of start-up)
   const infos = await Promise.all([...homes].map(async ([name, home]) => {
     if (!existsSync(join(home, 'identity.key'))) {
-      const port = await freePort()
+      const port = await listenPort()
       const r = await cli(home, ['init', '--name', name, '--listen', `/ip4/127.0.0.1/tcp/${port}`, '--json'])
       if (r.code !== 0) fail(`init ${name}: ${r.stderr.trim()}`)
       return { name, info: JSON.parse(r.stdout) as { peerId: string } } // init --json prints {peerId, home}

@@ -58,6 +58,14 @@ export async function makeCluster(specs: AgentSpec[], opts: { dir?: string } = {
     if (!a) throw new Error(`no agent ${n}`)
     return a
   }
+  const stop = async (n: string, signal: NodeJS.Signals = 'SIGTERM'): Promise<CliResult | undefined> => {
+    const a = byName(n)
+    if (!a.proc || !a.exited) return undefined
+    a.proc.kill(signal)
+    const r = await a.exited
+    a.proc = undefined
+    return r
+  }
   return {
     dir,
     agents,
@@ -65,6 +73,8 @@ export async function makeCluster(specs: AgentSpec[], opts: { dir?: string } = {
     cli: (n, args, o) => runCli(['--home', byName(n).home, ...args], { ...o, netns: byName(n).netns?.ns }),
     async serve(n, extra = [], opts = {}) {
       const a = byName(n)
+      // a test that failed before stopping its agents must not fail the next test of the file too
+      if (a.proc && a.proc.exitCode == null && a.proc.signalCode == null) await stop(n).catch(() => undefined)
       const ready = join(dir, `${n}.ready.json`)
       rmSync(ready, { force: true })
       a.proc = spawnCli(['--home', a.home, 'serve', '--ready-file', ready, ...extra], { netns: a.netns?.ns, deviant: opts.deviant })
@@ -78,14 +88,7 @@ export async function makeCluster(specs: AgentSpec[], opts: { dir?: string } = {
       JSON.parse(readFileSync(ready, 'utf8'))
       return a
     },
-    async stop(n, signal = 'SIGTERM') {
-      const a = byName(n)
-      if (!a.proc || !a.exited) return undefined
-      a.proc.kill(signal)
-      const r = await a.exited
-      a.proc = undefined
-      return r
-    },
+    stop,
     async teardown() {
       await killAll()
       if (!process.env.KEEP_TEST_DIRS) rmSync(dir, { recursive: true, force: true })

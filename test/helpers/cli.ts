@@ -1,7 +1,7 @@
 // Run the real CLI as a separate OS process (process.execPath is Node 24 under `npm test`).
 import { spawn, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import { createServer } from 'node:net'
+import { listenPort } from '../../examples/ride-sharing/ports.ts'
 
 export const BIN = fileURLToPath(new URL('../../bin/mpc-agent.js', import.meta.url))
 /** The test-only entry point that runs the real CLI with one named deviation (deviant.ts). */
@@ -71,15 +71,5 @@ export function isAlive(pid: number): boolean {
   }
 }
 
-/** A free TCP port on 127.0.0.1 (bound then released). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address()
-      const port = typeof a === 'object' && a ? a.port : 0
-      s.close(() => resolve(port))
-    })
-  })
-}
+/** A free TCP port on 127.0.0.1, outside the kernel's ephemeral range (examples/ride-sharing/ports.ts says why). */
+export const freePort = listenPort

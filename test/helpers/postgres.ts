@@ -4,7 +4,7 @@
 // cannot start is a failure (`startPostgres` throws); elsewhere `pgSkip` says why the tests skip.
 import { execFileSync, spawnSync } from 'node:child_process'
 import { chmodSync, chownSync, existsSync, mkdtempSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
+import { listenPort as freePort } from '../../examples/ride-sharing/ports.ts'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
@@ -29,16 +29,6 @@ export function pgSkip(): string | null {
   if (!BIN) return 'PostgreSQL is not installed (apt-get install postgresql)'
   if (spawnSync('id', ['postgres']).status !== 0) return 'no postgres user to run the server as'
   return null
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer()
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address()
-      s.close(() => (typeof a === 'object' && a ? res(a.port) : rej(new Error('no port'))))
-    })
-  })
 }
 
 export async function startPostgres(): Promise<PgServer> {
