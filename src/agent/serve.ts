@@ -228,7 +228,7 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
           pin: differencing ? { groups: pinGroups(policy, q.dataset, vp.buyer, source), until: vp.proposal.deadline + policy.differencing_window_s * 1000 } : undefined
         })
         if (r.ok) pinned(digest)
-        else if ('conflict' in r) decision = { accept: false, reasons: [{ code: 'differencing', message: differencingMessage(r.conflict, policy.differencing_window_s, nameOf) }] }
+        else if ('conflict' in r) decision = { accept: false, reasons: [{ code: 'differencing', message: differencingMessage(r.conflict, policy.differencing_window_s, nameOf, vp.buyer) }] }
         else decision = { accept: false, reasons: [{ code: 'rate_limited', message: `this buyer already had ${r.runs} accepted runs in the last 24 h (limit ${policy.max_runs_per_buyer_per_day})` }] }
       }
       if (decision.accept && q.privacy && policy.privacy && source) {

@@ -45,10 +45,23 @@ export function differencingConflict(pins: readonly Pin[], groups: readonly stri
   return hits.sort((a, b) => a.at - b.at)[0] ?? null
 }
 
-/** The reason message for `differencing`, naming the earlier run. */
-export function differencingMessage(p: Pin, window_s: number, who: (id: string) => string): string {
-  return `within differencing_window_s (${window_s} s) this provider already served ${p.group} (dataset "${p.dataset}") ` +
-    `to providers {${p.providers.map(who).join(', ')}} in the run of proposal ${p.proposal.slice(0, 16)}… (buyer ${who(p.buyer)}, ` +
-    `${new Date(p.at).toISOString()}); another provider set over the same data would isolate a provider's data. The pin lapses at ` +
-    `${new Date(p.until).toISOString()}; an operator can clear it with \`mpc-agent pins clear\``
+/** What a pin group says, for a buyer: the pin_group's name, never a source's path (that is the provider's own). */
+function describeGroup(group: string): string {
+  const g = group.replace(/^buyer:[^/]*\//, '')
+  return g.startsWith('group:') ? `pin group "${g.slice('group:'.length)}"` : 'the same data source'
+}
+
+/**
+ * The reason for `differencing`, as sent to the proposing buyer (`asker`) in REJECT. It says what the buyer
+ * needs to act — the provider set this data is pinned to and when the pin lapses — and names the earlier run
+ * (its proposal and time) only when that run was the asker's own: another buyer's runs, and the provider's
+ * file paths, are not the asker's to learn (`pins list` shows the operator everything).
+ */
+export function differencingMessage(p: Pin, window_s: number, who: (id: string) => string, asker: string): string {
+  const run = p.buyer === asker
+    ? ` (dataset "${p.dataset}") to providers {${p.providers.map(who).join(', ')}} in your run of proposal ${p.proposal.slice(0, 16)}… (${new Date(p.at).toISOString()})`
+    : ` to providers {${p.providers.map(who).join(', ')}} in a run for another buyer`
+  return `within differencing_window_s (${window_s} s) this provider already served ${describeGroup(p.group)}${run}; ` +
+    'another provider set over the same data would isolate a provider\'s data. ' +
+    `The pin lapses at ${new Date(p.until).toISOString()}; its operator can clear it with \`mpc-agent pins clear\``
 }

@@ -84,7 +84,7 @@ export function evaluatePolicy(policy: Policy, ctx: PolicyContext): PolicyDecisi
   if (policy.differencing_window_s > 0) {
     // whatever the query says: only the data source and the provider set count (negotiation.md §6.2)
     const pin = differencingConflict(ctx.pins ?? [], pinGroups(policy, q.dataset, ctx.buyer, ctx.source), q.participants.providers, ctx.now)
-    if (pin) no('differencing', differencingMessage(pin, policy.differencing_window_s, who))
+    if (pin) no('differencing', differencingMessage(pin, policy.differencing_window_s, who, ctx.buyer))
   }
   if (policy.privacy || q.privacy) privacyReasons(policy, q, no)
   for (const p of q.output) {

@@ -76,14 +76,21 @@ describe('differencing pins (issue 14 §2)', () => {
     const r = await run('city', queryFile(['p2', 'p3', 'p4'], { dataset: 'trips_alias' }))
     expect(r.code, r.stderr).toBe(3)
     expect(r.stderr).toContain(first.slice(0, 16))
-    expect(r.stderr).toMatch(/source:csv:/)
+    // the buyer learns that it is the same data source, never where the provider keeps it
+    expect(r.stderr).toContain('the same data source')
+    expect(r.stderr).not.toMatch(/source:csv:|trips\.csv|\/tmp\//)
   }, 120_000)
 
-  it('bypass: a second buyer identity is refused', async () => {
+  it('bypass: a second buyer identity is refused, and not told whose run or when', async () => {
     const r = await run('town', queryFile(['p2', 'p3', 'p4'], { buyer: 'town' }))
     expect(r.code, r.stderr).toBe(3)
     expect(r.stderr).toContain('differencing_window_s')
-    expect(r.stderr).toContain(first.slice(0, 16))
+    expect(r.stderr).toContain('in a run for another buyer')
+    // the other buyer's identity, its proposal and when it ran are not town's to learn
+    expect(r.stderr).not.toContain(first.slice(0, 16))
+    expect(r.stderr).not.toContain(c.byName('city').peerId)
+    expect(r.stderr).not.toMatch(/\bcity\b/)
+    expect(r.stderr).not.toMatch(/served [^;]*\d{4}-\d{2}-\d{2}T/)
   }, 120_000)
 
   it('pins clear is audited, then the refused run goes through', async () => {
