@@ -152,17 +152,30 @@ describe("the buyer's view is indistinguishable for equal sums", () => {
     return d
   }
 
-  async function views(zeroMasks: boolean): Promise<number[]> {
+  async function views(zeroMasks: boolean, revealed = false): Promise<number[]> {
     const parties = await fixedParties(3, 'indist')
     const v = BigUint64Array.from({ length: L }, (_, i) => BigInt(1000 + (i % 97) * 13))
     const zero = new BigUint64Array(L)
-    const A = maskAll(parties, seedOf('indist-A'), [v, zero, zero], { zeroMasks })
-    const B = maskAll(parties, seedOf('indist-B'), [zero, v, zero], { zeroMasks })
+    const [sa, sb] = [seedOf('indist-A'), seedOf('indist-B')]
+    const A = maskAll(parties, sa, [v, zero, zero], { zeroMasks })
+    const B = maskAll(parties, sb, [zero, v, zero], { zeroMasks })
+    if (revealed) {
+      // after REVEAL the buyer holds every self seed: what is left of y_i is x_i under its pairwise masks only
+      parties.forEach((p, i) => {
+        removeSelfMask(A[i] as BigUint64Array, sa, p.selfSeed)
+        removeSelfMask(B[i] as BigUint64Array, sb, p.selfSeed)
+      })
+    }
     return A.map((ya, i) => ks(ya, B[i] as BigUint64Array))
   }
 
   it('with masks: no y_i separates the two input sets', async () => {
     for (const d of await views(false)) expect(d).toBeLessThan(critical)
+  })
+
+  it('after every seed is revealed: no y_i − PRG(s_i) separates them either (the pairwise masks alone hide x_i)', async () => {
+    // without pairwise masks y_i − PRG(s_i) would be x_i itself, which the control below tells apart
+    for (const d of await views(false, true)) expect(d).toBeLessThan(critical)
   })
 
   it('negative control: with masks forced to zero the same test tells them apart', async () => {
