@@ -35,6 +35,11 @@ export interface ProviderHooks {
   zeroMasks?: boolean
   /** Abort at once with this (signed) claim, e.g. a false accusation of a co-provider (framing tests). */
   abortWith?(coProviders: string[]): AbortInfo
+  /**
+   * Check 3′ tests: name `session` in every XCHECK and follow it at once with a signed XCERT for
+   * `xcertSession` (default `session`) carrying `certificate` — a claim the XCERT may not back.
+   */
+  forgeXcheck?: { session: Uint8Array; xcertSession?: Uint8Array; certificate: unknown }
 }
 
 export interface ProviderRunOptions {
@@ -281,8 +286,13 @@ async function crossCheck(ctx: RunContext, o: ProviderRunOptions, ch: Channel, p
   let tag = confirmTag(k.confirmKey, params.session, self, peer)
   if (hooks.confirmTag) tag = hooks.confirmTag(tag, peer)
   if (hooks.stallAt !== 'xcheck') {
-    const body: XcheckBody = { v: 3, type: 'xcheck', session: sessionHex, proposal: toHex(o.proposalDigest), confirm: toHex(tag), from: self, to: peer }
+    const forged = hooks.forgeXcheck
+    const body: XcheckBody = { v: 3, type: 'xcheck', session: forged ? toHex(forged.session) : sessionHex, proposal: toHex(o.proposalDigest), confirm: toHex(tag), from: self, to: peer }
     await ctx.send(ch, encodeJson(MSG.xcheck, signBody(signer, LABEL.xcheck, body)))
+    if (forged) {
+      const xbody: XcertBody = { v: 3, type: 'xcert', session: toHex(forged.xcertSession ?? forged.session), certificate: forged.certificate, from: self, to: peer }
+      await ctx.send(ch, encodeJson(MSG.xcert, signBody(signer, LABEL.xcert, xbody)))
+    }
   }
   const waitMs = params.timeouts.negotiate_s * 1000
   const m = decodeJson<XcheckMsg>(await ctx.next(ch, waitMs, 'XCHECK'), MSG.xcheck, peer, shapes.xcheck)

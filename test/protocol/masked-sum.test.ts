@@ -6,7 +6,7 @@ import { ProtocolAbort } from '../../src/protocol/errors.ts'
 import { CANARIES, MSG } from '../../src/protocol/masked-sum-messages.ts'
 import { resultCommitment } from '../../src/protocol/masked-sum-provider.ts'
 import type { BuyerRunResult, BuyerState } from '../../src/protocol/masked-sum-buyer.ts'
-import { equalBytes } from '../../src/crypto/bytes.ts'
+import { equalBytes, toHex } from '../../src/crypto/bytes.ts'
 import { signAbort } from '../../src/protocol/abort.ts'
 import { makeBundle, verifyBundle, type BundleReport } from '../../src/protocol/evidence.ts'
 import { inspectTestCertificate, plainSum, randomVector, runAll, setup, testCertificate, type Party, type RunAllResult, type Setup } from '../helpers/parties.ts'
@@ -170,6 +170,30 @@ describe('masked sum: checks (one deviating party each)', () => {
     expect(ev.ours).not.toEqual(ev.theirs)
   })
 
+  // check 3′: a co-provider's own signed XCHECK and XCERT contradict each other → it is accused, provably
+  for (const [name, forge, detail] of [
+    ['an XCERT for another session than its XCHECK', (s: Setup, other: Uint8Array) => ({ session: other, xcertSession: new Uint8Array(randomBytes(32)), certificate: testCertificate(s.buyer, other, s.proposal) }), /XCERT for another session/],
+    ['a certificate its buyer did not sign', (s: Setup, other: Uint8Array) => ({ session: other, certificate: { ...testCertificate(s.buyer, other, s.proposal), sig: toHex(new Uint8Array(64)) } }), /no certificate its buyer signed/],
+    ['a buyer-signed certificate for another proposal', (s: Setup, other: Uint8Array) => ({ session: other, certificate: testCertificate(s.buyer, other, new Uint8Array(randomBytes(32))) }), /certificate for another proposal/]
+  ] as const) {
+    it(`check 3′: a co-provider cross-checks another session and shows ${name} → it is accused, proven by its own XCHECK and XCERT`, async () => {
+      const s = await setup(3, 10, fast)
+      const bad = s.providers[1]?.peerId as string
+      const forged = forge(s, new Uint8Array(randomBytes(32)))
+      const res = await runAll(s, { vectors: s.providers.map(() => randomVector(10)), providerHooks: new Map([[bad, { forgeXcheck: forged }]]) })
+      const reason = name.startsWith('an XCERT') ? 'malformed_message' : 'wrong_session'
+      expectAbort(s, res, reason, bad)
+      const raised = bundles(s, res).filter((a) => a.abort.reason === reason)
+      // both honest co-providers raise it; each one's evidence is the deviant's XCHECK and XCERT addressed to it
+      expect(raised.map((a) => a.who).sort()).toEqual(s.providers.map((p) => p.peerId).filter((p) => p !== bad).sort())
+      for (const a of raised) {
+        expect((a.abort.info.evidence as { kind: string }).kind).toBe('xcert')
+        expect(a.report.proves.join(' ')).toMatch(detail)
+      }
+      expect(res.buyer.status).toBe('rejected')
+    })
+  }
+
   it('check 5: a provider with a wrong pair key is named in a dispute by each co-provider (a tag only the pair can check)', async () => {
     const s = await setup(3, 10, fast)
     const bad = s.providers[1]?.peerId as string
@@ -183,7 +207,10 @@ describe('masked sum: checks (one deviating party each)', () => {
   for (const [name, frames] of [
     ['duplicate chunk', (i: number, f: Uint8Array) => (i === 0 ? [f, f] : [f])],
     ['missing chunk', (i: number, f: Uint8Array) => (i === 0 ? [] : [f])],
-    ['truncated chunk', (_i: number, f: Uint8Array) => [f.subarray(0, f.length - 8)]]
+    ['truncated chunk', (_i: number, f: Uint8Array) => [f.subarray(0, f.length - 8)]],
+    ['chunks out of order', (() => { let first: Uint8Array | undefined; return (i: number, f: Uint8Array) => (i === 0 ? ((first = f), []) : [f, first as Uint8Array]) })()],
+    // a value changed after DONE's hash was taken: the stream no longer matches what the provider signed
+    ['a chunk that does not match DONE\'s hash', (i: number, f: Uint8Array) => { if (i !== 1) return [f]; const g = f.slice(); g[16] = (g[16] as number) ^ 1; return [g] }]
   ] as const) {
     it(`check 4: ${name} → bad_vector, a dispute between the buyer and that provider`, async () => {
       const s = await setup(3, 70_000, fast) // two chunks
