@@ -11,7 +11,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { createAgentNode, type AgentNode } from '../../src/net/node.ts'
 import { MASKED_SUM_PROTOCOL, NEGOTIATE_PROTOCOL } from '../../src/net/constants.ts'
 import { channelFromStream } from '../../src/net/framing.ts'
-import { MAX_RUNS_PER_PEER } from '../../src/agent/limits.ts'
+import { MAX_RUNS_PER_PEER, MAX_REFUSALS_RECORDED_PER_PEER_PER_MINUTE } from '../../src/agent/limits.ts'
 import { makeCluster, type TestAgent } from '../helpers/agents.ts'
 import { makeDataCluster, expected, readResult, type DataCluster } from '../helpers/data-cluster.ts'
 import { abortFrame, abortJson, nestedArrays } from '../helpers/hostile.ts'
@@ -139,5 +139,22 @@ describe('a hostile allowlisted peer cannot crash or starve a serving agent', ()
     const log = readFileSync(join(p1.home, 'logs', 'agent.log'), 'utf8')
     expect(log).toMatch(/masked-sum stream from mallory refused: wrong_session/)
     expect((await dc.cluster.cli('p1', ['audit', 'verify'])).code).toBe(0)
+  }, 60_000)
+
+  it(`a burst of refused streams is answered in full but recorded at most ${MAX_REFUSALS_RECORDED_PER_PEER_PER_MINUTE} times per peer per minute`, async () => {
+    const cap = MAX_REFUSALS_RECORDED_PER_PEER_PER_MINUTE
+    const xcheck = frame(0x11, JSON.stringify({ v: 3, type: 'xcheck', session: '12'.repeat(32), proposal: '34'.repeat(32), confirm: '56'.repeat(32) }))
+    const since = Date.now()
+    // every stream is still refused at once with a signed ABORT: the cap is on the records, not the answers
+    for (let i = 0; i < cap + 5; i++) expect((await probe(MASKED_SUM_PROTOCOL, [xcheck])).answer?.[0]).toBe(0x7f)
+    await new Promise((res) => setTimeout(res, 500))
+    const a = await dc.cluster.cli('p1', ['--json', 'audit'])
+    const mine = (JSON.parse(a.stdout) as Array<{ at: string; kind: string; data: { peer?: string } }>)
+      .filter((e) => e.kind === 'refused' && e.data.peer === mallory.peerId)
+    // any 60 s window holds at most `cap` records from one peer (earlier tests' refusals may share it)
+    const lastMinute = mine.filter((e) => Date.parse(e.at) > Date.now() - 59_000)
+    expect(lastMinute.length).toBeLessThanOrEqual(cap)
+    expect(mine.filter((e) => Date.parse(e.at) >= since - 1000).length).toBeGreaterThan(0)
+    alive()
   }, 60_000)
 })
