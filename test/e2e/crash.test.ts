@@ -73,11 +73,19 @@ describe('crash faults', () => {
     const buyerId = dc.cluster.byName('city').peerId
     for (const p of dc.providers) {
       const lines = readFileSync(join(dc.cluster.byName(p).home, 'audit.jsonl'), 'utf8').trim().split('\n')
-      const last = JSON.parse(lines.filter((l) => l.includes('"kind":"abort"')).at(-1) as string) as { data: { accused: string | null; disputants?: string[]; reason: string } }
+      const last = JSON.parse(lines.filter((l) => l.includes('"kind":"abort"')).at(-1) as string) as { data: { accused: string | null; disputants?: string[] | null; reason: string; cause?: { reason: string; accused: string | null; disputants?: string[] | null } | null } }
       expect(['timeout', 'peer_abort']).toContain(last.data.reason)
       // silence is named, never accused (issue 16): "no answer from X (as seen by p)"
       expect(last.data.accused).toBe(null)
-      if (last.data.reason === 'timeout') expect([buyerId, ...dc.providers.map((q) => dc.cluster.byName(q).peerId)]).toContain(last.data.disputants?.[1])
+      // the silent peer named is the dead buyer: in this provider's own abort, or in the co-provider's abort it relays
+      // (or, if a co-provider never got its certificate before the kill, that provider's buyer–provider dispute)
+      const silent = last.data.reason === 'timeout' ? last.data : last.data.cause
+      expect(silent?.accused ?? null).toBe(null)
+      if (silent?.reason === 'no_certificate') expect(silent.disputants?.[0], JSON.stringify(last.data)).toBe(buyerId)
+      else {
+        expect(silent?.reason, JSON.stringify(last.data)).toBe('timeout')
+        expect(silent?.disputants?.[1], JSON.stringify(last.data)).toBe(buyerId)
+      }
       expect(dc.cluster.byName(p).proc?.exitCode).toBe(null)
     }
     const again = await dc.cluster.cli('city', ['query', 'run', dc.queryFile, '--out', join(dc.dir, 'k2b.json')])
