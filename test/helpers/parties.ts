@@ -105,6 +105,8 @@ export interface RunAllOptions {
   late?: { buyer?: number; peer?: (self: string, peer: string) => number; vector?: number }
   /** Called with every frame a provider sends to the buyer. */
   tapToBuyer?: (provider: string, frame: Uint8Array) => void
+  /** Called with every frame the buyer sends to a provider. */
+  tapFromBuyer?: (provider: string, frame: Uint8Array) => void
   /** Each provider's onReveal (masked-sum.md §9.2). */
   onReveal?: (provider: string) => void
 }
@@ -126,7 +128,7 @@ export async function runAll(s: Setup, o: RunAllOptions): Promise<RunAllResult> 
   const toBuyer = new Map<string, Channel>()
   for (const p of s.providers) {
     const [b, q] = memoryChannelPair(s.buyer.peerId, p.peerId)
-    buyerChannels.set(p.peerId, b) // b.remote = provider
+    buyerChannels.set(p.peerId, o.tapFromBuyer ? tapped(b, (f) => o.tapFromBuyer?.(p.peerId, f)) : b) // b.remote = provider
     toBuyer.set(p.peerId, q) // q.remote = buyer
   }
   const peers = new Map<string, Map<string, Channel>>(s.providers.map((p) => [p.peerId, new Map()]))

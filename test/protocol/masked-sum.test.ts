@@ -260,6 +260,29 @@ describe('masked sum: checks (one deviating party each)', () => {
     expect(Array.from(b.total)).toEqual(Array.from(want))
   })
 
+  it('check 6b sends nothing: every frame a provider receives from the buyer has the same type, size and fields whether or not a total was implausible', async () => {
+    const s = await setup(3, 100, { ...fast, bounds: [{ min: 0n, max: 3000n }] })
+    const seen = async (implausible: boolean): Promise<Map<string, string[]>> => {
+      const vectors = s.providers.map(() => randomVector(100))
+      if (implausible) (vectors[0] as BigUint64Array)[7] = 5000n
+      const frames = new Map<string, string[]>(s.providers.map((p) => [p.peerId, []]))
+      const res = await runAll(s, { vectors, tapFromBuyer: (p, f) => {
+        // a JSON message's shape (its field names and every value's length), a binary frame's type and size
+        const shape = f[0] === MSG.chunk ? `${f[0]}:${f.length}` : `${f[0]}:${f.length}:${JSON.stringify(Object.entries(JSON.parse(new TextDecoder().decode(f.subarray(1))) as Record<string, unknown>).map(([k, v]) => [k, JSON.stringify(v).length]))}`
+        frames.get(p)?.push(shape)
+      } })
+      expect(res.buyer.status).toBe('fulfilled')
+      expect((res.buyer as PromiseFulfilledResult<BuyerRunResult>).value.implausible.length > 0).toBe(implausible)
+      return frames
+    }
+    const flagged = await seen(true)
+    const plain = await seen(false)
+    for (const p of s.providers) {
+      expect(flagged.get(p.peerId)?.length).toBeGreaterThan(2) // START, INCLUSION, RECEIPT at least
+      expect(flagged.get(p.peerId)).toEqual(plain.get(p.peerId))
+    }
+  })
+
   it('§9.2: each provider\'s onReveal runs before its REVEAL is sent; if it fails, that provider reveals nothing', async () => {
     const s = await setup(3, 100, fast)
     const log: string[] = []
