@@ -113,17 +113,27 @@ describe('masked sum: runner start before its inputs (as serve starts it)', () =
     const s = await setup(3, 70_000, fast) // two chunks
     const bad = s.providers[2]?.peerId as string
     const sent = new Map<string, number[]>(s.providers.map((p) => [p.peerId, []]))
+    // per honest provider: its stream to the bad one is still to come (DELAY), and whether INCLUSION came first
+    const pending = new Map<string, boolean>(s.providers.map((p) => [p.peerId, true]))
+    const included = new Map<string, boolean>()
+    const DELAY = 1000 // ample: the buyer sends INCLUSION within milliseconds of the last DONE
+    setTimeout(() => { for (const p of pending.keys()) pending.set(p, false) }, DELAY)
     const res = await runAll(s, {
       vectors: s.providers.map(() => randomVector(70_000)),
       providerHooks: new Map([[bad, { confirmTag: (t: Uint8Array) => t.map((b) => b ^ 1) }]]),
       // the honest providers' stream to the bad one arrives only after they streamed
-      late: { peer: (a, b) => (a === bad || b === bad ? 300 : 0) },
-      tapToBuyer: (p, f) => sent.get(p)?.push(f[0] as number)
+      late: { peer: (a, b) => (a === bad || b === bad ? DELAY : 0) },
+      tapToBuyer: (p, f) => sent.get(p)?.push(f[0] as number),
+      tapFromBuyer: (p, f) => {
+        if (f[0] === MSG.inclusion) included.set(p, pending.get(p) ?? false)
+      }
     })
     expectDispute(s, res, 'key_confirmation_failed', bad)
     for (const p of s.providers.slice(0, 2)) {
       const types = sent.get(p.peerId) as number[]
       expect(types.filter((t) => t === 0x20).length, 'streamed before the cross-check ended').toBe(2)
+      // INCLUSION reached it while its cross-check with the bad provider was still pending: only that gate held REVEAL back
+      expect(included.get(p.peerId), 'INCLUSION arrived before the cross-check failed').toBe(true)
       expect(types).not.toContain(0x23) // no REVEAL
     }
   })
