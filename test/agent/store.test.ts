@@ -2,17 +2,72 @@
 // a damaged journal refused, compaction of expired entries, and atomic reservation — within a
 // process and across real processes racing for the same key.
 import { describe, expect, it } from 'vitest'
-import { appendFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import fs, { appendFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { syncBuiltinESMExports } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { DurableStore, StoreError } from '../../src/agent/store.ts'
+import { AdmissionStore } from '../../src/agent/admission.ts'
+
+/**
+ * Run `fn` with node:fs's writeSync and fsyncSync recorded (the ESM bindings the store imported are
+ * re-synced to the wrappers): the calls in order, each with the path of its descriptor.
+ */
+function recordingFs<T>(fn: () => T): { result: T; calls: Array<{ call: 'write' | 'fsync'; path: string }> } {
+  const calls: Array<{ call: 'write' | 'fsync'; path: string }> = []
+  const { writeSync, fsyncSync } = fs
+  const pathOf = (fd: number): string => {
+    try {
+      return fs.readlinkSync(`/proc/self/fd/${fd}`)
+    } catch {
+      return `fd ${fd}`
+    }
+  }
+  fs.writeSync = ((fd: number, ...rest: unknown[]) => {
+    calls.push({ call: 'write', path: pathOf(fd) })
+    return (writeSync as (...a: unknown[]) => number)(fd, ...rest)
+  }) as typeof fs.writeSync
+  fs.fsyncSync = (fd: number) => {
+    calls.push({ call: 'fsync', path: pathOf(fd) })
+    fsyncSync(fd)
+  }
+  syncBuiltinESMExports()
+  try {
+    return { result: fn(), calls }
+  } finally {
+    fs.writeSync = writeSync
+    fs.fsyncSync = fsyncSync
+    syncBuiltinESMExports()
+  }
+}
 
 const journal = (): string => join(mkdtempSync(join(tmpdir(), 'mpc-store-')), 'state.jsonl')
 const lines = (p: string): string[] => readFileSync(p, 'utf8').split('\n').filter(Boolean)
 
 describe('durable store', () => {
+  it('a change is written and fsync\'ed before the call that made it returns (pins and run counts before ACCEPT)', () => {
+    const p = journal()
+    const s = DurableStore.open(p)
+    const admissions = new AdmissionStore(s)
+    const { result, calls } = recordingFs(() => admissions.admit({
+      proposal: 'ab'.repeat(32), buyer: 'buyer', providers: ['x', 'y', 'z'], dataset: 'trips', maxRuns: 10,
+      pin: { groups: ['group:default'], until: Date.now() + 60_000 }
+    }))
+    expect(result).toEqual({ ok: true })
+    const onJournal = calls.filter((c) => c.path === p).map((c) => c.call)
+    expect(onJournal.length).toBeGreaterThan(0)
+    // the last thing done to the journal before admit returned is an fsync, after its last write
+    expect(onJournal.at(-1)).toBe('fsync')
+    expect(onJournal.lastIndexOf('fsync')).toBeGreaterThan(onJournal.lastIndexOf('write'))
+    // and the pin and the run count are in what was written
+    expect(readFileSync(p, 'utf8')).toContain('group:default')
+    // control: the recorder sees a plain write that is not fsync'ed as such
+    const { calls: plain } = recordingFs(() => { const fd = fs.openSync(`${p}.x`, 'w'); fs.writeSync(fd, 'x'); fs.closeSync(fd) })
+    expect(plain.filter((c) => c.path === `${p}.x`).map((c) => c.call)).toEqual(['write'])
+  })
+
   it('replays every change after a restart (puts, overwrites, deletes)', () => {
     const p = journal()
     const s = DurableStore.open(p)
