@@ -4,7 +4,7 @@
 // holding its run slots with silent streams cannot starve another's query. Refused masked-sum streams
 // are refused at once, and logged and audited with the peer and the reason.
 import { describe, it, expect, afterAll, beforeAll } from 'vitest'
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { privateKeyFromProtobuf } from '@libp2p/crypto/keys'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -140,6 +140,22 @@ describe('a hostile allowlisted peer cannot crash or starve a serving agent', ()
     expect(log).toMatch(/masked-sum stream from mallory refused: wrong_session/)
     expect((await dc.cluster.cli('p1', ['audit', 'verify'])).code).toBe(0)
   }, 60_000)
+
+  it('an error that escapes every handler (uncaught exception, unhandled rejection) costs one logged line each, never the serving agent', async () => {
+    const p2 = dc.cluster.byName('p2')
+    await dc.cluster.stop('p2')
+    await dc.cluster.serve('p2', [], { deviant: 'serve:uncaught' })
+    const log = join(p2.home, 'logs', 'agent.log')
+    const lines = (): string[] => (existsSync(log) ? readFileSync(log, 'utf8').split('\n') : []).filter((l) => l.includes('internal error ('))
+    for (let i = 0; i < 100 && lines().length < 2; i++) await new Promise((res) => setTimeout(res, 100))
+    expect(lines().some((l) => l.includes('uncaught exception') && l.includes('still serving'))).toBe(true)
+    expect(lines().some((l) => l.includes('unhandled rejection') && l.includes('still serving'))).toBe(true)
+    await legitimateQuerySucceeds('after-uncaught')
+    alive()
+    // back to the plain binary for the tests after this one
+    await dc.cluster.stop('p2')
+    await dc.cluster.serve('p2')
+  }, 90_000)
 
   it(`a burst of refused streams is answered in full but recorded at most ${MAX_REFUSALS_RECORDED_PER_PEER_PER_MINUTE} times per peer per minute`, async () => {
     const cap = MAX_REFUSALS_RECORDED_PER_PEER_PER_MINUTE

@@ -40,7 +40,10 @@ export const DEVIATIONS: Record<string, MainHooks> = {
   'buyer:abort-deep': { buyer: { afterStart: () => [abortFrame(abortJson({ evidence: '['.repeat(400_000) + ']'.repeat(400_000) }))] } },
   // framing (issue 16): certify the run but withhold the certificate from the first provider
   'buyer:withhold-cert': { buyer: { sendCertificate: (() => { let n = 0; return () => n++ !== 0 })() } },
-  'buyer:abort-after-reveal': { buyer: { abortAfterReveal: true } }
+  'buyer:abort-after-reveal': { buyer: { abortAfterReveal: true } },
+  // a bug that lets an error escape every handler (issue 16's last resort): once serve is ready, an
+  // uncaught exception and an unhandled rejection are raised in this process (below)
+  'serve:uncaught': {}
 }
 
 const [deviation, ...argv] = process.argv.slice(2)
@@ -49,5 +52,15 @@ if (!hooks) {
   process.stderr.write(`deviant: unknown deviation ${JSON.stringify(deviation)}; known: ${Object.keys(DEVIATIONS).join(', ')}\n`)
   process.exitCode = 2
 } else {
+  if (deviation === 'serve:uncaught') {
+    const ready = argv[argv.indexOf('--ready-file') + 1]
+    const { existsSync } = await import('node:fs')
+    const poll = setInterval(() => {
+      if (!ready || !existsSync(ready)) return
+      clearInterval(poll)
+      setTimeout(() => { throw new Error('deviant: an uncaught exception') }, 10)
+      setTimeout(() => { void Promise.reject(new Error('deviant: an unhandled rejection')) }, 20)
+    }, 20)
+  }
   process.exitCode = await main(argv, hooks)
 }
