@@ -83,3 +83,38 @@ describe('direct-only node', () => {
     expect(directOnly(agent([direct(p1)]), [p1, p2])).toBe(false)
   })
 })
+
+describe('a relay listed in relays: is no party', () => {
+  it('may connect, but every stream it opens on our protocols is aborted; an allowlisted peer on the same protocol is served', async () => {
+    const [agentKey, relayKey, partyKey] = await Promise.all([generateKeyPair('Ed25519'), generateKeyPair('Ed25519'), generateKeyPair('Ed25519')])
+    const [agentId, relayId, partyId] = [agentKey, relayKey, partyKey].map((k) => peerIdFromPrivateKey(k).toString()) as [string, string, string]
+    const agent = await createAgentNode({
+      privateKey: agentKey, listen: ['/ip4/127.0.0.1/tcp/0'], allow: new Set([partyId]),
+      relays: [{ name: 'hub', addr: `/ip4/127.0.0.1/tcp/1/p2p/${relayId}`, peerId: relayId }]
+    })
+    const relay = await createAgentNode({ privateKey: relayKey, listen: [], allow: new Set([agentId]), direct: true })
+    const party = await createAgentNode({ privateKey: partyKey, listen: [], allow: new Set([agentId]), direct: true })
+    await Promise.all([agent.start(), relay.start(), party.start()])
+    try {
+      const handled: string[] = []
+      await handleProtocol(agent, '/test/party/1', async (stream, remote) => {
+        handled.push(remote)
+        const ch = channelFromStream(stream, remote)
+        await ch.send(await ch.receive())
+      })
+      const addr = `${agent.getMultiaddrs()[0]}`
+      // the relay's connection is admitted (it carries reservations), its stream is not
+      const fromRelay = await openChannel(relay, addr, '/test/party/1')
+      expect(relay.getConnections().length).toBe(1)
+      await fromRelay.send(new TextEncoder().encode('ping')).catch(() => undefined)
+      await expect(fromRelay.receive({ signal: AbortSignal.timeout(5000) })).rejects.toThrow()
+      // the allowlisted party, on the same protocol, is answered
+      const fromParty = await openChannel(party, addr, '/test/party/1')
+      await fromParty.send(new TextEncoder().encode('ping'))
+      expect(new TextDecoder().decode(await fromParty.receive({ signal: AbortSignal.timeout(5000) }))).toBe('ping')
+      expect(handled).toEqual([partyId])
+    } finally {
+      await Promise.all([agent.stop(), relay.stop(), party.stop()])
+    }
+  }, 30_000)
+})
