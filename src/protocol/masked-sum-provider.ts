@@ -37,9 +37,10 @@ export interface ProviderHooks {
   abortWith?(coProviders: string[]): AbortInfo
   /**
    * Check 3′ tests: name `session` in every XCHECK and follow it at once with a signed XCERT for
-   * `xcertSession` (default `session`) carrying `certificate` — a claim the XCERT may not back.
+   * `xcertSession` (default `session`) carrying `certificate` — a claim the XCERT may not back;
+   * `omitXcert`: send no XCERT at all (check 3″).
    */
-  forgeXcheck?: { session: Uint8Array; xcertSession?: Uint8Array; certificate: unknown }
+  forgeXcheck?: { session: Uint8Array; xcertSession?: Uint8Array; certificate: unknown; omitXcert?: boolean }
 }
 
 export interface ProviderRunOptions {
@@ -289,7 +290,7 @@ async function crossCheck(ctx: RunContext, o: ProviderRunOptions, ch: Channel, p
     const forged = hooks.forgeXcheck
     const body: XcheckBody = { v: 3, type: 'xcheck', session: forged ? toHex(forged.session) : sessionHex, proposal: toHex(o.proposalDigest), confirm: toHex(tag), from: self, to: peer }
     await ctx.send(ch, encodeJson(MSG.xcheck, signBody(signer, LABEL.xcheck, body)))
-    if (forged) {
+    if (forged && !forged.omitXcert) {
       const xbody: XcertBody = { v: 3, type: 'xcert', session: toHex(forged.xcertSession ?? forged.session), certificate: forged.certificate, from: self, to: peer }
       await ctx.send(ch, encodeJson(MSG.xcert, signBody(signer, LABEL.xcert, xbody)))
     }

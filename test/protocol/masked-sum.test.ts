@@ -6,6 +6,7 @@ import { ProtocolAbort } from '../../src/protocol/errors.ts'
 import { CANARIES, MSG } from '../../src/protocol/masked-sum-messages.ts'
 import { resultCommitment } from '../../src/protocol/masked-sum-provider.ts'
 import type { BuyerRunResult, BuyerState } from '../../src/protocol/masked-sum-buyer.ts'
+import type { InclusionBody } from '../../src/protocol/masked-sum-provider.ts'
 import { equalBytes, toHex } from '../../src/crypto/bytes.ts'
 import { signAbort } from '../../src/protocol/abort.ts'
 import { makeBundle, verifyBundle, type BundleReport } from '../../src/protocol/evidence.ts'
@@ -204,6 +205,14 @@ describe('masked sum: checks (one deviating party each)', () => {
     })
   }
 
+  it('check 3″: a co-provider cross-checks another session and never shows its certificate → no answer from it (silence proves nothing)', async () => {
+    const s = await setup(3, 10, fast)
+    const bad = s.providers[1]?.peerId as string
+    const other = new Uint8Array(randomBytes(32))
+    const res = await runAll(s, { vectors: s.providers.map(() => randomVector(10)), providerHooks: new Map([[bad, { forgeXcheck: { session: other, certificate: null, omitXcert: true } }]]) })
+    expectDispute(s, res, 'timeout', bad)
+  })
+
   it('check 5: a provider with a wrong pair key is named in a dispute by each co-provider (a tag only the pair can check)', async () => {
     const s = await setup(3, 10, fast)
     const bad = s.providers[1]?.peerId as string
@@ -333,6 +342,28 @@ describe('masked sum: checks (one deviating party each)', () => {
     expect(st?.revealed).toBe(0)
     expectMasked(st?.sum as BigUint64Array, plainSum(vectors, 100))
   })
+
+  for (const [name, edit, reason] of [
+    ['bound to another session', (b: InclusionBody) => ({ ...b, session: toHex(new Uint8Array(randomBytes(32))) }), 'wrong_session'],
+    ['addressed to another peer', (b: InclusionBody) => ({ ...b, to: b.from }), 'bad_signature']
+  ] as const) {
+    it(`check 7′: an INCLUSION ${name} → ${reason}, a dispute with the buyer (nothing a third party could check), no seed revealed`, async () => {
+      const s = await setup(3, 100, fast)
+      const victim = s.providers[0]?.peerId as string
+      const sent: number[] = []
+      const res = await runAll(s, {
+        vectors: s.providers.map(() => randomVector(100)),
+        buyerHooks: { inclusion: (b, p) => (p === victim ? edit(b) : b) },
+        tapToBuyer: (p, f) => { if (p === victim) sent.push(f[0] as number) }
+      })
+      expectDispute(s, res, reason, s.buyer.peerId)
+      const raised = bundles(s, res).filter((a) => a.abort.reason === reason)
+      expect(raised.map((a) => a.who)).toEqual([victim])
+      expect(sent).toContain(MSG.done)
+      expect(sent).not.toContain(MSG.reveal)
+      expect(res.buyer.status).toBe('rejected')
+    })
+  }
 
   it('check 8: a provider that goes silent mid-run is named (timeout)', async () => {
     const s = await setup(3, 100, { timeouts: { negotiate_s: 1, compute_s: 1, confirm_s: 1 } })
