@@ -108,10 +108,18 @@ describe('policy', () => {
       group: 'group:default', providers: [ps[0]?.peerId as string, ps[1]?.peerId as string, other.peerId].sort(), proposal: 'ab'.repeat(32),
       buyer: other.peerId, dataset: 'elsewhere', at: now - 1000, until: now + 1000, ...over
     })
-    // another buyer, another dataset name, another query: still refused, naming the earlier run
+    // another buyer, another dataset name, another query: still refused, without naming the other buyer's run
     const d = evaluatePolicy(policy, ctx(q, { now, pins: [pin()] }))
     expect(d.reasons.map((r) => r.code)).toEqual(['differencing'])
-    expect(d.reasons[0]?.message).toContain('abababababababab')
+    expect(d.reasons[0]?.message).toContain('in a run for another buyer')
+    expect(d.reasons[0]?.message).not.toContain('abababababababab')
+    expect(d.reasons[0]?.message).not.toContain('elsewhere')
+    // the asking buyer's own earlier run is named (proposal, dataset, time); a source pin never by its path
+    const own = evaluatePolicy(policy, ctx(q, { now, source: 'csv:/data/trips.csv', pins: [pin({ buyer: buyer.peerId, group: 'source:csv:/data/trips.csv' })] }))
+    expect(own.reasons[0]?.message).toContain('abababababababab')
+    expect(own.reasons[0]?.message).toContain('"elsewhere"')
+    expect(own.reasons[0]?.message).toContain('the same data source')
+    expect(own.reasons[0]?.message).not.toContain('/data/trips.csv')
     // the same set is fine; a lapsed pin is ignored; window 0 disables the check
     expect(codes(q, { now, pins: [pin({ providers: q.participants.providers })] })).toEqual([])
     expect(codes(q, { now, pins: [pin({ until: now - 1 })] })).toEqual([])
