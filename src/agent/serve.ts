@@ -167,6 +167,9 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
 
   for (const run of recovered) record('privacy_ledger', { proposal: run, data: { op: 'release', reason: 'recovered after a restart: the run never revealed its seed' } })
 
+  /** The decision recorded when the negotiation ended before this provider decided (never sent: nobody is listening). */
+  const ended = (): ProviderDecision => ({ accept: false, reasons: [{ code: 'negotiation_ended', message: 'the negotiation ended before this provider decided' }] })
+
   async function decide(vp: VerifiedProposal, signal: AbortSignal, pinned: (proposal: string) => void, reserved: (proposal: string) => void, link: Link | null): Promise<ProviderDecision> {
     const digest = toHex(vp.digest)
     const q = vp.query
@@ -221,6 +224,9 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
         }
         else if (!ok) decision = { accept: false, reasons: [{ code: 'operator_rejected', message: `the operator of ${config.name} did not approve the proposal` }] }
       }
+      // the negotiation may have ended while we decided (the buyer aborted, sent junk, or we ran out of time):
+      // then nothing is admitted, pinned or reserved for it (negotiation.md §6.2: no certificate can follow)
+      if (decision.accept && signal.aborted) decision = ended()
       if (decision.accept) {
         // negotiation.md §6.2: rate count and differencing pin checked and written in one fsync'ed step, before ACCEPT
         const r = admissions.admit({
@@ -231,6 +237,7 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
         else if ('conflict' in r) decision = { accept: false, reasons: [{ code: 'differencing', message: differencingMessage(r.conflict, policy.differencing_window_s, nameOf, vp.buyer) }] }
         else decision = { accept: false, reasons: [{ code: 'rate_limited', message: `this buyer already had ${r.runs} accepted runs in the last 24 h (limit ${policy.max_runs_per_buyer_per_day})` }] }
       }
+      if (decision.accept && signal.aborted) decision = ended() // the pin taken just now is released by the caller
       if (decision.accept && q.privacy && policy.privacy && source) {
         // privacy.md §8: the run's cost is reserved durably (fsync) before ACCEPT leaves, atomically with other runs
         const rho = rhoForEpsilonDelta(q.privacy.epsilon, q.privacy.delta)
@@ -284,11 +291,26 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
         say(`mpc-agent serve: could not release the privacy budget of ${run.slice(0, 12)}: ${(err as Error)?.message ?? String(err)}`)
       }
     }
+    // aborted when the negotiation fails while decide() still runs (respondToProposal stops waiting for it,
+    // it does not stop it): decide then admits nothing, and what it admitted meanwhile is released at once
+    const negotiationOver = new AbortController()
+    const pinned = (p: string): void => {
+      pinnedFor = p
+      if (negotiationOver.signal.aborted) {
+        admissions.release(p)
+        pinnedFor = null
+      }
+    }
+    const reserved = (p: string): void => {
+      budgetFor = p
+      if (negotiationOver.signal.aborted) void releaseBudget('no certificate')
+    }
     try {
       const outcome = await respondToProposal({
         signer: identity.signer, channel, deps: providerDeps(), nonces, signal: stopping.signal,
         decide: async (vp) => {
-          const d = await decide(vp, AbortSignal.any([stopping.signal, buyerGone]), (p) => { pinnedFor = p }, (p) => { budgetFor = p }, link)
+          proposalHex = toHex(vp.digest) // an abort from here on is recorded with its proposal
+          const d = await decide(vp, AbortSignal.any([stopping.signal, buyerGone, negotiationOver.signal]), pinned, reserved, link)
           if (d.accept && !finished) {
             // before ACCEPT leaves: a co-provider's XCHECK may now arrive before our certificate
             const q = vp.query
@@ -303,8 +325,10 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
           return d
         }
       }).catch(async (e: unknown) => {
+        negotiationOver.abort()
         // no certificate, so no data was read: the pin protects nothing (negotiation.md §6.2)
         if (pinnedFor) admissions.release(pinnedFor)
+        pinnedFor = null
         await releaseBudget('no certificate')
         throw e
       })

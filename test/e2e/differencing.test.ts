@@ -7,7 +7,17 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parse, stringify } from 'yaml'
+import { privateKeyFromProtobuf } from '@libp2p/crypto/keys'
+import { multiaddr } from '@multiformats/multiaddr'
 import { makeCluster, type Cluster } from '../helpers/agents.ts'
+import { createAgentNode } from '../../src/net/node.ts'
+import { NEGOTIATE_PROTOCOL } from '../../src/net/constants.ts'
+import { channelFromStream } from '../../src/net/framing.ts'
+import { signerFromSeed } from '../../src/crypto/sign.ts'
+import { toHex } from '../../src/crypto/bytes.ts'
+import { createProposal } from '../../src/protocol/negotiation.ts'
+import { NEG, encodeMessage } from '../../src/protocol/negotiation-messages.ts'
+import { loadQueryFile } from '../../src/query/parse.ts'
 import { QUERY, policyYaml, trips, tripsCsv } from '../helpers/data-cluster.ts'
 
 const PROVIDERS = ['p1', 'p2', 'p3', 'p4']
@@ -132,5 +142,50 @@ describe('differencing pins (issue 14 §2)', () => {
       const certs = audit(c, p).slice(before.get(p)).filter((e) => e.kind === 'certificate')
       expect(new Set(certs.map((e) => JSON.stringify((e.data.providers as string[]).slice().sort()))).size).toBeLessThanOrEqual(1)
     }
+  }, 120_000)
+
+  it('a negotiation that ends while the provider still decides pins nothing: a buyer that aborts during a manual approval cannot pin the data to its set', async () => {
+    for (const p of PROVIDERS) expect((await c.cli(p, ['pins', 'clear', '--all'])).code).toBe(0)
+    const p1 = c.byName('p1')
+    const policyFile = join(p1.home, 'policy.yaml')
+    const saved = readFileSync(policyFile, 'utf8')
+    writeFileSync(policyFile, stringify({ ...(parse(saved) as Record<string, unknown>), approval: 'manual' }))
+    // town proposes {p1, p2, p3} to p1 over a stream it keeps open, then at once sends a frame p1 does not expect
+    const town = c.byName('town')
+    const key = privateKeyFromProtobuf(readFileSync(join(town.home, 'identity.key')))
+    const node = await createAgentNode({ privateKey: key, listen: [], allow: new Set([p1.peerId]) })
+    await node.start()
+    try {
+      const ids = (n: string): string | undefined => (c.agents.find((a) => a.name === n) ?? c.agents.find((a) => a.peerId === n))?.peerId
+      const query = loadQueryFile(queryFile(['p1', 'p2', 'p3'], { buyer: 'town' }), town.peerId, ids)
+      const proposal = createProposal(signerFromSeed(town.peerId, key.raw.subarray(0, 32)), query, { now: Date.now() })
+      const digest = toHex(proposal.digest)
+      const stream = await node.dialProtocol(multiaddr(p1.addr), NEGOTIATE_PROTOCOL, { signal: AbortSignal.timeout(5000) })
+      const ch = channelFromStream(stream, p1.peerId)
+      await ch.send(encodeMessage(NEG.proposal, { proposal: proposal.proposal, sig: proposal.sig }))
+      await new Promise((res) => setTimeout(res, 300)) // p1 now waits for its operator
+      await ch.send(Uint8Array.from([0x09, 0x7b, 0x7d]))
+      // p1's negotiation fails at once (it records the abort); the approval it waited for is withdrawn
+      for (let i = 0; i < 50 && !audit(c, 'p1').some((e) => e.kind === 'abort' && e.proposal === digest); i++) await new Promise((res) => setTimeout(res, 100))
+      expect(audit(c, 'p1').some((e) => e.kind === 'abort' && e.proposal === digest)).toBe(true)
+      // the operator approves if it is still listed (it stayed listed, and approving it pinned the set, before the fix)
+      const waiting = await c.cli('p1', ['--json', 'approve'])
+      if (waiting.stdout.includes(digest)) await c.cli('p1', ['approve', digest.slice(0, 12)])
+      const decided = (): boolean => audit(c, 'p1').some((e) => e.kind === 'decision' && e.proposal === digest)
+      for (let i = 0; i < 100 && !decided(); i++) await new Promise((res) => setTimeout(res, 100))
+      const pins = JSON.parse((await c.cli('p1', ['--json', 'pins', 'list'])).stdout) as Array<{ proposal: string }>
+      expect(pins.filter((x) => x.proposal === digest)).toEqual([])
+      const decision = audit(c, 'p1').filter((e) => e.kind === 'decision' && e.proposal === digest).at(-1)
+      // recorded as not accepted: the approval wait ended with the negotiation (approval_timeout, "before the buyer gave up")
+      expect(decision?.data.accept).toBe(false)
+      expect((decision?.data.reasons as Array<{ code: string }>).map((r) => r.code)).toEqual([expect.stringMatching(/^(approval_timeout|negotiation_ended)$/)])
+      stream.abort(new Error('done'))
+    } finally {
+      await node.stop()
+      writeFileSync(policyFile, saved)
+    }
+    // and the next honest run over the pinned-nothing data goes through
+    const ok = await run('city', queryFile(['p1', 'p2', 'p3']))
+    expect(ok.code, ok.stderr).toBe(0)
   }, 120_000)
 })
