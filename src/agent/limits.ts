@@ -12,6 +12,12 @@ export const MAX_PROPOSALS_PER_PEER_PER_MINUTE = 30
 export const MAX_PROPOSALS_PER_MINUTE = 120
 /** Refused streams recorded (serve output, agent.log, audit log) per peer per minute; the rest are counted. */
 export const MAX_REFUSALS_RECORDED_PER_PEER_PER_MINUTE = 20
+/**
+ * Evidence bundles a serving agent writes per buyer per hour (README "Evidence"): each can hold up to one
+ * frame (1 MiB) of the peer's messages, and a failed negotiation releases the run count it took, so
+ * without this a buyer sending invalid certificates at the proposal rate could write ~2 GiB an hour.
+ */
+export const MAX_EVIDENCE_FILES_PER_PEER_PER_HOUR = 20
 /** How long an inbound masked-sum stream may take to send its first frame. */
 export const FIRST_FRAME_WAIT_MS = 30_000
 /** Added to negotiate_s: how long a stream for an accepted proposal waits for that proposal's certificate. */

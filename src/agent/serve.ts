@@ -16,7 +16,7 @@ import { preopen, type PreOpened } from './preopen.ts'
 import { RunRegistry, deferred, routeHead as peek, type AcceptedProposal, type ProviderRun, type RouteHead } from './sessions.ts'
 import {
   FIRST_FRAME_WAIT_MS, LATE_CERTIFICATE_MARGIN_MS, LATE_CERTIFICATE_WAIT_MS, MAX_CONCURRENT_RUNS, MAX_PROPOSALS_PER_MINUTE, MAX_PROPOSALS_PER_PEER_PER_MINUTE,
-  MAX_REFUSALS_RECORDED_PER_PEER_PER_MINUTE, MAX_RUNS_PER_PEER, RateLimiter, SlotPool
+  MAX_REFUSALS_RECORDED_PER_PEER_PER_MINUTE, MAX_EVIDENCE_FILES_PER_PEER_PER_HOUR, MAX_RUNS_PER_PEER, RateLimiter, SlotPool
 } from './limits.ts'
 import { providerDeps, inspectCertificate, peerNamer, resolverFor, loadLocalPolicy, sameRun } from './context.ts'
 import { MASKED_SUM_PROTOCOL, NEGOTIATE_PROTOCOL } from '../net/constants.ts'
@@ -28,7 +28,7 @@ import { runProvider, type ProviderHooks } from '../protocol/masked-sum-provider
 import { MSG } from '../protocol/masked-sum-messages.ts'
 import { describeAbort, encodeAbort } from '../protocol/abort.ts'
 import { settle } from '../protocol/evidence.ts'
-import { saveEvidence } from './evidence-files.ts'
+import { auditedAbort, saveEvidence } from './evidence-files.ts'
 import { ProtocolAbort, type AbortInfo } from '../protocol/errors.ts'
 import { ChannelClosedError, type Channel } from '../protocol/transport.ts'
 import { safeText } from '../protocol/bounded-json.ts'
@@ -120,6 +120,7 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
   // Refused streams (issue 14 §5): each is logged and audited with the peer and the reason, at most
   // MAX_REFUSALS_RECORDED_PER_PEER_PER_MINUTE per peer; the rest are counted into the next record.
   const refusalRate = new RateLimiter(MAX_REFUSALS_RECORDED_PER_PEER_PER_MINUTE, 60_000)
+  const evidenceRate = new RateLimiter(MAX_EVIDENCE_FILES_PER_PEER_PER_HOUR, 3_600_000)
   const unrecorded = new Map<string, number>()
   const recordRefusal = (protocol: 'negotiate' | 'masked-sum', remote: string, info: Pick<AbortInfo, 'reason' | 'detail'>): void => {
     if (!refusalRate.take(remote)) {
@@ -418,8 +419,11 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
       if (accepted) registry.settle((accepted as AcceptedProposal).proposal, info)
       // after REVEAL the buyer may hold the result whatever it says next (masked-sum.md §9.2)
       const release = revealed ? { after_reveal: true, note: `result may have been released, then aborted by ${nameOf(originalAborter(info, self))}` } : {}
-      const bundle = saveEvidence(paths.dir, identity.signer, session ?? proposalHex, info, o.log)
-      record('abort', { session: session ?? undefined, proposal: proposalHex ?? undefined, data: { ...info, ...release, ...(bundle ? { evidence_file: bundle } : {}) } })
+      // one bundle per abort, at most MAX_EVIDENCE_FILES_PER_PEER_PER_HOUR per buyer (limits.ts says why)
+      const keep = evidenceRate.take(channel.remote)
+      const bundle = keep ? saveEvidence(paths.dir, identity.signer, session ?? proposalHex, info, o.log) : null
+      const dropped = keep ? {} : { evidence_not_kept: `more than ${MAX_EVIDENCE_FILES_PER_PEER_PER_HOUR} evidence bundles for runs of ${channel.remote} in the last hour` }
+      record('abort', { session: session ?? undefined, proposal: proposalHex ?? undefined, data: { ...auditedAbort(info), ...release, ...(bundle ? { evidence_file: bundle } : {}), ...dropped } })
       if (revealed) say(`session ${session?.slice(0, 12)}: ${release.note}`)
       emit({ v: 1, type: 'abort', session, abort: info, exitCode: 4 })
       // a silent peer whose link runs through a relay: the relay is named with it (README "Across firewalls")

@@ -4,7 +4,7 @@
 // so are the bypasses: a dataset alias to the same files, a second buyer identity, two concurrent
 // proposals (never both pass). Clearing a pin is audited and then lets the run through.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parse, stringify } from 'yaml'
 import { privateKeyFromProtobuf } from '@libp2p/crypto/keys'
@@ -18,13 +18,14 @@ import { toHex } from '../../src/crypto/bytes.ts'
 import { createProposal } from '../../src/protocol/negotiation.ts'
 import { NEG, encodeMessage } from '../../src/protocol/negotiation-messages.ts'
 import { loadQueryFile } from '../../src/query/parse.ts'
+import { MAX_EVIDENCE_FILES_PER_PEER_PER_HOUR } from '../../src/agent/limits.ts'
 import { QUERY, policyYaml, trips, tripsCsv } from '../helpers/data-cluster.ts'
 
 const PROVIDERS = ['p1', 'p2', 'p3', 'p4']
 const COLUMNS = { zone: 'INTEGER', pickup_datetime: 'TIMESTAMP', fare: 'DOUBLE', license: 'VARCHAR' }
 
 interface Entry { kind: string; proposal?: string; data: Record<string, unknown> }
-const audit = (c: Cluster, name: string): Entry[] =>
+const audit = (c: Cluster, name: string): Entry[] => !existsSync(join(c.byName(name).home, 'audit.jsonl')) ? [] :
   readFileSync(join(c.byName(name).home, 'audit.jsonl'), 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Entry)
 
 describe('differencing pins (issue 14 §2)', () => {
@@ -188,4 +189,53 @@ describe('differencing pins (issue 14 §2)', () => {
     const ok = await run('city', queryFile(['p1', 'p2', 'p3']))
     expect(ok.code, ok.stderr).toBe(0)
   }, 120_000)
+
+  it(`invalid certificates cost bounded disk: the audit log keeps each one's evidence as a hash, at most ${MAX_EVIDENCE_FILES_PER_PEER_PER_HOUR} bundles per buyer per hour`, async () => {
+    const p1 = c.byName('p1')
+    const town = c.byName('town')
+    const key = privateKeyFromProtobuf(readFileSync(join(town.home, 'identity.key')))
+    const signer = signerFromSeed(town.peerId, key.raw.subarray(0, 32))
+    const node = await createAgentNode({ privateKey: key, listen: [], allow: new Set([p1.peerId]) })
+    await node.start()
+    const ids = (n: string): string | undefined => (c.agents.find((a) => a.name === n) ?? c.agents.find((a) => a.peerId === n))?.peerId
+    const query = loadQueryFile(queryFile(['p1', 'p2', 'p3'], { buyer: 'town' }), town.peerId, ids)
+    const before = audit(c, 'p1').length
+    const rounds = MAX_EVIDENCE_FILES_PER_PEER_PER_HOUR + 2
+    try {
+      for (let i = 0; i < rounds; i++) {
+        // town proposes, p1 accepts, town answers with a ~60 KB certificate that fails verification (the buyer's fault)
+        const proposal = createProposal(signer, query, { now: Date.now() })
+        const stream = await node.dialProtocol(multiaddr(p1.addr), NEGOTIATE_PROTOCOL, { signal: AbortSignal.timeout(5000) })
+        const ch = channelFromStream(stream, p1.peerId)
+        await ch.send(encodeMessage(NEG.proposal, { proposal: proposal.proposal, sig: proposal.sig }))
+        expect((await ch.receive({ signal: AbortSignal.timeout(10_000) }))[0]).toBe(NEG.accept)
+        const bogus = { body: { proposal: { proposal: proposal.proposal, sig: proposal.sig }, acceptances: Array.from({ length: 60 }, () => 'x'.repeat(1000)) }, buyer_sig: '00'.repeat(64) }
+        await ch.send(encodeMessage(NEG.certificate, bogus))
+        const digest = toHex(proposal.digest)
+        for (let k = 0; k < 50 && !audit(c, 'p1').some((e) => e.kind === 'abort' && e.proposal === digest); k++) await new Promise((res) => setTimeout(res, 100))
+        stream.abort(new Error('done'))
+      }
+    } finally {
+      await node.stop()
+    }
+    const lines = readFileSync(join(p1.home, 'audit.jsonl'), 'utf8').trim().split('\n').slice(before)
+    const aborts = lines.filter((l) => l.includes('"kind":"abort"'))
+    expect(aborts.length).toBe(rounds)
+    // each entry names the evidence (kind, size, hash) instead of holding it
+    for (const l of aborts) {
+      expect(l.length).toBeLessThan(8_000)
+      const e = JSON.parse(l) as Entry
+      expect(e.data.evidence).toMatchObject({ kind: 'certificate', sha256: expect.stringMatching(/^[0-9a-f]{64}$/), bytes: expect.any(Number) })
+      expect((e.data.evidence as { bytes: number }).bytes).toBeGreaterThan(60_000)
+    }
+    // bundles: the hour's allowance, then none, each such abort saying so
+    const kept = aborts.map((l) => JSON.parse(l) as Entry).filter((e) => typeof e.data.evidence_file === 'string')
+    const notKept = aborts.map((l) => JSON.parse(l) as Entry).filter((e) => typeof e.data.evidence_not_kept === 'string')
+    expect(kept.length).toBeLessThanOrEqual(MAX_EVIDENCE_FILES_PER_PEER_PER_HOUR)
+    expect(notKept.length).toBeGreaterThanOrEqual(2)
+    expect(kept.length + notKept.length).toBe(rounds)
+    // a kept bundle still verifies offline
+    const v = await c.cli('p1', ['evidence', 'verify', kept[0]?.data.evidence_file as string])
+    expect([0, 8]).toContain(v.code)
+  }, 180_000)
 })
