@@ -55,6 +55,15 @@ describe('checkDataset', () => {
       expect(r?.message).toMatch(re)
     }
   })
+  it('many literals are checked in a few statements and the first that does not convert is named (a 600-value IN list, one bad, repeats)', async () => {
+    const s = source(dir, 't.csv', 'csv', { columns: COLS })
+    const values = Array.from({ length: 600 }, (_, i) => (i === 400 ? 'not a time' : `2024-03-01 10:${String(i % 60).padStart(2, '0')}:00`))
+    const r = await checkDataset(s, await q({ filter: { op: 'in', ref: { column: 'ts' }, values, negated: false } }), 'p1')
+    expect(r?.code).toBe('schema_mismatch')
+    expect(r?.message).toMatch(/the literal "not a time" cannot be read as TIMESTAMP/)
+    // and all good: accepted
+    expect(await checkDataset(s, await q({ filter: { op: 'in', ref: { column: 'ts' }, values: values.map((v, i) => (i === 400 ? '2024-03-02 00:00:00' : v)), negated: false } }), 'p1')).toBeNull()
+  })
   it('a misspelt column: the suggestion is local only, never in the reason sent to the buyer', async () => {
     const s = source(dir, 't.csv', 'csv', { columns: COLS })
     const r = await checkDataset(s, await q({ aggregates: [{ name: 's', kind: 'sum', column: 'fair', scale: 1, clip: [0, 1] }] }), 'p1')
