@@ -60,6 +60,23 @@ export function x25519Shared(privateKey: Uint8Array | KeyObject, publicKey: Uint
   }))
 }
 
+let probe: KeyObject | null = null
+
+/**
+ * Whether a 32-byte X25519 public key is a low-order point (or otherwise unusable), so that any key
+ * agreement with it gives the all-zero secret (RFC 7748 §6.1): X25519 with a throwaway key, as the
+ * pair-key derivation would do it. ~50 µs.
+ */
+export function isUnusableX25519Key(publicKey: Uint8Array): boolean {
+  if (publicKey.length !== 32) return true
+  probe ??= x25519PrivateKey(ephemeralKeyPair().privateKey)
+  try {
+    return x25519Shared(probe, publicKey).every((b) => b === 0)
+  } catch {
+    return true
+  }
+}
+
 /** A raw 32-byte X25519 private key as a node:crypto KeyObject (its public half computed once). */
 export function x25519PrivateKey(raw: Uint8Array): KeyObject {
   if (raw.length !== 32) throw new KeyAgreementError(`X25519 private key must be 32 bytes, got ${raw.length}`)

@@ -3,6 +3,7 @@
 // The runners (buyer, provider) are in negotiation.ts.
 import { canonicalBytes, canonicalize } from '../crypto/canonical.ts'
 import { equalBytes, fromHex, toHex } from '../crypto/bytes.ts'
+import { isUnusableX25519Key } from '../crypto/kdf.ts'
 import { statementDigest, verifySignature } from '../crypto/sign.ts'
 import { parsePeer } from '../crypto/peer.ts'
 import { layoutOf, totalBounds } from '../query/layout.ts'
@@ -237,6 +238,9 @@ export function verifyAnswer(type: number, m: Obj, provider: string, proposal: U
   }
   if (accept) {
     if (!isHex(m.ephemeral, 32)) throw fail('malformed_message', provider, 'the ephemeral key must be 32 bytes of lowercase hex (X25519)')
+    // a low-order key would certify a run whose pair keys with this provider are all zero (each pair would end in
+    // check 5 of masked-sum.md): refused before anything is certified, so nobody computes
+    if (isUnusableX25519Key(fromHex(m.ephemeral, 32))) throw fail('malformed_message', provider, 'the ephemeral key is a low-order X25519 point (no shared secret)')
     return { kind: 'accept', provider, accept: m as unknown as SignedAccept }
   }
   if (!validReasons(m.reasons)) {

@@ -238,6 +238,11 @@ describe('negotiation: the buyer side (§4.2)', () => {
     ['claims the buyer role', (p: Party) => answering(p, (d) => ({ ...acceptBody(p, 'ab'.repeat(32))(d), role: 'buyer' })), 'wrong_role'],
     ['is signed under the wrong label', (p: Party) => answering(p, acceptBody(p, 'ab'.repeat(32)), { label: LABELS.reject }), 'bad_signature'],
     ['has a short ephemeral key', (p: Party) => answering(p, acceptBody(p, 'ab'.repeat(31))), 'malformed_message'],
+    // low-order X25519 points (RFC 7748 §6.1; libsodium's blocklist): every key agreement with them is all zero
+    ['has a low-order ephemeral key (u = 0)', (p: Party) => answering(p, acceptBody(p, '00'.repeat(32))), 'malformed_message'],
+    ['has a low-order ephemeral key (u = 1)', (p: Party) => answering(p, acceptBody(p, '01' + '00'.repeat(31))), 'malformed_message'],
+    ['has a low-order ephemeral key (order 8)', (p: Party) => answering(p, acceptBody(p, 'e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800')), 'malformed_message'],
+    ['has a low-order ephemeral key (u = p − 1)', (p: Party) => answering(p, acceptBody(p, 'ec' + 'ff'.repeat(30) + '7f')), 'malformed_message'],
     ['carries an extra field', (p: Party) => answering(p, (d) => ({ ...acceptBody(p, 'ab'.repeat(32))(d), x: 1 })), 'malformed_message'],
     ['is a rejection without reasons', (p: Party) => answering(p, (d) => ({ v: 2, type: 'reject', proposal: d, provider: p.peerId, role: 'provider', decision: 'reject', reasons: [] }), { type: NEG.reject, label: LABELS.reject }), 'malformed_message'],
     ['is a PROPOSAL (a provider acting as buyer)', (p: Party) => answering(p, acceptBody(p, 'ab'.repeat(32)), { type: NEG.proposal }), 'wrong_role']
