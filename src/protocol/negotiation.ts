@@ -13,6 +13,7 @@ import { PolicyRejected, ProtocolAbort, type AbortInfo, type Rejection } from '.
 import { noEvents } from './events.ts'
 import type { SessionParams } from './session.ts'
 import type { Channel } from './transport.ts'
+import { safeText } from './bounded-json.ts'
 import {
   CLOCK_SKEW_MS, LABELS, NEG, PROTOCOLS, certificateDigest, decodeMessage, encodeMessage, negotiationAbort as fail,
   maxDeadlineSpan, paramsOf, proposalDigest, verifyAnswer, verifyCertificate, verifyProposal,
@@ -95,6 +96,9 @@ export function createProposal(signer: Signer, query: Query, opts: { now: number
 type Arrived = Answer & { order: number }
 
 /** Test-only deviations of a negotiating buyer (test/helpers/deviant.ts). */
+/** A provider's reasons as this buyer shows and records them: its free text on one safe line (no control or bidi characters). */
+const shownReasons = (reasons: readonly Reason[]): Reason[] => reasons.map((r) => ({ code: safeText(r.code, 64), message: safeText(r.message) }))
+
 export interface NegotiationHooks {
   /** Send the certificate to this provider? (false: withhold it, the framing attempt of issue 16) */
   sendCertificate?(provider: string): boolean
@@ -158,7 +162,7 @@ async function negotiateAsBuyer(o: NegotiateOptions): Promise<{ certificate: Cer
     const a = verifyAnswer(type, body, p, proposal.digest)
     emit(a.kind === 'accept'
       ? { type: 'decision', provider: p, decision: 'accept' }
-      : { type: 'decision', provider: p, decision: 'reject', reasons: a.reject.reasons.map((r) => r.message) })
+      : { type: 'decision', provider: p, decision: 'reject', reasons: shownReasons(a.reject.reasons).map((r) => r.message) })
     return { ...a, order: arrival++ }
   }))
   const answers = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []))
@@ -173,7 +177,7 @@ async function negotiateAsBuyer(o: NegotiateOptions): Promise<{ certificate: Cer
   }
 
   // any rejection: nobody computes; every rejecting provider is named with its reasons
-  const rejections: Rejection[] = answers.flatMap((a) => (a.kind === 'reject' ? [{ provider: a.provider, reasons: a.reject.reasons }] : []))
+  const rejections: Rejection[] = answers.flatMap((a) => (a.kind === 'reject' ? [{ provider: a.provider, reasons: shownReasons(a.reject.reasons) }] : []))
   if (rejections.length) {
     await abortOthers({ reason: 'local_error', accused: null, detail: `the proposal was rejected by ${rejections.map((r) => r.provider).join(', ')}; nothing is computed` })
     throw new PolicyRejected(rejections)

@@ -191,6 +191,14 @@ describe('negotiation: the buyer side (§4.2)', () => {
     }
   })
 
+  it('a rejection\'s free text reaches the buyer on one safe line: control and bidi characters become "?"', async () => {
+    const reasons = [{ code: 'x\u001b[2J', message: 'line\nbreak \u001b[31mred\u001b[0m \u202eevil\u2066' }]
+    const r = await run({ decide: (i) => (i === 1 ? { accept: false, reasons } : { accept: true, reasons: [] }) })
+    const e = (r.buyer as PromiseRejectedResult).reason as PolicyRejected
+    expect(e.rejections[0]?.reasons).toEqual([{ code: 'x?[2J', message: 'line?break ?[31mred?[0m ?evil?' }])
+    expect(e.message).not.toMatch(/[\u0000-\u001f\u202e\u2066]/)
+  })
+
   it('two rejections: every rejecting provider is listed with its reasons', async () => {
     const r = await run({ decide: (i) => (i === 1 ? { accept: true, reasons: [] } : { accept: false, reasons: [{ code: `c${i}`, message: `m${i}` }] }) })
     const e = (r.buyer as PromiseRejectedResult).reason as PolicyRejected
