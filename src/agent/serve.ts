@@ -180,7 +180,7 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
     if (!policy) {
       decision = { accept: false, reasons: [{ code: 'no_policy', message: error ?? 'no policy' }] }
     } else {
-      const source = q.dataset in datasets ? sourceId(datasetFor(datasets, q.dataset)) : undefined
+      const source = Object.hasOwn(datasets, q.dataset) ? sourceId(datasetFor(datasets, q.dataset)) : undefined
       const differencing = policy.differencing_window_s > 0
       decision = evaluatePolicy(policy, {
         query: q, buyer: vp.buyer, self,
@@ -188,7 +188,7 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
         history: { certifiedRunsByBuyerSince: (b) => admissions.runsBy(b) }, // the last 24 h (negotiation.md §6.3)
         now: Date.now(), nameOf, pins: differencing ? admissions.list() : [], source
       })
-      if (decision.accept && !(q.dataset in datasets)) {
+      if (decision.accept && !Object.hasOwn(datasets, q.dataset)) {
         decision = { accept: false, reasons: [{ code: 'dataset_not_configured', message: `dataset "${q.dataset}" is not configured at ${config.name}` }] }
       }
       // the proposal came through a relay whose data limit the run would exceed: refused now,

@@ -73,7 +73,7 @@ function inferFormat(path: string): string {
 }
 
 export function datasetFor(sources: Record<string, DatasetSource>, name: string): DatasetSource {
-  const s = sources[name]
+  const s = Object.hasOwn(sources, name) ? sources[name] : undefined
   if (!s) throw new DataError(`dataset "${name}" is not configured: add it under datasets: in config.yaml (configured: ${Object.keys(sources).join(', ') || 'none'})`)
   return s
 }

@@ -30,7 +30,7 @@ export const DEFAULT_PIN_GROUP = 'default'
  * or table are pinned together even when an operator put them in different groups.
  */
 export function pinGroups(policy: Policy, dataset: string, buyer: string, source: string | undefined): string[] {
-  const g = [`group:${policy.datasets[dataset]?.pin_group ?? DEFAULT_PIN_GROUP}`]
+  const g = [`group:${(Object.hasOwn(policy.datasets, dataset) ? policy.datasets[dataset]?.pin_group : undefined) ?? DEFAULT_PIN_GROUP}`]
   if (source) g.push(`source:${source}`)
   return policy.differencing_scope === 'per_buyer' ? g.map((x) => `buyer:${buyer}/${x}`) : g
 }

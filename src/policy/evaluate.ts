@@ -48,7 +48,7 @@ export function evaluatePolicy(policy: Policy, ctx: PolicyContext): PolicyDecisi
   if (!policy.buyers.includes(ctx.buyer)) no('buyer_not_allowed', `buyer ${who(ctx.buyer)} is not in this provider's buyers list (policy.yaml buyers)`)
   if (q.participants.buyer !== ctx.buyer) no('buyer_mismatch', `the query names ${who(q.participants.buyer)} as buyer but ${who(ctx.buyer)} proposed it`)
   if (!q.participants.providers.includes(ctx.self)) no('not_a_participant', 'this provider is not among the query\'s providers')
-  const rules = policy.datasets[q.dataset]
+  const rules = Object.hasOwn(policy.datasets, q.dataset) ? policy.datasets[q.dataset] : undefined // never an inherited name ("constructor")
   if (!rules) no('dataset_not_exposed', `dataset "${q.dataset}" is not exposed by this provider's policy`)
   else {
     const cols = columnsOf(q)

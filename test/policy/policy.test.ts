@@ -76,6 +76,9 @@ describe('policy', () => {
   it('buyer_mismatch', () => expect(codes(query(), { buyer: other.peerId }, { ...policy, buyers: [buyer.peerId, other.peerId] })).toEqual(['buyer_mismatch']))
   it('not_a_participant', () => expect(codes(query(), { self: other.peerId })).toEqual(['not_a_participant']))
   it('dataset_not_exposed', () => expect(codes(query({ dataset: 'payroll' }))).toEqual(['dataset_not_exposed']))
+  it('dataset_not_exposed for names an object inherits (constructor, toString, __proto__): never a policy of its own', () => {
+    for (const dataset of ['constructor', 'toString', '__proto__', 'hasOwnProperty']) expect(codes(query({ dataset })), dataset).toContain('dataset_not_exposed')
+  })
   it('column_not_allowed_filter', () => expect(codes(query({ filter: { op: 'is_null', ref: { column: 'driver' }, negated: false } }))).toEqual(['column_not_allowed_filter']))
   it('column_not_allowed_group_by', () => expect(codes(query({ group_by: [{ name: 'f', domain: { kind: 'bins', ref: { column: 'fare' }, edges: [0, 10], closed: 'left' } }] }))).toEqual(['column_not_allowed_group_by']))
   it('column_not_allowed_aggregate', () => expect(codes(query({ aggregates: [{ name: 'd', kind: 'count_distinct', column: 'driver' }] }))).toEqual(['column_not_allowed_aggregate']))
