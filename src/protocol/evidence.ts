@@ -96,7 +96,9 @@ function proofOf(a: { accused: string | null; by: string; evidence: unknown; ses
       if (!isObj(xc) || !isObj(xt) || typeof xc.session !== 'string' || typeof xt.session !== 'string') return null
       if (!signedBy(xc, LABEL.xcheck, accused, by, xc.session) || !signedBy(xt, LABEL.xcert, accused, by, xt.session)) return null
       if (session !== null && xc.session === session) return null // it claimed our own session: no check-3' finding
-      if (xt.session !== xc.session) return `${accused} signed an XCHECK for session ${short(xc.session)} and an XCERT for another session ${short(xt.session)}`
+      // an XCERT names only its own session, not the XCHECK it answers: one from another run (an honest provider
+      // signs one per run with a mismatch) next to this XCHECK proves nothing, so this is no finding (a dispute)
+      if (xt.session !== xc.session) return null
       const c = deps.inspectCertificate(xt.certificate)
       if (!c || !c.buyerSigned || toHex(c.session) !== xc.session) return `${accused} signed an XCHECK for session ${short(xc.session)} but showed no certificate its buyer signed for that session`
       if (toHex(c.proposal) !== xc.proposal) return `${accused} signed an XCHECK naming proposal ${short(xc.proposal)} but showed a certificate for another proposal`

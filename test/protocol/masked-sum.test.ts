@@ -3,11 +3,11 @@
 import { describe, expect, it } from 'vitest'
 import { randomBytes } from 'node:crypto'
 import { ProtocolAbort } from '../../src/protocol/errors.ts'
-import { CANARIES, MSG } from '../../src/protocol/masked-sum-messages.ts'
+import { CANARIES, LABEL, MSG, signBody } from '../../src/protocol/masked-sum-messages.ts'
 import { resultCommitment } from '../../src/protocol/masked-sum-provider.ts'
 import type { BuyerRunResult, BuyerState } from '../../src/protocol/masked-sum-buyer.ts'
 import type { InclusionBody } from '../../src/protocol/masked-sum-provider.ts'
-import { equalBytes, toHex } from '../../src/crypto/bytes.ts'
+import { equalBytes, fromHex, toHex } from '../../src/crypto/bytes.ts'
 import { signAbort } from '../../src/protocol/abort.ts'
 import { makeBundle, verifyBundle, type BundleReport } from '../../src/protocol/evidence.ts'
 import { inspectTestCertificate, plainSum, randomVector, runAll, setup, testCertificate, type Party, type RunAllResult, type Setup } from '../helpers/parties.ts'
@@ -181,9 +181,34 @@ describe('masked sum: checks (one deviating party each)', () => {
     expect(ev.ours).not.toEqual(ev.theirs)
   })
 
-  // check 3′: a co-provider's own signed XCHECK and XCERT contradict each other → it is accused, provably
+  // check 3′, not attributable: an XCERT names its own session only, not the XCHECK it answers, so a co-provider
+  // could pair an honest provider's XCHECK and XCERT from two different runs (a review found that this used to
+  // verify as "proven"); an XCERT for another session than its XCHECK is a dispute with the sender
+  it('check 3′: a co-provider whose XCERT names another session than its XCHECK → malformed_message, a dispute (an XCERT is not bound to its XCHECK)', async () => {
+    const s = await setup(3, 10, fast)
+    const bad = s.providers[1]?.peerId as string
+    const other = new Uint8Array(randomBytes(32))
+    const forged = { session: other, xcertSession: new Uint8Array(randomBytes(32)), certificate: testCertificate(s.buyer, other, s.proposal) }
+    const res = await runAll(s, { vectors: s.providers.map(() => randomVector(10)), providerHooks: new Map([[bad, { forgeXcheck: forged }]]) })
+    expectDispute(s, res, 'malformed_message', bad)
+  })
+
+  it('check 3′ framing: an honest provider\'s XCHECK of one run and XCERT of another, shown together, prove nothing against it', async () => {
+    // H signs XCHECK(S1) to M in run 1, and in run 2 answers M's mismatching XCHECK with XCERT(S2): M combines them
+    const s = await setup(3, 10, fast)
+    const [h, m] = [s.providers[0] as Party, s.providers[1] as Party]
+    const s1 = toHex(new Uint8Array(randomBytes(32)))
+    const s2 = toHex(new Uint8Array(randomBytes(32)))
+    const xcheck = signBody(h.signer, LABEL.xcheck, { v: 3, type: 'xcheck', session: s1, proposal: toHex(s.proposal), confirm: '00'.repeat(32), from: h.peerId, to: m.peerId })
+    const xcert = signBody(h.signer, LABEL.xcert, { v: 3, type: 'xcert', session: s2, certificate: testCertificate(s.buyer, fromHex(s2, 32), s.proposal), from: h.peerId, to: m.peerId })
+    const claim = signAbort(m.signer, new Uint8Array(randomBytes(32)), null, { reason: 'malformed_message', accused: h.peerId, detail: 'framed', evidence: { kind: 'xcert', xcheck, xcert }, proven: 'signed as an accusation by M' })
+    const report = verifyBundle(JSON.parse(JSON.stringify(makeBundle(claim))), { inspectCertificate: inspectTestCertificate })
+    expect(report.verdict).not.toBe('proven')
+    expect(['unproven', 'dispute']).toContain(report.verdict)
+  })
+
+  // check 3′, attributable: XCHECK and XCERT for the same session, whose certificate does not back the XCHECK
   for (const [name, forge, detail] of [
-    ['an XCERT for another session than its XCHECK', (s: Setup, other: Uint8Array) => ({ session: other, xcertSession: new Uint8Array(randomBytes(32)), certificate: testCertificate(s.buyer, other, s.proposal) }), /XCERT for another session/],
     ['a certificate its buyer did not sign', (s: Setup, other: Uint8Array) => ({ session: other, certificate: { ...testCertificate(s.buyer, other, s.proposal), sig: toHex(new Uint8Array(64)) } }), /no certificate its buyer signed/],
     ['a buyer-signed certificate for another proposal', (s: Setup, other: Uint8Array) => ({ session: other, certificate: testCertificate(s.buyer, other, new Uint8Array(randomBytes(32))) }), /certificate for another proposal/]
   ] as const) {
@@ -192,7 +217,7 @@ describe('masked sum: checks (one deviating party each)', () => {
       const bad = s.providers[1]?.peerId as string
       const forged = forge(s, new Uint8Array(randomBytes(32)))
       const res = await runAll(s, { vectors: s.providers.map(() => randomVector(10)), providerHooks: new Map([[bad, { forgeXcheck: forged }]]) })
-      const reason = name.startsWith('an XCERT') ? 'malformed_message' : 'wrong_session'
+      const reason = 'wrong_session'
       expectAbort(s, res, reason, bad)
       const raised = bundles(s, res).filter((a) => a.abort.reason === reason)
       // both honest co-providers raise it; each one's evidence is the deviant's XCHECK and XCERT addressed to it
