@@ -99,8 +99,15 @@ export class RunRegistry {
       const a = head.proposal ? this.accepted.get(head.proposal) : undefined
       return a && a.providers.includes(remote) ? a : undefined
     }
-    for (const a of this.accepted.values()) if (a.buyer === remote) return a
-    return undefined
+    // a START names only its session, which exists only once its certificate does: prefer the buyer's proposal still
+    // waiting for its certificate over one whose negotiation failed (a quick retry after a failed proposal)
+    let failed: AcceptedProposal | undefined
+    for (const a of this.accepted.values()) {
+      if (a.buyer !== remote) continue
+      if (!a.aborted) return a
+      failed ??= a
+    }
+    return failed
   }
 
   /** Whether a run in progress (other than `except`, not aborted) or an accepted proposal awaiting its certificate involves `peer`. */

@@ -20,6 +20,15 @@ describe('stream routing', () => {
     expect(r.awaitingCertificate({ kind: 'start' }, 'B')).toBeUndefined()
   })
 
+  it('a START waits for the buyer\'s proposal still due, not one whose negotiation failed moments ago (a quick retry)', () => {
+    const r = new RunRegistry()
+    r.expect({ proposal: 'aa'.repeat(32), buyer: 'B', providers: ['P1', 'P2', 'P3'], until: Date.now() + 60_000 })
+    r.settle('aa'.repeat(32), { reason: 'local_error', accused: null, detail: 'rejected by P3' }) // kept 30 s to answer late streams
+    expect(r.awaitingCertificate({ kind: 'start' }, 'B')?.aborted?.detail).toBe('rejected by P3') // alone: told why
+    r.expect({ proposal: 'bb'.repeat(32), buyer: 'B', providers: ['P1', 'P2'], until: Date.now() + 60_000 })
+    expect(r.awaitingCertificate({ kind: 'start' }, 'B')?.proposal).toBe('bb'.repeat(32))
+  })
+
   it('involves: a peer of another live run or of an accepted proposal is in use; an aborted run or the run itself is not', () => {
     const r = new RunRegistry()
     const run = (session: string, buyer: string, providers: string[]): ProviderRun => ({ session, proposal: session, buyer, providers, buyerChannel: deferred<Channel>(), peerChannels: new Map() })
