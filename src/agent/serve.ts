@@ -441,6 +441,9 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
         const parties = new Set([run.buyer, ...run.providers])
         for (const peer of silentPeers(info, self)) {
           if (!parties.has(peer) || registry.involves(peer, run.session)) continue
+          // nor a peer with a negotiation of its own in flight here (this run holds one slot of its buyer): the
+          // silence may be only a co-provider's unverified claim in the cause we relay
+          if (slots.heldBy(peer) > (peer === run.buyer ? 1 : 0)) continue
           void node.hangUp(peerIdFromString(peer)).catch(() => {})
         }
       }
