@@ -2,12 +2,10 @@
 // Frame = u32 big-endian length || payload, length <= MAX_FRAME_BYTES (protocols/masked-sum.md §2).
 import type { Stream } from '@libp2p/interface'
 import { Uint8ArrayList } from 'uint8arraylist'
-import { MessageQueue, QUEUE_HIGH_WATER, QUEUE_LOW_WATER, type Channel } from '../protocol/transport.ts'
+import { FrameTooLargeError, MessageQueue, QUEUE_HIGH_WATER, QUEUE_LOW_WATER, type Channel } from '../protocol/transport.ts'
 import { MAX_FRAME_BYTES } from './constants.ts'
 
-export class FrameTooLargeError extends Error {
-  override name = 'FrameTooLargeError'
-}
+export { FrameTooLargeError }
 
 /**
  * Incremental decoder: feed bytes, get complete frames. Received pieces are kept as a list and each

@@ -239,7 +239,7 @@ export async function runProvider(o: ProviderRunOptions): Promise<ProviderRunRes
       let off = 0
       for (let i = 0; off < params.length; i++) {
         const c = decodeChunk(await ctx.next(buyer, t.confirm_s * 1000, 'result CHUNK'), params.buyer)
-        if (c.index !== i || c.offset !== off || c.values.length === 0 || off + c.values.length > params.length) {
+        if (c.index !== i || c.offset !== off || c.values.length === 0 || c.values.length > CHUNK_ELEMS || off + c.values.length > params.length) {
           throw new ProtocolAbort({ reason: 'bad_vector', accused: params.buyer, detail: `result CHUNK ${c.index} out of order or out of range` })
         }
         result.set(c.values, off)

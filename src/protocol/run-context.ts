@@ -1,7 +1,7 @@
 // One protocol run's plumbing, shared by the buyer and provider runners: a reader per channel that
 // turns a received ABORT into the run's failure, per-phase deadlines that accuse the silent peer
 // (check 8), and a single failure that every pending wait observes (masked-sum.md §8).
-import { ChannelClosedError, MessageQueue, QUEUE_HIGH_WATER, QUEUE_LOW_WATER, type Channel } from './transport.ts'
+import { ChannelClosedError, FrameTooLargeError, MessageQueue, QUEUE_HIGH_WATER, QUEUE_LOW_WATER, type Channel } from './transport.ts'
 import { ProtocolAbort, type AbortInfo } from './errors.ts'
 import { encodeAbort, heardAbort, MSG_ABORT } from './abort.ts'
 import { settle, type EvidenceDeps } from './evidence.ts'
@@ -150,6 +150,10 @@ export class RunContext {
       }
       if (e instanceof ChannelClosedError) {
         throw new ProtocolAbort({ reason: 'timeout', accused: ch.remote, detail: `${ch.remote} closed the stream before sending ${waitingFor}` })
+      }
+      if (e instanceof FrameTooLargeError) {
+        // a fault the stream shows us only (a dispute), not a silence: masked-sum.md §8, malformed_message
+        throw new ProtocolAbort({ reason: 'malformed_message', accused: ch.remote, detail: `${ch.remote} sent a frame above the 1 MiB limit instead of ${waitingFor}` })
       }
       throw new ProtocolAbort({ reason: 'timeout', accused: ch.remote, detail: `${ch.remote}: ${(e as Error).message}` })
     } finally {

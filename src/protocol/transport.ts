@@ -6,6 +6,11 @@ export class ChannelClosedError extends Error {
   override name = 'ChannelClosedError'
 }
 
+/** The peer sent a frame above the transport's limit (1 MiB, masked-sum.md §5); the stream is reset. */
+export class FrameTooLargeError extends Error {
+  override name = 'FrameTooLargeError'
+}
+
 export interface ReceiveOptions {
   signal?: AbortSignal
 }
