@@ -418,7 +418,10 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
       await releaseBudget(`aborted before reveal: ${info.reason}`)
       if (accepted) registry.settle((accepted as AcceptedProposal).proposal, info)
       // after REVEAL the buyer may hold the result whatever it says next (masked-sum.md §9.2)
-      const release = revealed ? { after_reveal: true, note: `result may have been released, then aborted by ${nameOf(originalAborter(info, self))}` } : {}
+      // the original aborter is whoever signed the relayed cause, which the relaying peer chose: it is named too
+      const original = originalAborter(info, self)
+      const relayedBy = info.by && info.by !== original ? ` (as relayed by ${nameOf(info.by)})` : ''
+      const release = revealed ? { after_reveal: true, note: `result may have been released, then aborted by ${nameOf(original)}${relayedBy}` } : {}
       // one bundle per abort, at most MAX_EVIDENCE_FILES_PER_PEER_PER_HOUR per buyer (limits.ts says why)
       const keep = evidenceRate.take(channel.remote)
       const bundle = keep ? saveEvidence(paths.dir, identity.signer, session ?? proposalHex, info, o.log) : null

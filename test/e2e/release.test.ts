@@ -84,7 +84,11 @@ describe('the result is released only through the result (issue 14 §3, §4)', (
       const a = entries[abort] as Entry
       expect(a.session).toBe(entries[reveal]?.session)
       expect(a.data.after_reveal).toBe(true)
-      expect(a.data.note).toBe('result may have been released, then aborted by city')
+      // the relaying co-provider, if any, is named with it
+      expect(a.data.note).toMatch(/^result may have been released, then aborted by city( \(as relayed by p\d\))?$/)
+      const causeBy = (a.data.cause as { by?: string } | null | undefined)?.by
+      if (causeBy && a.data.by && causeBy !== a.data.by) expect(a.data.note).toMatch(/as relayed by p\d/)
+      else expect(a.data.note).toBe('result may have been released, then aborted by city')
       // directly from the buyer, or relayed by a co-provider that heard it first (the buyer's abort is then the cause)
       expect((a.data.cause as { by?: string } | null | undefined)?.by ?? a.data.by).toBe(buyerId)
       const list = await dc.cluster.cli(p, ['audit'])
