@@ -16,7 +16,7 @@ import { preopen, type PreOpened } from './preopen.ts'
 import { RunRegistry, deferred, routeHead as peek, type AcceptedProposal, type ProviderRun, type RouteHead } from './sessions.ts'
 import {
   FIRST_FRAME_WAIT_MS, LATE_CERTIFICATE_MARGIN_MS, LATE_CERTIFICATE_WAIT_MS, MAX_CONCURRENT_RUNS, MAX_PROPOSALS_PER_MINUTE, MAX_PROPOSALS_PER_PEER_PER_MINUTE,
-  MAX_REFUSALS_RECORDED_PER_PEER_PER_MINUTE, MAX_EVIDENCE_FILES_PER_PEER_PER_HOUR, MAX_RUNS_PER_PEER, RateLimiter, SlotPool
+  MAX_REFUSALS_RECORDED_PER_PEER_PER_MINUTE, MAX_EVIDENCE_FILES_PER_PEER_PER_HOUR, MAX_MASKED_SUM_STREAMS_PER_PEER_PER_MINUTE, MAX_RUNS_PER_PEER, RateLimiter, SlotPool
 } from './limits.ts'
 import { providerDeps, inspectCertificate, peerNamer, resolverFor, loadLocalPolicy, sameRun } from './context.ts'
 import { MASKED_SUM_PROTOCOL, NEGOTIATE_PROTOCOL } from '../net/constants.ts'
@@ -477,7 +477,13 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
 
 
   // --- masked sum stream routing (masked-sum.md §5.1) -------------------------------------------
+  const maskedSumStreams = new RateLimiter(MAX_MASKED_SUM_STREAMS_PER_PEER_PER_MINUTE, 60_000)
   await handleProtocol(node, MASKED_SUM_PROTOCOL, (stream, remote) => {
+    if (!maskedSumStreams.take(remote)) {
+      stream.abort(new Error('too many masked-sum streams'))
+      recordRefusal('masked-sum', remote, { reason: 'local_error', detail: `more than ${MAX_MASKED_SUM_STREAMS_PER_PEER_PER_MINUTE} masked-sum streams from this peer in a minute: reset unread` })
+      return
+    }
     track(routeMaskedSumStream(stream, remote))
   })
 

@@ -11,7 +11,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { createAgentNode, type AgentNode } from '../../src/net/node.ts'
 import { MASKED_SUM_PROTOCOL, NEGOTIATE_PROTOCOL } from '../../src/net/constants.ts'
 import { channelFromStream } from '../../src/net/framing.ts'
-import { MAX_RUNS_PER_PEER, MAX_REFUSALS_RECORDED_PER_PEER_PER_MINUTE } from '../../src/agent/limits.ts'
+import { MAX_RUNS_PER_PEER, MAX_REFUSALS_RECORDED_PER_PEER_PER_MINUTE, MAX_MASKED_SUM_STREAMS_PER_PEER_PER_MINUTE } from '../../src/agent/limits.ts'
 import { makeCluster, type TestAgent } from '../helpers/agents.ts'
 import { makeDataCluster, expected, readResult, type DataCluster } from '../helpers/data-cluster.ts'
 import { abortFrame, abortJson, nestedArrays } from '../helpers/hostile.ts'
@@ -173,4 +173,20 @@ describe('a hostile allowlisted peer cannot crash or starve a serving agent', ()
     expect(mine.filter((e) => Date.parse(e.at) >= since - 1000).length).toBeGreaterThan(0)
     alive()
   }, 60_000)
+  // last in this file: it uses up mallory's masked-sum streams for a minute
+  it(`more than ${MAX_MASKED_SUM_STREAMS_PER_PEER_PER_MINUTE} masked-sum streams from one peer in a minute: the rest are reset unread; others are served`, async () => {
+    const xcheck = frame(0x11, JSON.stringify({ v: 3, type: 'xcheck', session: '78'.repeat(32), proposal: '9a'.repeat(32), confirm: 'bc'.repeat(32) }))
+    let answered = 0
+    let reset = 0
+    for (let i = 0; i < MAX_MASKED_SUM_STREAMS_PER_PEER_PER_MINUTE + 10; i++) {
+      const r = await probe(MASKED_SUM_PROTOCOL, [xcheck], 3000).catch(() => ({ answer: null, ms: 0 }))
+      if (r.answer?.[0] === 0x7f) answered++
+      else reset++
+    }
+    // earlier tests of this file opened some of mallory's streams in the same minute: at most the cap answered
+    expect(answered).toBeLessThanOrEqual(MAX_MASKED_SUM_STREAMS_PER_PEER_PER_MINUTE)
+    expect(reset).toBeGreaterThanOrEqual(10)
+    alive()
+    await legitimateQuerySucceeds('after-stream-flood') // the buyer's and co-providers' streams are their own
+  }, 120_000)
 })
