@@ -134,7 +134,8 @@ export type DpAggregate =
   | { readonly kind: 'count' }
   | { readonly kind: 'count_distinct' }
   | { readonly kind: 'sum'; readonly maxAbs: number }
-  | { readonly kind: 'mean'; readonly maxAbs: number }
+  /** span = |round(clip_max·scale) − round(clip_min·scale)|: a cell over max_rows_per_provider is rescaled (below) */
+  | { readonly kind: 'mean'; readonly maxAbs: number; readonly span: number }
 
 /** The privacy unit, as the provider's policy sets it for the dataset. */
 export type DpUnit =
@@ -145,8 +146,11 @@ export type DpUnit =
  * Per-slot sensitivity, in vector slot order (negotiation.md §3.4: count → 1 slot, sum → 1, mean → 2 (sum, count),
  * count_distinct → 1). Neighbouring relation: add or remove every row of one privacy unit at one provider.
  * A unit touches ≤ m cells (m = 1 for `row`) with ≤ r rows each (r = 1 for `row`); per cell a slot moves by at most
- * b = r · (1 for a count or a mean's count; maxAbs for a sum or a mean's sum; 1 per row for count_distinct, which a
- * row can move by at most one). So ‖Δ‖₁ ≤ m·b and ‖Δ‖₂ ≤ √m·b per slot.
+ * b = r · (1 for a count or a mean's count; maxAbs for a sum; max(maxAbs, span) for a mean's sum; 1 per row for
+ * count_distinct, which a row can move by at most one). So ‖Δ‖₁ ≤ m·b and ‖Δ‖₂ ≤ √m·b per slot.
+ * A mean's sum: a cell of n > t = max_rows_per_provider rows is clamped to sum·t/n (negotiation.md §3.7, clampCell),
+ * and one row v more moves that by (t/(n+1))·(v − sum/n), up to the clip's span — twice maxAbs for a clip
+ * symmetric about 0 — and after the two roundings still at most span (an integer below span + 1).
  */
 export function slotSensitivities(aggregates: readonly DpAggregate[], unit: DpUnit): Sensitivity[] {
   const m = unit.kind === 'row' ? 1 : unit.maxCells
@@ -162,7 +166,7 @@ export function slotSensitivities(aggregates: readonly DpAggregate[], unit: DpUn
   for (const a of aggregates) {
     if (a.kind === 'count' || a.kind === 'count_distinct') out.push(slot(1))
     else if (a.kind === 'sum') out.push(slot(a.maxAbs))
-    else out.push(slot(a.maxAbs), slot(1))
+    else out.push(slot(Math.max(a.maxAbs, a.span)), slot(1))
   }
   return out
 }

@@ -23,8 +23,15 @@ function maxAbs(a: { scale: number; clip: [number, number] }): number {
   return Number(m)
 }
 
+/** |round(clip_max·scale) − round(clip_min·scale)|: how far a mean's rescaled sum can move per row (accounting.ts). */
+function span(a: { scale: number; clip: [number, number] }): number {
+  const d = fixedPoint(a.clip[1], a.scale) - fixedPoint(a.clip[0], a.scale)
+  return Number(d < 0n ? -d : d)
+}
+
 export function dpAggregates(aggs: readonly Aggregate[]): DpAggregate[] {
-  return aggs.map((a) => (a.kind === 'count' || a.kind === 'count_distinct' ? { kind: a.kind } : { kind: a.kind, maxAbs: maxAbs(a) }))
+  return aggs.map((a): DpAggregate => (a.kind === 'count' || a.kind === 'count_distinct' ? { kind: a.kind }
+    : a.kind === 'mean' ? { kind: 'mean', maxAbs: maxAbs(a), span: span(a) } : { kind: 'sum', maxAbs: maxAbs(a) }))
 }
 
 /** The plan for a query body with `providers` providers, of which `dishonest` may collude with the buyer. */

@@ -3,7 +3,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { chmodSync, existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { computeVector, closeEngine, inspectDataset } from '../../src/data/compute.ts'
+import { clampCell, computeVector, closeEngine, inspectDataset } from '../../src/data/compute.ts'
+import { slotSensitivities } from '../../src/privacy/accounting.ts'
+import { dpAggregates } from '../../src/query/privacy.ts'
 import { engineTempDir } from '../../src/data/engine.ts'
 import { compileQuery } from '../../src/data/compile.ts'
 import { DataError } from '../../src/data/errors.ts'
@@ -314,5 +316,26 @@ describe('a failure after signing, for the local log', () => {
     expect(failureCategory(new DataError('dataset "trips": computation cancelled (the run was stopped)'))).toBe('cancelled')
     expect(failureCategory(new Error('Invalid Input Error: value 31337.77 in row 5'))).toBe('an error of the local data engine')
     expect(COMPUTE_FAILED).toBe('the provider could not compute its vector')
+  })
+})
+
+describe('the per-cell clamp and differential privacy (privacy.md §3)', () => {
+  it('one row more moves a clamped mean\'s sum slot by at most the sensitivity charged for it (twice maxAbs for a symmetric clip)', async () => {
+    const query = await q({ aggregates: [{ name: 'm', kind: 'mean', column: 'fare', scale: 1, clip: [-50, 50] }], max_rows_per_provider: 1000 })
+    const charged = slotSensitivities(dpAggregates(query.aggregates), { kind: 'row' })
+    const cell = (rows: number[]): bigint[] => [BigInt(rows.reduce((a, b) => a + b, 0)), BigInt(rows.length)]
+    const moved = [0, 0]
+    for (const n of [1, 500, 999, 1000, 1001, 1500, 5000]) {
+      for (const [base, v] of [[50, -50], [-50, 50], [50, 50], [0, 50], [17, -33]] as const) {
+        const before = new BigUint64Array(2)
+        const after = new BigUint64Array(2)
+        clampCell(query, cell(Array<number>(n).fill(base)), before, 0)
+        clampCell(query, cell([...Array<number>(n).fill(base), v]), after, 0)
+        for (const s of [0, 1]) moved[s] = Math.max(moved[s] as number, Math.abs(Number(BigInt.asIntN(64, after[s] as bigint) - BigInt.asIntN(64, before[s] as bigint))))
+      }
+    }
+    expect(moved[0]).toBeGreaterThan(50) // the clamp moves the sum by more than maxAbs: charging maxAbs was too little
+    expect(moved[0]).toBeLessThanOrEqual(charged[0]?.l1 as number)
+    expect(moved[1]).toBeLessThanOrEqual(charged[1]?.l1 as number)
   })
 })

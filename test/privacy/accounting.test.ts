@@ -104,7 +104,7 @@ describe('sum of discrete Gaussians (KLS21 Prop. 14)', () => {
 
 describe('sensitivity, split and acceptance', () => {
   it('slots per aggregate and the unit bounds: a mean has two slots; a column unit scales by √max_cells · rows', () => {
-    const aggs = [{ kind: 'count' }, { kind: 'sum', maxAbs: 500 }, { kind: 'mean', maxAbs: 7 }, { kind: 'count_distinct' }] as const
+    const aggs = [{ kind: 'count' }, { kind: 'sum', maxAbs: 500 }, { kind: 'mean', maxAbs: 7, span: 7 }, { kind: 'count_distinct' }] as const
     expect(slotSensitivities(aggs, { kind: 'row' })).toEqual([
       { l1: 1, l2: 1 },
       { l1: 500, l2: 500 },
@@ -118,10 +118,15 @@ describe('sensitivity, split and acceptance', () => {
     expect(col[1]?.l1).toBe(24 * 2 * 500)
   })
 
+  it('a mean\'s sum is charged its clip\'s span when that exceeds maxAbs (a symmetric clip: twice)', () => {
+    expect(slotSensitivities([{ kind: 'mean', maxAbs: 50, span: 100 }], { kind: 'row' })).toEqual([{ l1: 100, l2: 100 }, { l1: 1, l2: 1 }])
+    expect(slotSensitivities([{ kind: 'mean', maxAbs: 10, span: 5 }], { kind: 'row' })[0]).toEqual({ l1: 10, l2: 10 })
+  })
+
   const base: NoisePlanInput = {
     epsilon: 1,
     delta: 1e-9,
-    slots: slotSensitivities([{ kind: 'count' }, { kind: 'mean', maxAbs: 5000 }], { kind: 'column', column: 'v', maxCells: 24, maxRowsPerCell: 1 }),
+    slots: slotSensitivities([{ kind: 'count' }, { kind: 'mean', maxAbs: 5000, span: 5000 }], { kind: 'column', column: 'v', maxCells: 24, maxRowsPerCell: 1 }),
     cells: 168,
     providers: 4,
     dishonest: 2
