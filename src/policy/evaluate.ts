@@ -103,7 +103,7 @@ function privacyReasons(policy: Policy, q: Query, no: (code: string, message: st
   const pp = policy.privacy
   const qp = q.privacy
   if (pp) {
-    const rules = { required: pp.required, maxEpsilonPerQuery: pp.max_epsilon_per_query, units: pp.unit, ...(pp.assume_dishonest_providers === undefined ? {} : { assumeDishonestProviders: pp.assume_dishonest_providers }) }
+    const rules = { required: pp.required, maxEpsilonPerQuery: pp.max_epsilon_per_query, maxDeltaPerQuery: pp.budget.delta, units: pp.unit, ...(pp.assume_dishonest_providers === undefined ? {} : { assumeDishonestProviders: pp.assume_dishonest_providers }) }
     const rs = evaluatePrivacy(qp ? { epsilon: qp.epsilon, delta: qp.delta, unit: dpUnit(qp.unit) } : undefined, rules, q.dataset)
     for (const r of rs) no(r.code, r.message)
     if (rs.length > 0 || !qp) return

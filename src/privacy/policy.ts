@@ -14,6 +14,8 @@ export interface QueryPrivacy {
 export interface PolicyPrivacy {
   readonly required: boolean
   readonly maxEpsilonPerQuery: number
+  /** the budget's δ: a query may not ask for a larger δ (a larger δ buys more ε at the same ρ); undefined = no cap */
+  readonly maxDeltaPerQuery?: number
   /** the privacy unit per dataset name */
   readonly units: Readonly<Record<string, DpUnit>>
   /** t; undefined = N − 2 */
@@ -43,6 +45,10 @@ export function evaluatePrivacy(query: QueryPrivacy | undefined, policy: PolicyP
   if (unit === undefined) out.push({ code: 'privacy_unit', message: `no privacy unit is configured for dataset ${dataset}` })
   else if (!sameUnit(unit, query.unit)) out.push({ code: 'privacy_unit', message: `the query's privacy unit ${show(query.unit)} differs from this dataset's ${show(unit)}` })
   if (!(query.epsilon <= policy.maxEpsilonPerQuery)) out.push({ code: 'privacy_epsilon', message: `epsilon ${query.epsilon} exceeds this provider's max_epsilon_per_query ${policy.maxEpsilonPerQuery}` })
+  // max_epsilon_per_query bounds a query's cost only together with its δ: ε = 1 at δ = 10⁻³ costs more ρ than at 10⁻⁹
+  if (policy.maxDeltaPerQuery !== undefined && !(query.delta <= policy.maxDeltaPerQuery)) {
+    out.push({ code: 'privacy_epsilon', message: `delta ${query.delta} exceeds this provider's budget delta ${policy.maxDeltaPerQuery} (a larger delta would buy more privacy loss per query)` })
+  }
   return out
 }
 

@@ -29,6 +29,13 @@ describe('privacy policy', () => {
     expect(evaluatePrivacy(query, policy, 'unknown').map((r) => r.code)).toEqual(['privacy_unit'])
     expect(evaluatePrivacy({ ...query, epsilon: 1.5 }, policy, 'trips').map((r) => r.code)).toEqual(['privacy_epsilon'])
   })
+  it('a query\'s delta above the budget\'s is privacy_epsilon: max_epsilon_per_query means nothing at an unbounded delta', () => {
+    const capped = { ...policy, maxDeltaPerQuery: 1e-9 }
+    expect(evaluatePrivacy({ ...query, delta: 1e-9 }, capped, 'trips')).toEqual([])
+    const r = evaluatePrivacy({ ...query, delta: 1e-4 }, capped, 'trips')
+    expect(r.map((x) => x.code)).toEqual(['privacy_epsilon'])
+    expect(r[0]?.message).toMatch(/delta 0.0001 exceeds this provider's budget delta 1e-9/)
+  })
   it('t defaults to N − 2 and is clamped to [0, N − 1]', () => {
     expect(assumedDishonest(policy, 5)).toBe(3)
     expect(assumedDishonest({ ...policy, assumeDishonestProviders: 1 }, 5)).toBe(1)
