@@ -560,7 +560,9 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
       if (run) return { run }
       const a = registry.awaitingCertificate(head, remote)
       // our negotiation ended waiting for the certificate: that is the notice, not a silence of the buyer
-      if (a?.aborted) return { refusal: a.aborted.reason === 'timeout' && (a.aborted.accused === pending.buyer || a.aborted.disputants?.[1] === pending.buyer) ? noCertificateNotice(head, remote, self) : a.aborted }
+      // otherwise that failure, as our own statement bound to the session the stream names: not as a relay, whose
+      // cause (bound to the proposal digest) the dialer would rightly refuse as evidence for this session
+      if (a?.aborted) return { refusal: a.aborted.reason === 'timeout' && (a.aborted.accused === pending.buyer || a.aborted.disputants?.[1] === pending.buyer) ? noCertificateNotice(head, remote, self) : negotiationFailed(a.aborted) }
       const until = Math.min(a?.until ?? 0, arrived + LATE_CERTIFICATE_WAIT_MS)
       if (!a || stopping.signal.aborted || Date.now() >= until) break
       await registry.lookup((r) => sameRun(r, head, remote), Math.min(1000, until - Date.now()), stopping.signal)
@@ -621,6 +623,11 @@ function silentPeers(info: AbortInfo, self: string): string[] {
 }
 
 /** Who started an abort: the original sender when `info` relays another party's signed abort (its cause). */
+/** The failure of the negotiation a stream's run would have come from, restated for that stream: nobody accused. */
+function negotiationFailed(info: AbortInfo): AbortInfo {
+  return { reason: info.reason, accused: null, detail: safeText(`the negotiation of this run's proposal failed here: ${info.detail}`) }
+}
+
 function originalAborter(info: AbortInfo, self: string): string {
   const c = info.cause
   return typeof c === 'object' && c !== null && typeof (c as { by?: unknown }).by === 'string' ? (c as { by: string }).by : info.by ?? self
