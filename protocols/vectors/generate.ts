@@ -1,4 +1,4 @@
-// Regenerates masked-sum-v3.json from the fixed seeds in test/helpers/mask-fixtures.ts.
+// Regenerates masked-sum-v4.json from the fixed seeds in test/helpers/mask-fixtures.ts.
 // Run: node protocols/vectors/generate.ts   (only when the spec version changes)
 import { writeFileSync } from 'node:fs'
 import { x25519 } from '@noble/curves/ed25519.js'
@@ -33,7 +33,7 @@ const total = new BigUint64Array(5)
 for (const y of ys) for (let i = 0; i < 5; i++) total[i] = total[i]! + y[i]!
 for (const p of parties) removeSelfMask(total, session, p.selfSeed)
 const out = {
-  description: 'masked-sum v3 golden vectors (protocols/masked-sum.md §3-§4). Seeds: sha256("golden/identity/i") Ed25519 identities, sha256("golden/ephemeral/i") X25519 private keys, sha256("golden/self/i") self-mask seeds, session = sha256("golden/session"). Parties listed in canonical order. u64 values as decimal strings.',
+  description: 'masked-sum v4 golden vectors (protocols/masked-sum.md §3-§4). Seeds: sha256("golden/identity/i") Ed25519 identities, sha256("golden/ephemeral/i") X25519 private keys, sha256("golden/self/i") self-mask seeds, session = sha256("golden/session"). Parties listed in canonical order. u64 values as decimal strings.',
   session: toHex(session),
   parties: parties.map((p) => ({ peer_id: p.peerId, ephemeral_public: toHex(p.ephPublic), self_mask_key: toHex(selfMaskKey(p.selfSeed, session)) })),
   pairs,
@@ -41,5 +41,5 @@ const out = {
   masked: ys.map((y) => Array.from(y, String)),
   total: Array.from(total, String)
 }
-writeFileSync(new URL('./masked-sum-v3.json', import.meta.url), JSON.stringify(out, null, 2) + '\n')
-console.log('wrote protocols/vectors/masked-sum-v3.json')
+writeFileSync(new URL('./masked-sum-v4.json', import.meta.url), JSON.stringify(out, null, 2) + '\n')
+console.log('wrote protocols/vectors/masked-sum-v4.json')

@@ -1,6 +1,6 @@
 // The serving side of an agent: answers proposals on /mpc-agent/negotiate/2.0.0 under the local
 // policy (with manual approval through the control socket or the UI), then computes its vector
-// and runs the provider side of /mpc-agent/masked-sum/3.0.0. Every step lands in the audit log;
+// and runs the provider side of /mpc-agent/masked-sum/4.0.0. Every step lands in the audit log;
 // an aborted run is recorded and the agent keeps serving.
 import type { Agent } from './agent.ts'
 import type { Stream } from '@libp2p/interface'

@@ -14,9 +14,9 @@ import { createHmac, createPrivateKey, createPublicKey, createSecretKey, diffieH
 import { concat, lp, utf8, wipe } from './bytes.ts'
 import { comparePeers, parsePeer } from './peer.ts'
 
-export const PAIR_LABEL = 'mpc-agent/masked-sum/v3/pair'
-export const SELF_LABEL = 'mpc-agent/masked-sum/v3/self'
-export const CONFIRM_LABEL = 'mpc-agent/masked-sum/v3/confirm'
+export const PAIR_LABEL = 'mpc-agent/masked-sum/v4/pair'
+export const SELF_LABEL = 'mpc-agent/masked-sum/v4/self'
+export const CONFIRM_LABEL = 'mpc-agent/masked-sum/v4/confirm'
 
 export class KeyAgreementError extends Error {
   override name = 'KeyAgreementError'

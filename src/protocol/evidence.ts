@@ -3,7 +3,7 @@
 // Pure and synchronous. Used twice: before an agent signs or records an abort (settle: an accusation
 // its evidence does not prove becomes a dispute), and by `mpc-agent evidence verify`.
 import { equalBytes, toHex } from '../crypto/bytes.ts'
-import { LABEL, signedBy, verifyBody, type InclusionMsg, type XcertMsg, type XcheckMsg } from './masked-sum-messages.ts'
+import { LABEL, signedBy, verifyBody, xcheckDigest, type InclusionMsg, type XcertMsg, type XcheckMsg } from './masked-sum-messages.ts'
 import { abortShapeProblem, abortSignatureValid, describeAbort, MAX_EVIDENCE_SIGNATURES, type AbortMessage } from './abort.ts'
 import { ProtocolAbort, type AbortInfo } from './errors.ts'
 import { verifyCertificate, verifyCertificateSignature, type Certificate } from './negotiation-messages.ts'
@@ -96,9 +96,10 @@ function proofOf(a: { accused: string | null; by: string; evidence: unknown; ses
       if (!isObj(xc) || !isObj(xt) || typeof xc.session !== 'string' || typeof xt.session !== 'string') return null
       if (!signedBy(xc, LABEL.xcheck, accused, by, xc.session) || !signedBy(xt, LABEL.xcert, accused, by, xt.session)) return null
       if (session !== null && xc.session === session) return null // it claimed our own session: no check-3' finding
-      // an XCERT names only its own session, not the XCHECK it answers: one from another run (an honest provider
-      // signs one per run with a mismatch) next to this XCHECK proves nothing, so this is no finding (a dispute)
-      if (xt.session !== xc.session) return null
+      // the XCERT must name this very XCHECK (4.0.0): the accused then bound the two together itself; an XCERT
+      // naming another XCHECK (of another run, say) beside this one proves nothing
+      if (xt.xcheck !== xcheckDigest(xc)) return null
+      if (xt.session !== xc.session) return `${accused} signed an XCHECK for session ${short(xc.session)} and, naming that XCHECK, an XCERT for another session ${short(xt.session)}`
       const c = deps.inspectCertificate(xt.certificate)
       if (!c || !c.buyerSigned || toHex(c.session) !== xc.session) return `${accused} signed an XCHECK for session ${short(xc.session)} but showed no certificate its buyer signed for that session`
       if (toHex(c.proposal) !== xc.proposal) return `${accused} signed an XCHECK naming proposal ${short(xc.proposal)} but showed a certificate for another proposal`
@@ -113,7 +114,7 @@ function proofOf(a: { accused: string | null; by: string; evidence: unknown; ses
         const x = raw as Obj
         if (!isObj(x) || typeof x.provider !== 'string' || typeof x.hash !== 'string' || typeof x.sig !== 'string' ||
           !Number.isSafeInteger(x.length) || !Number.isSafeInteger(x.chunks)) return `${accused} signed an INCLUSION with a malformed entry`
-        const done = { v: 3, type: 'done', session: m.session, provider: x.provider, to: accused, length: x.length, chunks: x.chunks, hash: x.hash }
+        const done = { v: 4, type: 'done', session: m.session, provider: x.provider, to: accused, length: x.length, chunks: x.chunks, hash: x.hash }
         if (!verifyBody(x.provider, LABEL.done, done, x.sig)) return `${accused} signed an INCLUSION whose entry for ${x.provider} does not carry ${x.provider}'s signature on a DONE`
       }
       if (e.certificate !== undefined) {

@@ -1,4 +1,4 @@
-// Buyer side of /mpc-agent/masked-sum/3.0.0 (protocols/masked-sum.md §7): accumulate every
+// Buyer side of /mpc-agent/masked-sum/4.0.0 (protocols/masked-sum.md §7): accumulate every
 // provider's masked chunks into one running sum as they arrive (never holding N vectors), check the
 // stream (check 4), send the signed inclusion list (check 7), remove the revealed self masks, check
 // the canaries (check 6a), flag implausible values (check 6b: never an abort, nothing sent back),
@@ -98,7 +98,7 @@ export async function runBuyer(o: BuyerRunOptions): Promise<BuyerRunResult> {
       ctx.watch(ch)
     }
     await Promise.all(params.providers.map(async (p) => {
-      const start: StartBody = { v: 3, type: 'start', session: sessionHex, from: self, to: p }
+      const start: StartBody = { v: 4, type: 'start', session: sessionHex, from: self, to: p }
       await ctx.send(o.channels.get(p) as Channel, encodeJson(MSG.start, signBody(signer, LABEL.start, start)))
       for (const f of hooks.afterStart?.(p) ?? []) await ctx.send(o.channels.get(p) as Channel, f)
     }))
@@ -149,7 +149,7 @@ export async function runBuyer(o: BuyerRunOptions): Promise<BuyerRunResult> {
     o.onState?.(state)
     const entries: InclusionEntry[] = dones.map((d) => ({ provider: d.provider, length: d.length, chunks: d.chunks, hash: d.hash, sig: d.sig }))
     // one signature per provider: each INCLUSION names its recipient (§5), so none can be shown as sent to another
-    const signed = params.providers.map((p) => signBody(signer, LABEL.inclusion, { v: 3, type: 'inclusion', session: sessionHex, from: self, to: p, entries } satisfies InclusionBody))
+    const signed = params.providers.map((p) => signBody(signer, LABEL.inclusion, { v: 4, type: 'inclusion', session: sessionHex, from: self, to: p, entries } satisfies InclusionBody))
     const inclusionDigest = new Map(signed.map(({ sig: _s, ...b }) => [b.to, toHex(statementDigest(LABEL.inclusion, b))]))
     if (hooks.stallAt === 'inclusion') await new Promise((_, rej) => ctx.signal.addEventListener('abort', () => rej(ctx.signal.reason as Error)))
     await Promise.all(params.providers.map((p, i) => {
@@ -196,7 +196,7 @@ export async function runBuyer(o: BuyerRunOptions): Promise<BuyerRunResult> {
     const r = new Uint8Array(randomBytes(32))
     const commitment = resultCommitment(r, data)
     await Promise.all(params.providers.map(async (p) => {
-      const rbody: ReceiptBody = { v: 3, type: 'receipt', session: sessionHex, from: self, to: p, commitment: toHex(commitment), cells: params.length }
+      const rbody: ReceiptBody = { v: 4, type: 'receipt', session: sessionHex, from: self, to: p, commitment: toHex(commitment), cells: params.length }
       const receipt = signBody(signer, LABEL.receipt, rbody)
       const ch = o.channels.get(p) as Channel
       const out = params.outputProviders.includes(p)

@@ -1,4 +1,4 @@
-// Wire messages of /mpc-agent/masked-sum/3.0.0 (protocols/masked-sum.md §5). Every frame is one
+// Wire messages of /mpc-agent/masked-sum/4.0.0 (protocols/masked-sum.md §5). Every frame is one
 // type byte followed by RFC 8785 JSON, except CHUNK which is binary (§5.4). Decoders check every
 // field's type: nothing from the wire is trusted by shape.
 import { createHash, type Hash } from 'node:crypto'
@@ -11,7 +11,7 @@ import { JsonBoundsError, parseBoundedJson } from './bounded-json.ts'
 import { ProtocolAbort, type AbortReason } from './errors.ts'
 
 /** The `v` of every JSON message of this protocol version (§5). */
-export const WIRE_VERSION = 3
+export const WIRE_VERSION = 4
 
 export const MSG = {
   start: 0x10,
@@ -26,15 +26,15 @@ export const MSG = {
 } as const
 
 export const LABEL = {
-  start: 'mpc-agent/masked-sum/v3/start',
-  xcheck: 'mpc-agent/masked-sum/v3/xcheck',
-  xcert: 'mpc-agent/masked-sum/v3/xcert',
-  vector: 'mpc-agent/masked-sum/v3/vector',
-  done: 'mpc-agent/masked-sum/v3/done',
-  inclusion: 'mpc-agent/masked-sum/v3/inclusion',
-  reveal: 'mpc-agent/masked-sum/v3/reveal',
-  receipt: 'mpc-agent/masked-sum/v3/receipt',
-  result: 'mpc-agent/masked-sum/v3/result'
+  start: 'mpc-agent/masked-sum/v4/start',
+  xcheck: 'mpc-agent/masked-sum/v4/xcheck',
+  xcert: 'mpc-agent/masked-sum/v4/xcert',
+  vector: 'mpc-agent/masked-sum/v4/vector',
+  done: 'mpc-agent/masked-sum/v4/done',
+  inclusion: 'mpc-agent/masked-sum/v4/inclusion',
+  reveal: 'mpc-agent/masked-sum/v4/reveal',
+  receipt: 'mpc-agent/masked-sum/v4/receipt',
+  result: 'mpc-agent/masked-sum/v4/result'
 } as const
 
 /** Four canary cells follow the data part; their true value is 0 for every provider (check 6). */
@@ -44,21 +44,25 @@ export const CHUNK_HEADER = 16
 // Every signed body names its session, its sender (`from`, or `provider` where the sender is the
 // provider the message is about) and its recipient (`to`), under a versioned label (§5): no signed
 // message can be replayed into another run or shown as addressed to another peer.
-export interface StartBody { v: 3; type: 'start'; session: string; from: string; to: string }
+export interface StartBody { v: 4; type: 'start'; session: string; from: string; to: string }
 export interface StartMsg extends StartBody { sig: string }
-export interface XcheckBody { v: 3; type: 'xcheck'; session: string; proposal: string; confirm: string; from: string; to: string }
+export interface XcheckBody { v: 4; type: 'xcheck'; session: string; proposal: string; confirm: string; from: string; to: string }
 export interface XcheckMsg extends XcheckBody { sig: string }
-/** Sent only when a co-provider's XCHECK names another session: the evidence for check 3 (§5.1). */
-export interface XcertBody { v: 3; type: 'xcert'; session: string; certificate: unknown; from: string; to: string }
+/**
+ * Sent only when a co-provider's XCHECK names another session: the evidence for check 3 (§5.1). `xcheck` is the
+ * digest of the sender's own XCHECK on this stream (`xcheckDigest`), so an XCERT cannot be shown beside an
+ * XCHECK of another run (4.0.0).
+ */
+export interface XcertBody { v: 4; type: 'xcert'; session: string; xcheck: string; certificate: unknown; from: string; to: string }
 export interface XcertMsg extends XcertBody { sig: string }
-export interface DoneBody { v: 3; type: 'done'; session: string; provider: string; to: string; length: number; chunks: number; hash: string }
+export interface DoneBody { v: 4; type: 'done'; session: string; provider: string; to: string; length: number; chunks: number; hash: string }
 export interface DoneMsg extends DoneBody { sig: string }
 export interface InclusionEntry { provider: string; length: number; chunks: number; hash: string; sig: string }
-export interface InclusionBody { v: 3; type: 'inclusion'; session: string; from: string; to: string; entries: InclusionEntry[] }
+export interface InclusionBody { v: 4; type: 'inclusion'; session: string; from: string; to: string; entries: InclusionEntry[] }
 export interface InclusionMsg extends InclusionBody { sig: string }
-export interface RevealBody { v: 3; type: 'reveal'; session: string; provider: string; to: string; inclusion: string; seed: string }
+export interface RevealBody { v: 4; type: 'reveal'; session: string; provider: string; to: string; inclusion: string; seed: string }
 export interface RevealMsg extends RevealBody { sig: string }
-export interface ReceiptBody { v: 3; type: 'receipt'; session: string; from: string; to: string; commitment: string; cells: number }
+export interface ReceiptBody { v: 4; type: 'receipt'; session: string; from: string; to: string; commitment: string; cells: number }
 export interface ReceiptMsg extends ReceiptBody { sig: string; result?: string[]; r?: string }
 
 export function u64le(n: number): Uint8Array {
@@ -100,6 +104,16 @@ export function verifyBody(peer: string, label: string, body: object, sig: strin
  * A signed message from `from` to `to` in `session` (§5): sender, recipient and session fields match
  * and the signature verifies under `label`. `sender` names the field that holds the sender.
  */
+/** The digest an XCERT names its XCHECK by: the XCHECK's signed statement digest, hex (null if it cannot be computed). */
+export function xcheckDigest(m: object): string | null {
+  const { sig: _sig, ...body } = m as Record<string, unknown>
+  try {
+    return toHex(statementDigest(LABEL.xcheck, body))
+  } catch {
+    return null
+  }
+}
+
 export function signedBy(m: object, label: string, from: string, to: string, session: string, sender: 'from' | 'provider' = 'from'): boolean {
   const { sig, ...body } = m as Record<string, unknown>
   return body[sender] === from && body.to === to && body.session === session && typeof sig === 'string' && verifyBody(from, label, body, sig)
@@ -146,7 +160,7 @@ export function decodeJson<T>(frame: Uint8Array, type: number, from: string, sha
 export const shapes = {
   start: { v: 'number', type: 'string', session: 'hex32', from: 'string', to: 'string', sig: 'hex64' },
   xcheck: { v: 'number', type: 'string', session: 'hex32', proposal: 'hex32', confirm: 'hex32', from: 'string', to: 'string', sig: 'hex64' },
-  xcert: { v: 'number', type: 'string', session: 'hex32', certificate: 'any', from: 'string', to: 'string', sig: 'hex64' },
+  xcert: { v: 'number', type: 'string', session: 'hex32', xcheck: 'hex32', certificate: 'any', from: 'string', to: 'string', sig: 'hex64' },
   done: { v: 'number', type: 'string', session: 'hex32', provider: 'string', to: 'string', length: 'number', chunks: 'number', hash: 'hex32', sig: 'hex64' },
   inclusion: { v: 'number', type: 'string', session: 'hex32', from: 'string', to: 'string', entries: 'array', sig: 'hex64' },
   reveal: { v: 'number', type: 'string', session: 'hex32', provider: 'string', to: 'string', inclusion: 'hex32', seed: 'hex32', sig: 'hex64' },

@@ -1,4 +1,4 @@
-// Provider side of /mpc-agent/masked-sum/3.0.0 (protocols/masked-sum.md §6): cross-check the
+// Provider side of /mpc-agent/masked-sum/4.0.0 (protocols/masked-sum.md §6): cross-check the
 // certificate and pair keys with every co-provider (checks 3, 5), stream the double-masked vector
 // to the buyer, sign its hash, check inclusion (check 7), and only then reveal the self-mask seed.
 import { randomBytes } from 'node:crypto'
@@ -16,7 +16,7 @@ import { RunContext, asAbort } from './run-context.ts'
 import { CLOCK_SKEW_MS } from './negotiation-messages.ts'
 import type { CertificateSummary } from './evidence.ts'
 import {
-  CANARIES, LABEL, MSG, allocChunk, decodeChunk, vectorHasher, decodeJson, encodeJson, shapes, signBody, signedBy, verifyBody,
+  CANARIES, LABEL, MSG, allocChunk, decodeChunk, vectorHasher, decodeJson, encodeJson, shapes, signBody, signedBy, verifyBody, xcheckDigest,
   type DoneBody, type InclusionBody, type InclusionMsg, type ReceiptMsg, type RevealBody, type StartMsg, type XcertBody, type XcertMsg, type XcheckBody, type XcheckMsg
 } from './masked-sum-messages.ts'
 
@@ -38,9 +38,9 @@ export interface ProviderHooks {
   /**
    * Check 3′ tests: name `session` in every XCHECK and follow it at once with a signed XCERT for
    * `xcertSession` (default `session`) carrying `certificate` — a claim the XCERT may not back;
-   * `omitXcert`: send no XCERT at all (check 3″).
+   * `omitXcert`: send no XCERT at all (check 3″); `xcheckDigest`: name another XCHECK in it.
    */
-  forgeXcheck?: { session: Uint8Array; xcertSession?: Uint8Array; certificate: unknown; omitXcert?: boolean }
+  forgeXcheck?: { session: Uint8Array; xcertSession?: Uint8Array; certificate: unknown; omitXcert?: boolean; xcheckDigest?: string }
 }
 
 export interface ProviderRunOptions {
@@ -208,7 +208,7 @@ export async function runProvider(o: ProviderRunOptions): Promise<ProviderRunRes
     wipe(vector)
     const hash = new Uint8Array(h.digest())
     if (hooks.stallAt === 'done') await never(ctx.signal)
-    const doneBody: DoneBody = { v: 3, type: 'done', session: sessionHex, provider: self, to: params.buyer, length: total, chunks: index, hash: toHex(hash) }
+    const doneBody: DoneBody = { v: 4, type: 'done', session: sessionHex, provider: self, to: params.buyer, length: total, chunks: index, hash: toHex(hash) }
     await ctx.send(buyer, encodeJson(MSG.done, signBody(signer, LABEL.done, doneBody)))
     stats.streamMs = performance.now() - tStream
     emit({ type: 'phase', phase: 'compute', state: 'done', at: Date.now() })
@@ -222,7 +222,7 @@ export async function runProvider(o: ProviderRunOptions): Promise<ProviderRunRes
     if (hooks.stallAt === 'reveal') await never(ctx.signal)
     const shown = hooks.revealSeed ? hooks.revealSeed(seed) : seed
     await o.onReveal?.() // §9.2: the release is on record before it can happen
-    const revealBody: RevealBody = { v: 3, type: 'reveal', session: sessionHex, provider: self, to: params.buyer, inclusion: toHex(inclusionDigest), seed: toHex(shown) }
+    const revealBody: RevealBody = { v: 4, type: 'reveal', session: sessionHex, provider: self, to: params.buyer, inclusion: toHex(inclusionDigest), seed: toHex(shown) }
     await ctx.send(buyer, encodeJson(MSG.reveal, signBody(signer, LABEL.reveal, revealBody)))
     wipe(seed)
 
@@ -286,12 +286,13 @@ async function crossCheck(ctx: RunContext, o: ProviderRunOptions, ch: Channel, p
   const sessionHex = toHex(params.session)
   let tag = confirmTag(k.confirmKey, params.session, self, peer)
   if (hooks.confirmTag) tag = hooks.confirmTag(tag, peer)
+  const forged = hooks.forgeXcheck
+  const body: XcheckBody = { v: 4, type: 'xcheck', session: forged ? toHex(forged.session) : sessionHex, proposal: toHex(o.proposalDigest), confirm: toHex(tag), from: self, to: peer }
+  const mine = xcheckDigest(body) as string // our XCERT names it (4.0.0)
   if (hooks.stallAt !== 'xcheck') {
-    const forged = hooks.forgeXcheck
-    const body: XcheckBody = { v: 3, type: 'xcheck', session: forged ? toHex(forged.session) : sessionHex, proposal: toHex(o.proposalDigest), confirm: toHex(tag), from: self, to: peer }
     await ctx.send(ch, encodeJson(MSG.xcheck, signBody(signer, LABEL.xcheck, body)))
     if (forged && !forged.omitXcert) {
-      const xbody: XcertBody = { v: 3, type: 'xcert', session: toHex(forged.xcertSession ?? forged.session), certificate: forged.certificate, from: self, to: peer }
+      const xbody: XcertBody = { v: 4, type: 'xcert', session: toHex(forged.xcertSession ?? forged.session), xcheck: forged.xcheckDigest ?? mine, certificate: forged.certificate, from: self, to: peer }
       await ctx.send(ch, encodeJson(MSG.xcert, signBody(signer, LABEL.xcert, xbody)))
     }
   }
@@ -303,11 +304,13 @@ async function crossCheck(ctx: RunContext, o: ProviderRunOptions, ch: Channel, p
   if (m.session !== sessionHex) {
     // the sessions differ, so the peer sees the mismatch too: each side shows its certificate (XCERT,
     // §5.1), the evidence for check 3. Certificates travel only here, never in the common case.
-    const xbody: XcertBody = { v: 3, type: 'xcert', session: sessionHex, certificate: o.certificate, from: self, to: peer }
+    const xbody: XcertBody = { v: 4, type: 'xcert', session: sessionHex, xcheck: mine, certificate: o.certificate, from: self, to: peer }
     await ctx.send(ch, encodeJson(MSG.xcert, signBody(signer, LABEL.xcert, xbody)))
     const c = decodeJson<XcertMsg>(await ctx.next(ch, waitMs, 'XCERT'), MSG.xcert, peer, shapes.xcert)
     if (c.type !== 'xcert' || !signedBy(c, LABEL.xcert, peer, self, c.session)) throw new ProtocolAbort({ reason: 'bad_signature', accused: peer, detail: `${peer}'s XCERT is not signed by it and addressed to us` })
     const evidence = { kind: 'xcert', xcheck: m, xcert: c }
+    // its XCERT must name the XCHECK it sent us (4.0.0); one naming another is no evidence of anything (a dispute)
+    if (c.xcheck !== xcheckDigest(m)) throw new ProtocolAbort({ reason: 'malformed_message', accused: peer, detail: `${peer}'s XCERT does not name the XCHECK it sent us` })
     if (c.session !== m.session) throw new ProtocolAbort({ reason: 'malformed_message', accused: peer, detail: `${peer}'s XCERT is not for the session its XCHECK named`, evidence })
     // check 3: same proposal, two different buyer-signed certificates = the buyer equivocated
     const theirs = o.inspectCertificate(c.certificate)
@@ -352,7 +355,7 @@ function checkInclusion(params: SessionParams, self: string, mine: DoneBody, m: 
     const p = params.providers[i] as string
     if (typeof e !== 'object' || e === null || e.provider !== p || typeof e.hash !== 'string' || typeof e.sig !== 'string' ||
       typeof e.length !== 'number' || typeof e.chunks !== 'number') accuse(`INCLUSION entry ${i} is not ${p}'s`)
-    const done: DoneBody = { v: 3, type: 'done', session: mine.session, provider: p, to: params.buyer, length: e.length as number, chunks: e.chunks as number, hash: e.hash as string }
+    const done: DoneBody = { v: 4, type: 'done', session: mine.session, provider: p, to: params.buyer, length: e.length as number, chunks: e.chunks as number, hash: e.hash as string }
     if (!verifyBody(p, LABEL.done, done, e.sig as string)) accuse(`INCLUSION entry for ${p} does not carry ${p}'s signature`)
     if (p === self && (done.hash !== mine.hash || done.length !== mine.length || done.chunks !== mine.chunks)) accuse('INCLUSION does not contain our masked vector as we sent it')
   })

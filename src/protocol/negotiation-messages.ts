@@ -15,7 +15,7 @@ import type { EventSink } from './events.ts'
 import type { SessionParams } from './session.ts'
 
 /** The protocol versions a proposal binds (negotiation.md §4, PROPOSAL.protocols). */
-export const PROTOCOLS = { negotiate: '/mpc-agent/negotiate/2.0.0', masked_sum: '/mpc-agent/masked-sum/3.0.0' } as const
+export const PROTOCOLS = { negotiate: '/mpc-agent/negotiate/2.0.0', masked_sum: '/mpc-agent/masked-sum/4.0.0' } as const
 /** Type bytes (negotiation.md §4); ABORT is 0x7f (abort.ts). */
 export const NEG = { proposal: 0x01, accept: 0x02, reject: 0x03, certificate: 0x04 } as const
 /** Hash/signature labels (negotiation.md §2.3). */

@@ -93,9 +93,9 @@ describe('masks cancel', () => {
   })
 })
 
-describe('golden vectors (protocols/vectors/masked-sum-v3.json)', () => {
+describe('golden vectors (protocols/vectors/masked-sum-v4.json)', () => {
   it('are reproduced bit for bit', async () => {
-    const g = JSON.parse(readFileSync(new URL('../../protocols/vectors/masked-sum-v3.json', import.meta.url), 'utf8')) as GoldenFile
+    const g = JSON.parse(readFileSync(new URL('../../protocols/vectors/masked-sum-v4.json', import.meta.url), 'utf8')) as GoldenFile
     const parties = await fixedParties(g.parties.length, 'golden')
     const session = fromHex(g.session, 32)
     expect(parties.map((p) => p.peerId)).toEqual(g.parties.map((p) => p.peer_id))

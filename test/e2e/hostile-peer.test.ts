@@ -159,7 +159,7 @@ describe('a hostile allowlisted peer cannot crash or starve a serving agent', ()
 
   it(`a burst of refused streams is answered in full but recorded at most ${MAX_REFUSALS_RECORDED_PER_PEER_PER_MINUTE} times per peer per minute`, async () => {
     const cap = MAX_REFUSALS_RECORDED_PER_PEER_PER_MINUTE
-    const xcheck = frame(0x11, JSON.stringify({ v: 3, type: 'xcheck', session: '12'.repeat(32), proposal: '34'.repeat(32), confirm: '56'.repeat(32) }))
+    const xcheck = frame(0x11, JSON.stringify({ v: 4, type: 'xcheck', session: '12'.repeat(32), proposal: '34'.repeat(32), confirm: '56'.repeat(32) }))
     const since = Date.now()
     // every stream is still refused at once with a signed ABORT: the cap is on the records, not the answers
     for (let i = 0; i < cap + 5; i++) expect((await probe(MASKED_SUM_PROTOCOL, [xcheck])).answer?.[0]).toBe(0x7f)
@@ -175,7 +175,7 @@ describe('a hostile allowlisted peer cannot crash or starve a serving agent', ()
   }, 60_000)
   // last in this file: it uses up mallory's masked-sum streams for a minute
   it(`more than ${MAX_MASKED_SUM_STREAMS_PER_PEER_PER_MINUTE} masked-sum streams from one peer in a minute: the rest are reset unread; others are served`, async () => {
-    const xcheck = frame(0x11, JSON.stringify({ v: 3, type: 'xcheck', session: '78'.repeat(32), proposal: '9a'.repeat(32), confirm: 'bc'.repeat(32) }))
+    const xcheck = frame(0x11, JSON.stringify({ v: 4, type: 'xcheck', session: '78'.repeat(32), proposal: '9a'.repeat(32), confirm: 'bc'.repeat(32) }))
     let answered = 0
     let reset = 0
     for (let i = 0; i < MAX_MASKED_SUM_STREAMS_PER_PEER_PER_MINUTE + 10; i++) {

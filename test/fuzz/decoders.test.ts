@@ -44,13 +44,13 @@ describe('decoders', () => {
     const hex = toHex(s.params.session)
     const p = s.providers[0]!
     valid.push(
-      encodeJson(MSG.start, signBody(s.buyer.signer, LABEL.start, { v: 3, type: 'start', session: hex, from: s.buyer.peerId, to: p.peerId })),
-      encodeJson(MSG.xcheck, signBody(p.signer, LABEL.xcheck, { v: 3, type: 'xcheck', session: hex, proposal: toHex(s.proposal), confirm: '11'.repeat(32), from: p.peerId, to: s.providers[1]!.peerId })),
-      encodeJson(MSG.xcert, signBody(p.signer, LABEL.xcert, { v: 3, type: 'xcert', session: hex, certificate: testCertificate(s.buyer, s.params.session, s.proposal), from: p.peerId, to: s.providers[1]!.peerId })),
-      encodeJson(MSG.done, signBody(p.signer, LABEL.done, { v: 3, type: 'done', session: hex, provider: p.peerId, to: s.buyer.peerId, length: 104, chunks: 1, hash: '22'.repeat(32) })),
-      encodeJson(MSG.inclusion, signBody(s.buyer.signer, LABEL.inclusion, { v: 3, type: 'inclusion', session: hex, from: s.buyer.peerId, to: p.peerId, entries: [{ provider: p.peerId, length: 104, chunks: 1, hash: '22'.repeat(32), sig: '33'.repeat(64) }] })),
-      encodeJson(MSG.reveal, signBody(p.signer, LABEL.reveal, { v: 3, type: 'reveal', session: hex, provider: p.peerId, to: s.buyer.peerId, inclusion: '44'.repeat(32), seed: '55'.repeat(32) })),
-      encodeJson(MSG.receipt, signBody(s.buyer.signer, LABEL.receipt, { v: 3, type: 'receipt', session: hex, from: s.buyer.peerId, to: p.peerId, commitment: '66'.repeat(32), cells: 100 })),
+      encodeJson(MSG.start, signBody(s.buyer.signer, LABEL.start, { v: 4, type: 'start', session: hex, from: s.buyer.peerId, to: p.peerId })),
+      encodeJson(MSG.xcheck, signBody(p.signer, LABEL.xcheck, { v: 4, type: 'xcheck', session: hex, proposal: toHex(s.proposal), confirm: '11'.repeat(32), from: p.peerId, to: s.providers[1]!.peerId })),
+      encodeJson(MSG.xcert, signBody(p.signer, LABEL.xcert, { v: 4, type: 'xcert', session: hex, xcheck: '77'.repeat(32), certificate: testCertificate(s.buyer, s.params.session, s.proposal), from: p.peerId, to: s.providers[1]!.peerId })),
+      encodeJson(MSG.done, signBody(p.signer, LABEL.done, { v: 4, type: 'done', session: hex, provider: p.peerId, to: s.buyer.peerId, length: 104, chunks: 1, hash: '22'.repeat(32) })),
+      encodeJson(MSG.inclusion, signBody(s.buyer.signer, LABEL.inclusion, { v: 4, type: 'inclusion', session: hex, from: s.buyer.peerId, to: p.peerId, entries: [{ provider: p.peerId, length: 104, chunks: 1, hash: '22'.repeat(32), sig: '33'.repeat(64) }] })),
+      encodeJson(MSG.reveal, signBody(p.signer, LABEL.reveal, { v: 4, type: 'reveal', session: hex, provider: p.peerId, to: s.buyer.peerId, inclusion: '44'.repeat(32), seed: '55'.repeat(32) })),
+      encodeJson(MSG.receipt, signBody(s.buyer.signer, LABEL.receipt, { v: 4, type: 'receipt', session: hex, from: s.buyer.peerId, to: p.peerId, commitment: '66'.repeat(32), cells: 100 })),
       encodeChunk(0, 0, BigUint64Array.from({ length: 13 }, (_, i) => BigInt(i) * 0x0123456789abcdefn)),
       encodeAbort(p.signer, s.params.session, s.buyer.peerId, { reason: 'bad_vector', accused: s.buyer.peerId, detail: 'x', evidence: { a: [1, 2] } })
     )
@@ -107,9 +107,9 @@ describe('protocol handlers', () => {
     const fresh = await setup(3, 100, { timeouts: { negotiate_s: 1, compute_s: 1, confirm_s: 1 } })
     const hex = toHex(fresh.params.session)
     const seqValid = [
-      encodeJson(MSG.start, signBody(fresh.buyer.signer, LABEL.start, { v: 3, type: 'start', session: hex, from: fresh.buyer.peerId, to: fresh.providers[0]!.peerId })),
-      encodeJson(MSG.inclusion, signBody(fresh.buyer.signer, LABEL.inclusion, { v: 3, type: 'inclusion', session: hex, from: fresh.buyer.peerId, to: fresh.providers[0]!.peerId, entries: [] })),
-      encodeJson(MSG.receipt, signBody(fresh.buyer.signer, LABEL.receipt, { v: 3, type: 'receipt', session: hex, from: fresh.buyer.peerId, to: fresh.providers[0]!.peerId, commitment: '66'.repeat(32), cells: 100 }))
+      encodeJson(MSG.start, signBody(fresh.buyer.signer, LABEL.start, { v: 4, type: 'start', session: hex, from: fresh.buyer.peerId, to: fresh.providers[0]!.peerId })),
+      encodeJson(MSG.inclusion, signBody(fresh.buyer.signer, LABEL.inclusion, { v: 4, type: 'inclusion', session: hex, from: fresh.buyer.peerId, to: fresh.providers[0]!.peerId, entries: [] })),
+      encodeJson(MSG.receipt, signBody(fresh.buyer.signer, LABEL.receipt, { v: 4, type: 'receipt', session: hex, from: fresh.buyer.peerId, to: fresh.providers[0]!.peerId, commitment: '66'.repeat(32), cells: 100 }))
     ]
     const heap0 = process.memoryUsage().heapUsed
     await fc.assert(fc.asyncProperty(fc.array(mutated(seqValid), { minLength: 1, maxLength: 4 }), fc.boolean(), async (frames, shuffle) => {

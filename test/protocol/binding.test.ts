@@ -19,13 +19,13 @@ describe('signed masked-sum messages are bound to session, sender, recipient and
   const other = hex(32)
   // one body per signed type, as the runners build them (sender field `from`, or `provider` for DONE and REVEAL)
   const kinds = [
-    { label: LABEL.start, sender: 'from', body: { v: 3, type: 'start', session } },
-    { label: LABEL.xcheck, sender: 'from', body: { v: 3, type: 'xcheck', session, proposal: hex(32), confirm: hex(32) } },
-    { label: LABEL.xcert, sender: 'from', body: { v: 3, type: 'xcert', session, certificate: { any: 'certificate' } } },
-    { label: LABEL.done, sender: 'provider', body: { v: 3, type: 'done', session, length: 10, chunks: 1, hash: hex(32) } },
-    { label: LABEL.inclusion, sender: 'from', body: { v: 3, type: 'inclusion', session, entries: [] } },
-    { label: LABEL.reveal, sender: 'provider', body: { v: 3, type: 'reveal', session, inclusion: hex(32), seed: hex(32) } },
-    { label: LABEL.receipt, sender: 'from', body: { v: 3, type: 'receipt', session, commitment: hex(32), cells: 10 } }
+    { label: LABEL.start, sender: 'from', body: { v: 4, type: 'start', session } },
+    { label: LABEL.xcheck, sender: 'from', body: { v: 4, type: 'xcheck', session, proposal: hex(32), confirm: hex(32) } },
+    { label: LABEL.xcert, sender: 'from', body: { v: 4, type: 'xcert', session, xcheck: hex(32), certificate: { any: 'certificate' } } },
+    { label: LABEL.done, sender: 'provider', body: { v: 4, type: 'done', session, length: 10, chunks: 1, hash: hex(32) } },
+    { label: LABEL.inclusion, sender: 'from', body: { v: 4, type: 'inclusion', session, entries: [] } },
+    { label: LABEL.reveal, sender: 'provider', body: { v: 4, type: 'reveal', session, inclusion: hex(32), seed: hex(32) } },
+    { label: LABEL.receipt, sender: 'from', body: { v: 4, type: 'receipt', session, commitment: hex(32), cells: 10 } }
   ] as const
 
   for (const k of kinds) {

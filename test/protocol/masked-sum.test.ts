@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest'
 import { randomBytes } from 'node:crypto'
 import { ProtocolAbort } from '../../src/protocol/errors.ts'
-import { CANARIES, LABEL, MSG, signBody } from '../../src/protocol/masked-sum-messages.ts'
+import { CANARIES, LABEL, MSG, signBody, xcheckDigest } from '../../src/protocol/masked-sum-messages.ts'
 import { resultCommitment } from '../../src/protocol/masked-sum-provider.ts'
 import type { BuyerRunResult, BuyerState } from '../../src/protocol/masked-sum-buyer.ts'
 import type { InclusionBody } from '../../src/protocol/masked-sum-provider.ts'
@@ -181,27 +181,37 @@ describe('masked sum: checks (one deviating party each)', () => {
     expect(ev.ours).not.toEqual(ev.theirs)
   })
 
-  // check 3′, not attributable: an XCERT names its own session only, not the XCHECK it answers, so a co-provider
-  // could pair an honest provider's XCHECK and XCERT from two different runs (a review found that this used to
-  // verify as "proven"); an XCERT for another session than its XCHECK is a dispute with the sender
-  it('check 3′: a co-provider whose XCERT names another session than its XCHECK → malformed_message, a dispute (an XCERT is not bound to its XCHECK)', async () => {
+  // check 3′ (4.0.0): an XCERT names the digest of its sender's XCHECK on the stream, so the two are bound together
+  it('check 3′: a co-provider whose XCERT, naming its XCHECK, is for another session → it is accused, provably', async () => {
     const s = await setup(3, 10, fast)
     const bad = s.providers[1]?.peerId as string
     const other = new Uint8Array(randomBytes(32))
     const forged = { session: other, xcertSession: new Uint8Array(randomBytes(32)), certificate: testCertificate(s.buyer, other, s.proposal) }
     const res = await runAll(s, { vectors: s.providers.map(() => randomVector(10)), providerHooks: new Map([[bad, { forgeXcheck: forged }]]) })
+    expectAbort(s, res, 'malformed_message', bad)
+    for (const a of bundles(s, res).filter((x) => x.abort.reason === 'malformed_message')) expect(a.report.proves.join(' ')).toMatch(/naming that XCHECK, an XCERT for another session/)
+  })
+
+  it('check 3′: a co-provider whose XCERT names another XCHECK than the one it sent → a dispute (nothing binds the two)', async () => {
+    const s = await setup(3, 10, fast)
+    const bad = s.providers[1]?.peerId as string
+    const other = new Uint8Array(randomBytes(32))
+    const forged = { session: other, certificate: testCertificate(s.buyer, other, s.proposal), xcheckDigest: toHex(new Uint8Array(randomBytes(32))) }
+    const res = await runAll(s, { vectors: s.providers.map(() => randomVector(10)), providerHooks: new Map([[bad, { forgeXcheck: forged }]]) })
     expectDispute(s, res, 'malformed_message', bad)
   })
 
   it('check 3′ framing: an honest provider\'s XCHECK of one run and XCERT of another, shown together, prove nothing against it', async () => {
-    // H signs XCHECK(S1) to M in run 1, and in run 2 answers M's mismatching XCHECK with XCERT(S2): M combines them
+    // H signs XCHECK(S1) to M in run 1, and in run 2 answers M's mismatching XCHECK with XCERT(S2), which names
+    // H's own XCHECK of run 2: M shows the run-1 XCHECK beside it (before 4.0.0 this verified as "proven")
     const s = await setup(3, 10, fast)
     const [h, m] = [s.providers[0] as Party, s.providers[1] as Party]
     const s1 = toHex(new Uint8Array(randomBytes(32)))
     const s2 = toHex(new Uint8Array(randomBytes(32)))
-    const xcheck = signBody(h.signer, LABEL.xcheck, { v: 3, type: 'xcheck', session: s1, proposal: toHex(s.proposal), confirm: '00'.repeat(32), from: h.peerId, to: m.peerId })
-    const xcert = signBody(h.signer, LABEL.xcert, { v: 3, type: 'xcert', session: s2, certificate: testCertificate(s.buyer, fromHex(s2, 32), s.proposal), from: h.peerId, to: m.peerId })
-    const claim = signAbort(m.signer, new Uint8Array(randomBytes(32)), null, { reason: 'malformed_message', accused: h.peerId, detail: 'framed', evidence: { kind: 'xcert', xcheck, xcert }, proven: 'signed as an accusation by M' })
+    const xcheckOf = (session: string) => signBody(h.signer, LABEL.xcheck, { v: 4, type: 'xcheck', session, proposal: toHex(s.proposal), confirm: '00'.repeat(32), from: h.peerId, to: m.peerId })
+    const xcheck1 = xcheckOf(s1)
+    const xcert = signBody(h.signer, LABEL.xcert, { v: 4, type: 'xcert', session: s2, xcheck: xcheckDigest(xcheckOf(s2)) as string, certificate: testCertificate(s.buyer, fromHex(s2, 32), s.proposal), from: h.peerId, to: m.peerId })
+    const claim = signAbort(m.signer, new Uint8Array(randomBytes(32)), null, { reason: 'malformed_message', accused: h.peerId, detail: 'framed', evidence: { kind: 'xcert', xcheck: xcheck1, xcert }, proven: 'signed as an accusation by M' })
     const report = verifyBundle(JSON.parse(JSON.stringify(makeBundle(claim))), { inspectCertificate: inspectTestCertificate })
     expect(report.verdict).not.toBe('proven')
     expect(['unproven', 'dispute']).toContain(report.verdict)
