@@ -26,6 +26,8 @@ export interface BuyerHooks extends NegotiationHooks {
   stallAt?: 'inclusion' | 'receipt'
   /** Raw frames sent to `provider` right after START (hostile-input tests, issue 16). */
   afterStart?(provider: string): Uint8Array[]
+  /** Check 7″ tests: the result sent to output recipients, instead of the one committed to. */
+  resultToRecipients?(result: BigUint64Array): BigUint64Array
   /** Abort the run once every REVEAL is in (the buyer then holds the result): masked-sum.md §9.2. */
   abortAfterReveal?: boolean
   /** Propose even when a relayed link's data limit is too small (src/agent/run.ts): the providers' own check then decides. */
@@ -201,7 +203,8 @@ export async function runBuyer(o: BuyerRunOptions): Promise<BuyerRunResult> {
       const ch = o.channels.get(p) as Channel
       const out = params.outputProviders.includes(p)
       await ctx.send(ch, encodeJson(MSG.receipt, out ? { ...receipt, r: toHex(r) } : receipt))
-      if (out) for (let off = 0, i = 0; off < data.length; off += CHUNK_ELEMS, i++) await ctx.send(ch, encodeChunk(i, off, data.subarray(off, off + CHUNK_ELEMS)))
+      const shown = out && hooks.resultToRecipients ? hooks.resultToRecipients(data.slice()) : data
+      if (out) for (let off = 0, i = 0; off < shown.length; off += CHUNK_ELEMS, i++) await ctx.send(ch, encodeChunk(i, off, shown.subarray(off, off + CHUNK_ELEMS)))
     }))
     emit({ type: 'phase', phase: 'confirm', state: 'done', at: Date.now() })
     await ctx.closeAll()

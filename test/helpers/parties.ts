@@ -105,6 +105,8 @@ export interface RunAllOptions {
   late?: { buyer?: number; peer?: (self: string, peer: string) => number; vector?: number }
   /** Called with every frame a provider sends to the buyer. */
   tapToBuyer?: (provider: string, frame: Uint8Array) => void
+  /** A provider's buyer stream replaced (check 2: a stranger's stream where the buyer's should be). */
+  buyerChannelFor?: (provider: string) => Channel | undefined
   /** Called with every frame the buyer sends to a provider. */
   tapFromBuyer?: (provider: string, frame: Uint8Array) => void
   /** Each provider's onReveal (masked-sum.md §9.2). */
@@ -151,7 +153,7 @@ export async function runAll(s: Setup, o: RunAllOptions): Promise<RunAllResult> 
     inspectCertificate: inspectTestCertificate,
     ephemeralPrivateKey: Uint8Array.from(s.ephemeral.get(p.peerId) as Uint8Array),
     vector: later((o.vectors[i] as BigUint64Array).slice(), late.vector),
-    buyer: later(o.tapToBuyer ? tapped(toBuyer.get(p.peerId) as Channel, (f) => o.tapToBuyer?.(p.peerId, f)) : toBuyer.get(p.peerId) as Channel, late.buyer),
+    buyer: later(o.buyerChannelFor?.(p.peerId) ?? (o.tapToBuyer ? tapped(toBuyer.get(p.peerId) as Channel, (f) => o.tapToBuyer?.(p.peerId, f)) : toBuyer.get(p.peerId) as Channel), late.buyer),
     peers: new Map([...(peers.get(p.peerId) as Map<string, Channel>)].map(([q, ch]) => [q, later(ch, late.peer?.(p.peerId, q))])),
     hooks: o.providerHooks?.get(p.peerId),
     onReveal: o.onReveal ? () => o.onReveal?.(p.peerId) : undefined

@@ -3,14 +3,15 @@
 import { describe, expect, it } from 'vitest'
 import { randomBytes } from 'node:crypto'
 import { ProtocolAbort } from '../../src/protocol/errors.ts'
-import { CANARIES, LABEL, MSG, signBody, xcheckDigest } from '../../src/protocol/masked-sum-messages.ts'
+import { CANARIES, LABEL, MSG, encodeJson, signBody, xcheckDigest } from '../../src/protocol/masked-sum-messages.ts'
 import { resultCommitment } from '../../src/protocol/masked-sum-provider.ts'
 import type { BuyerRunResult, BuyerState } from '../../src/protocol/masked-sum-buyer.ts'
 import type { InclusionBody } from '../../src/protocol/masked-sum-provider.ts'
 import { equalBytes, fromHex, toHex } from '../../src/crypto/bytes.ts'
 import { signAbort } from '../../src/protocol/abort.ts'
 import { makeBundle, verifyBundle, type BundleReport } from '../../src/protocol/evidence.ts'
-import { inspectTestCertificate, plainSum, randomVector, runAll, setup, testCertificate, type Party, type RunAllResult, type Setup } from '../helpers/parties.ts'
+import { inspectTestCertificate, makeParty, plainSum, randomVector, runAll, setup, testCertificate, type Party, type RunAllResult, type Setup } from '../helpers/parties.ts'
+import { memoryChannelPair } from '../../src/protocol/transport.ts'
 
 function abortOf(r: PromiseSettledResult<unknown>): ProtocolAbort {
   if (r.status !== 'rejected') throw new Error('expected the run to abort, it succeeded')
@@ -165,6 +166,20 @@ describe('masked sum: checks (one deviating party each)', () => {
       certificateFor: () => testCertificate(s.buyer, s.params.session, s.proposal)
     })
     expectDispute({ ...s, params: other }, res, 'wrong_session', s.buyer.peerId)
+  })
+
+  it('check 2: a START from a party that is not the buyer → wrong_role, a dispute with that party', async () => {
+    const s = await setup(3, 10, fast)
+    const victim = s.providers[0] as Party
+    const stranger = await makeParty()
+    const [victimEnd, strangerEnd] = memoryChannelPair(victim.peerId, stranger.peerId) // victimEnd.remote = stranger
+    await strangerEnd.send(encodeJson(MSG.start, signBody(stranger.signer, LABEL.start, { v: 4, type: 'start', session: toHex(s.params.session), from: stranger.peerId, to: victim.peerId })))
+    const res = await runAll(s, { vectors: s.providers.map(() => randomVector(10)), buyerChannelFor: (p) => (p === victim.peerId ? victimEnd : undefined) })
+    const raised = abortOf(res.providers[0] as PromiseSettledResult<unknown>)
+    expect(raised.reason).toBe('wrong_role')
+    expect(raised.accused).toBe(null)
+    expect(raised.info.disputants).toEqual([victim.peerId, stranger.peerId])
+    expect(res.buyer.status).toBe('rejected') // and the run ends for everyone
   })
 
   it('check 3: the buyer equivocates (two certificates for one proposal) → buyer_equivocation with both as evidence', async () => {
@@ -399,6 +414,23 @@ describe('masked sum: checks (one deviating party each)', () => {
       expect(res.buyer.status).toBe('rejected')
     })
   }
+
+  it('check 7″: an output recipient whose result does not open the buyer\'s signed commitment → inclusion_mismatch, a dispute with the buyer, no result kept', async () => {
+    const s = await setup(3, 100, fast)
+    const recipient = s.providers[1] as Party
+    s.params.outputProviders = [recipient.peerId]
+    const res = await runAll(s, {
+      vectors: s.providers.map(() => randomVector(100)),
+      buyerHooks: { resultToRecipients: (r) => { r[3] = (r[3] as bigint) + 1n; return r } }
+    })
+    const r = res.providers[1] as PromiseSettledResult<unknown>
+    const abort = abortOf(r)
+    expect(abort.reason).toBe('inclusion_mismatch')
+    expect(abort.accused).toBe(null) // showing the mismatch needs the result: not attributable
+    expect(abort.info.disputants).toEqual([recipient.peerId, s.buyer.peerId])
+    const report = verifyBundle(JSON.parse(JSON.stringify(makeBundle(signAbort(recipient.signer, s.params.session, null, abort.info)))), { inspectCertificate: inspectTestCertificate })
+    expect(report.verdict).toBe('dispute')
+  })
 
   it('check 8: a provider that goes silent mid-run is named (timeout)', async () => {
     const s = await setup(3, 100, { timeouts: { negotiate_s: 1, compute_s: 1, confirm_s: 1 } })
