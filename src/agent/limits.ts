@@ -19,11 +19,12 @@ export const MAX_REFUSALS_RECORDED_PER_PEER_PER_MINUTE = 20
  */
 export const MAX_EVIDENCE_FILES_PER_PEER_PER_HOUR = 20
 /**
- * Inbound masked-sum streams per peer per minute. A run takes one stream per pair of its parties (two with a
- * pre-opened one replaced), and a peer may propose at most MAX_PROPOSALS_PER_PEER_PER_MINUTE runs: 4× that.
- * Beyond it a stream is reset unread: each costs a yamux stream, protocol selection and a signed refusal.
+ * Inbound masked-sum streams per peer per minute. A co-provider opens one stream to us per run it shares with us
+ * (two when a pre-opened one is replaced), for runs of any buyer, and we take at most MAX_PROPOSALS_PER_MINUTE
+ * proposals in all: 4× that. Beyond it a stream is reset unread: each costs a yamux stream, protocol selection
+ * and a signed refusal.
  */
-export const MAX_MASKED_SUM_STREAMS_PER_PEER_PER_MINUTE = 120
+export const MAX_MASKED_SUM_STREAMS_PER_PEER_PER_MINUTE = 4 * MAX_PROPOSALS_PER_MINUTE
 /** How long an inbound masked-sum stream may take to send its first frame. */
 export const FIRST_FRAME_WAIT_MS = 30_000
 /** Added to negotiate_s: how long a stream for an accepted proposal waits for that proposal's certificate. */

@@ -238,7 +238,6 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
         else if ('conflict' in r) decision = { accept: false, reasons: [{ code: 'differencing', message: differencingMessage(r.conflict, policy.differencing_window_s, nameOf, vp.buyer) }] }
         else decision = { accept: false, reasons: [{ code: 'rate_limited', message: `this buyer already had ${r.runs} accepted runs in the last 24 h (limit ${policy.max_runs_per_buyer_per_day})` }] }
       }
-      if (decision.accept && signal.aborted) decision = ended() // the pin taken just now is released by the caller
       if (decision.accept && q.privacy && policy.privacy && source) {
         // privacy.md §8: the run's cost is reserved durably (fsync) before ACCEPT leaves, atomically with other runs
         const rho = rhoForEpsilonDelta(q.privacy.epsilon, q.privacy.delta)
@@ -252,6 +251,9 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
           decision = { accept: false, reasons: [{ code: 'privacy_budget', message: res.message }] }
         }
       }
+      // ended while the reservation was written: the caller has released the pin and the reservation (pinned,
+      // reserved); recorded as what it is, not as an acceptance nobody received
+      if (decision.accept && signal.aborted) decision = ended()
     }
     audit.append('decision', { proposal: digest, data: decision })
     emit({ v: 1, type: 'decision', provider: self, decision: decision.accept ? 'accept' : 'reject', reasons: decision.reasons.map((r) => r.message) })
@@ -422,8 +424,9 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
       const original = originalAborter(info, self)
       const relayedBy = info.by && info.by !== original ? ` (as relayed by ${nameOf(info.by)})` : ''
       const release = revealed ? { after_reveal: true, note: `result may have been released, then aborted by ${nameOf(original)}${relayedBy}` } : {}
-      // one bundle per abort, at most MAX_EVIDENCE_FILES_PER_PEER_PER_HOUR per buyer (limits.ts says why)
-      const keep = evidenceRate.take(channel.remote)
+      // one bundle per abort, at most MAX_EVIDENCE_FILES_PER_PEER_PER_HOUR per buyer (limits.ts says why), counted
+      // apart for proven accusations: cheap failures cannot use up the room for proof of a real fault
+      const keep = evidenceRate.take(`${info.proven ? 'proven' : 'other'}:${channel.remote}`)
       const bundle = keep ? saveEvidence(paths.dir, identity.signer, session ?? proposalHex, info, o.log) : null
       const dropped = keep ? {} : { evidence_not_kept: `more than ${MAX_EVIDENCE_FILES_PER_PEER_PER_HOUR} evidence bundles for runs of ${channel.remote} in the last hour` }
       record('abort', { session: session ?? undefined, proposal: proposalHex ?? undefined, data: { ...auditedAbort(info), ...release, ...(bundle ? { evidence_file: bundle } : {}), ...dropped } })
@@ -622,12 +625,12 @@ function silentPeers(info: AbortInfo, self: string): string[] {
   return [...out]
 }
 
-/** Who started an abort: the original sender when `info` relays another party's signed abort (its cause). */
 /** The failure of the negotiation a stream's run would have come from, restated for that stream: nobody accused. */
 function negotiationFailed(info: AbortInfo): AbortInfo {
   return { reason: info.reason, accused: null, detail: safeText(`the negotiation of this run's proposal failed here: ${info.detail}`) }
 }
 
+/** Who started an abort: the original sender when `info` relays another party's signed abort (its cause). */
 function originalAborter(info: AbortInfo, self: string): string {
   const c = info.cause
   return typeof c === 'object' && c !== null && typeof (c as { by?: unknown }).by === 'string' ? (c as { by: string }).by : info.by ?? self

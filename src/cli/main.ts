@@ -251,7 +251,7 @@ export async function main(argv: string[], hooks: MainHooks = {}): Promise<numbe
       const { home, out } = ctx(cmd)
       ;(await auditCmd()).auditList(home, out)
     }), ['mpc-agent --home ~/alpha audit', 'mpc-agent --home ~/alpha audit show 12', 'mpc-agent --home ~/alpha audit verify'])
-  examples(audit.command('show <seq>').description('one audit entry in full (data and evidence), peers named')
+  examples(audit.command('show <seq>').description('one audit entry in full (an abort\'s evidence as kind, size and hash: the bundle file it names holds it), peers named')
     .action(async (seq: string, _o: unknown, cmd: Command) => {
       const { home, out } = ctx(cmd)
       ;(await auditCmd()).auditShow(home, seq, out)

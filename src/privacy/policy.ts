@@ -41,7 +41,7 @@ export function evaluatePrivacy(query: QueryPrivacy | undefined, policy: PolicyP
     return policy.required ? [{ code: 'privacy_required', message: `dataset ${dataset} is only served with a privacy section (epsilon, delta, unit)` }] : []
   }
   const out: PrivacyReason[] = []
-  const unit = policy.units[dataset]
+  const unit = Object.hasOwn(policy.units, dataset) ? policy.units[dataset] : undefined
   if (unit === undefined) out.push({ code: 'privacy_unit', message: `no privacy unit is configured for dataset ${dataset}` })
   else if (!sameUnit(unit, query.unit)) out.push({ code: 'privacy_unit', message: `the query's privacy unit ${show(query.unit)} differs from this dataset's ${show(unit)}` })
   if (!(query.epsilon <= policy.maxEpsilonPerQuery)) out.push({ code: 'privacy_epsilon', message: `epsilon ${query.epsilon} exceeds this provider's max_epsilon_per_query ${policy.maxEpsilonPerQuery}` })

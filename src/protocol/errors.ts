@@ -6,7 +6,7 @@ export type AbortReason =
   | 'not_participant' // check 2: sender is not a participant
   | 'wrong_role' // check 2: message from the wrong role
   | 'buyer_equivocation' // check 3: providers hold different buyer-signed certificates
-  | 'bad_vector' // check 4: length, chunking, duplicate / out-of-order chunk, oversize frame
+  | 'bad_vector' // check 4: length, chunking, duplicate / out-of-order chunk, DONE not matching the stream
   | 'key_confirmation_failed' // check 5
   | 'canary_nonzero' // check 6 (unattributable)
   | 'implausible_result' // check 6 (unattributable)

@@ -100,10 +100,6 @@ export function verifyBody(peer: string, label: string, body: object, sig: strin
   }
 }
 
-/**
- * A signed message from `from` to `to` in `session` (§5): sender, recipient and session fields match
- * and the signature verifies under `label`. `sender` names the field that holds the sender.
- */
 /** The digest an XCERT names its XCHECK by: the XCHECK's signed statement digest, hex (null if it cannot be computed). */
 export function xcheckDigest(m: object): string | null {
   const { sig: _sig, ...body } = m as Record<string, unknown>
@@ -114,6 +110,10 @@ export function xcheckDigest(m: object): string | null {
   }
 }
 
+/**
+ * A signed message from `from` to `to` in `session` (§5): sender, recipient and session fields match
+ * and the signature verifies under `label`. `sender` names the field that holds the sender.
+ */
 export function signedBy(m: object, label: string, from: string, to: string, session: string, sender: 'from' | 'provider' = 'from'): boolean {
   const { sig, ...body } = m as Record<string, unknown>
   return body[sender] === from && body.to === to && body.session === session && typeof sig === 'string' && verifyBody(from, label, body, sig)

@@ -95,10 +95,10 @@ export function createProposal(signer: Signer, query: Query, opts: { now: number
 
 type Arrived = Answer & { order: number }
 
-/** Test-only deviations of a negotiating buyer (test/helpers/deviant.ts). */
 /** A provider's reasons as this buyer shows and records them: its free text on one safe line (no control or bidi characters). */
 const shownReasons = (reasons: readonly Reason[]): Reason[] => reasons.map((r) => ({ code: safeText(r.code, 64), message: safeText(r.message) }))
 
+/** Test-only deviations of a negotiating buyer (test/helpers/deviant.ts). */
 export interface NegotiationHooks {
   /** Send the certificate to this provider? (false: withhold it, the framing attempt of issue 16) */
   sendCertificate?(provider: string): boolean

@@ -11,6 +11,7 @@ import { isCircuit, keepReservations, linkTo, relayOfAddr } from '../../net/rela
 import { checkReach, describeReach, type ReachReport } from '../../reach/client.ts'
 import { MAX_ADDRS, tcpTarget } from '../../reach/protocol.ts'
 import { startServices, type ServeHooks } from '../../agent/serve.ts'
+import { auditedAbort } from '../../agent/evidence-files.ts'
 import { JsonLog } from '../../agent/log.ts'
 import { interactive, type Output } from '../output.ts'
 
@@ -79,7 +80,8 @@ async function serveUntil(agent: ReturnType<typeof openAgent>, node: Awaited<Ret
   const services = await startServices(agent, node, {
     emit: (e) => {
       out.event(e)
-      if (e.type === 'abort' || e.type === 'decision') log.write(e.type === 'abort' ? 'warn' : 'info', e.type, { event: e })
+      // an abort's evidence (up to 1 MiB of a peer's messages) is kept once, in its bundle file: the log gets a summary
+      if (e.type === 'abort' || e.type === 'decision') log.write(e.type === 'abort' ? 'warn' : 'info', e.type, { event: e.type === 'abort' ? { ...e, abort: auditedAbort(e.abort) } : e })
     },
     log: (line) => {
       out.log(line)
