@@ -13,7 +13,7 @@ import { PrivacyLedger, StoreLedger, budgetPolicy, ledgerSource } from './privac
 import { rhoForEpsilonDelta } from '../privacy/accounting.ts'
 import { ApprovalQueue, startControlServer } from './control.ts'
 import { preopen, type PreOpened } from './preopen.ts'
-import { RunRegistry, deferred, routeHead as peek, type AcceptedProposal, type ProviderRun, type RouteHead } from './sessions.ts'
+import { RunRegistry, deferred, peersToHangUp, routeHead as peek, type AcceptedProposal, type ProviderRun, type RouteHead } from './sessions.ts'
 import {
   FIRST_FRAME_WAIT_MS, LATE_CERTIFICATE_MARGIN_MS, LATE_CERTIFICATE_WAIT_MS, MAX_CONCURRENT_RUNS, MAX_PROPOSALS_PER_MINUTE, MAX_PROPOSALS_PER_PEER_PER_MINUTE,
   MAX_REFUSALS_RECORDED_PER_PEER_PER_MINUTE, MAX_EVIDENCE_FILES_PER_PEER_PER_HOUR, MAX_MASKED_SUM_STREAMS_PER_PEER_PER_MINUTE, MAX_RUNS_PER_PEER, RateLimiter, SlotPool
@@ -444,14 +444,7 @@ export async function startServices(agent: Agent, node: AgentNode, o: ServeOptio
       // Only after a certificate and only for the run's own parties: a negotiation stream closed early (a probe,
       // a flood) hangs up nothing.
       if (run) {
-        const parties = new Set([run.buyer, ...run.providers])
-        for (const peer of silentPeers(info, self)) {
-          if (!parties.has(peer) || registry.involves(peer, run.session)) continue
-          // nor a peer with a negotiation of its own in flight here (this run holds one slot of its buyer): the
-          // silence may be only a co-provider's unverified claim in the cause we relay
-          if (slots.heldBy(peer) > (peer === run.buyer ? 1 : 0)) continue
-          void node.hangUp(peerIdFromString(peer)).catch(() => {})
-        }
+        for (const peer of peersToHangUp(info, self, run, registry, (p) => slots.heldBy(p))) void node.hangUp(peerIdFromString(peer)).catch(() => {})
       }
       if (run) {
         // streams of this run still to come are answered with its signed abort (router below), not
@@ -612,18 +605,6 @@ function noCertificateNotice(head: { kind: 'start' | 'xcheck'; session: string }
   }
 }
 
-/** The peers an abort says did not answer (reason timeout / unreachable), in it or in the abort it relays; never self. */
-function silentPeers(info: AbortInfo, self: string): string[] {
-  const out = new Set<string>()
-  for (const a of [info, info.cause]) {
-    if (typeof a !== 'object' || a === null) continue
-    const { reason, accused, disputants } = a as { reason?: unknown; accused?: unknown; disputants?: unknown }
-    if (reason !== 'timeout' && reason !== 'unreachable') continue
-    const peer = typeof accused === 'string' ? accused : Array.isArray(disputants) && typeof disputants[1] === 'string' ? disputants[1] : null
-    if (peer && peer !== self) out.add(peer)
-  }
-  return [...out]
-}
 
 /** The failure of the negotiation a stream's run would have come from, restated for that stream: nobody accused. */
 function negotiationFailed(info: AbortInfo): AbortInfo {

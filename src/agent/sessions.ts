@@ -172,3 +172,29 @@ export function routeHead(first: Uint8Array): RouteHead | null {
   if (!isHexOf(m.proposal, 32)) return null
   return { kind: 'xcheck', session: m.session, proposal: m.proposal }
 }
+
+/** The peers an abort says did not answer (reason timeout / unreachable), in it or in the abort it relays; never self. */
+export function silentPeers(info: AbortInfo, self: string): string[] {
+  const out = new Set<string>()
+  for (const a of [info, info.cause]) {
+    if (typeof a !== 'object' || a === null) continue
+    const { reason, accused, disputants } = a as { reason?: unknown; accused?: unknown; disputants?: unknown }
+    if (reason !== 'timeout' && reason !== 'unreachable') continue
+    const peer = typeof accused === 'string' ? accused : Array.isArray(disputants) && typeof disputants[1] === 'string' ? disputants[1] : null
+    if (peer && peer !== self) out.add(peer)
+  }
+  return [...out]
+}
+
+/**
+ * Whom serve hangs up on after a certified run `run` aborted with `info` (README "serve in the background"):
+ * a party of the run named silent, unless another live run or accepted proposal involves it, or it has a
+ * negotiation of its own in flight here (`heldBy`: its run slots; the run itself holds one of its buyer's).
+ * The silence may be only a co-provider's unverified claim in a relayed cause, so nothing else is cut.
+ */
+export function peersToHangUp(info: AbortInfo, self: string, run: Pick<ProviderRun, 'session' | 'buyer' | 'providers'>, registry: RunRegistry, heldBy: (peer: string) => number): string[] {
+  const parties = new Set([run.buyer, ...run.providers])
+  return silentPeers(info, self).filter((peer) =>
+    parties.has(peer) && !registry.involves(peer, run.session) && heldBy(peer) <= (peer === run.buyer ? 1 : 0))
+}
+

@@ -1,7 +1,7 @@
 // Routing of inbound masked-sum streams (masked-sum.md §5.1, issue 14 §5): which streams may wait
 // for a certificate, and the bounded parse of their first frame.
 import { describe, expect, it } from 'vitest'
-import { deferred, RunRegistry, routeHead, type ProviderRun } from '../../src/agent/sessions.ts'
+import { deferred, peersToHangUp, RunRegistry, routeHead, type ProviderRun } from '../../src/agent/sessions.ts'
 import type { Channel } from '../../src/protocol/transport.ts'
 import { MSG } from '../../src/protocol/masked-sum-messages.ts'
 
@@ -71,3 +71,33 @@ describe('stream routing', () => {
     ]) expect(routeHead(bad)).toBeNull()
   })
 })
+
+describe('whom serve hangs up on after a certified run aborted', () => {
+  const run = { session: 's1', buyer: 'B', providers: ['H', 'P1', 'P2'] }
+  const silent = (peer: string, relayedBy?: string) => (relayedBy
+    ? { reason: 'peer_abort' as const, accused: null, by: relayedBy, detail: 'x', cause: { reason: 'timeout', accused: null, disputants: [relayedBy, peer], by: relayedBy } }
+    : { reason: 'timeout' as const, accused: null, disputants: [run.providers[0], peer] as [string, string], detail: 'x' })
+  const none = (): number => 0
+
+  it('a party named silent, in our abort or in the cause we relay; never ourselves or a non-party', () => {
+    const r = new RunRegistry()
+    expect(peersToHangUp(silent('P1'), 'H', run, r, none)).toEqual(['P1'])
+    expect(peersToHangUp(silent('P2', 'P1'), 'H', run, r, none)).toEqual(['P2'])
+    expect(peersToHangUp(silent('M'), 'H', run, r, none)).toEqual([]) // not a party of the run
+    expect(peersToHangUp(silent('H', 'P1'), 'H', run, r, none)).toEqual([]) // ourselves
+    expect(peersToHangUp({ reason: 'bad_vector', accused: null, disputants: ['H', 'P1'], detail: 'x' }, 'H', run, r, none)).toEqual([]) // not a silence
+  })
+
+  it('not a peer another live run or accepted proposal involves, nor one with a negotiation of its own in flight here', () => {
+    const r = new RunRegistry()
+    r.expect({ proposal: 'aa'.repeat(32), buyer: 'C', providers: ['H', 'P1'], until: Date.now() + 60_000 })
+    expect(peersToHangUp(silent('P1'), 'H', run, r, none)).toEqual([]) // P1 is in an accepted proposal
+    const r2 = new RunRegistry()
+    // P2 proposes a run of its own to us (a slot held): a co-provider's claim that it went silent cuts nothing
+    expect(peersToHangUp(silent('P2', 'P1'), 'H', run, r2, (p) => (p === 'P2' ? 1 : 0))).toEqual([])
+    // the run's buyer holds one slot for this very run: that alone does not protect it, a second one does
+    expect(peersToHangUp(silent('B'), 'H', run, r2, (p) => (p === 'B' ? 1 : 0))).toEqual(['B'])
+    expect(peersToHangUp(silent('B'), 'H', run, r2, (p) => (p === 'B' ? 2 : 0))).toEqual([])
+  })
+})
+
