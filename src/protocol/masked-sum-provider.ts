@@ -288,11 +288,12 @@ async function crossCheck(ctx: RunContext, o: ProviderRunOptions, ch: Channel, p
   if (hooks.confirmTag) tag = hooks.confirmTag(tag, peer)
   const forged = hooks.forgeXcheck
   const body: XcheckBody = { v: 4, type: 'xcheck', session: forged ? toHex(forged.session) : sessionHex, proposal: toHex(o.proposalDigest), confirm: toHex(tag), from: self, to: peer }
-  const mine = xcheckDigest(body) as string // our XCERT names it (4.0.0)
+  // our XCERT names this XCHECK (4.0.0); computed only when an XCERT is sent, never in the common case
+  const mine = (): string => xcheckDigest(body) as string
   if (hooks.stallAt !== 'xcheck') {
     await ctx.send(ch, encodeJson(MSG.xcheck, signBody(signer, LABEL.xcheck, body)))
     if (forged && !forged.omitXcert) {
-      const xbody: XcertBody = { v: 4, type: 'xcert', session: toHex(forged.xcertSession ?? forged.session), xcheck: forged.xcheckDigest ?? mine, certificate: forged.certificate, from: self, to: peer }
+      const xbody: XcertBody = { v: 4, type: 'xcert', session: toHex(forged.xcertSession ?? forged.session), xcheck: forged.xcheckDigest ?? mine(), certificate: forged.certificate, from: self, to: peer }
       await ctx.send(ch, encodeJson(MSG.xcert, signBody(signer, LABEL.xcert, xbody)))
     }
   }
@@ -304,7 +305,7 @@ async function crossCheck(ctx: RunContext, o: ProviderRunOptions, ch: Channel, p
   if (m.session !== sessionHex) {
     // the sessions differ, so the peer sees the mismatch too: each side shows its certificate (XCERT,
     // §5.1), the evidence for check 3. Certificates travel only here, never in the common case.
-    const xbody: XcertBody = { v: 4, type: 'xcert', session: sessionHex, xcheck: mine, certificate: o.certificate, from: self, to: peer }
+    const xbody: XcertBody = { v: 4, type: 'xcert', session: sessionHex, xcheck: mine(), certificate: o.certificate, from: self, to: peer }
     await ctx.send(ch, encodeJson(MSG.xcert, signBody(signer, LABEL.xcert, xbody)))
     const c = decodeJson<XcertMsg>(await ctx.next(ch, waitMs, 'XCERT'), MSG.xcert, peer, shapes.xcert)
     if (c.type !== 'xcert' || !signedBy(c, LABEL.xcert, peer, self, c.session)) throw new ProtocolAbort({ reason: 'bad_signature', accused: peer, detail: `${peer}'s XCERT is not signed by it and addressed to us` })
